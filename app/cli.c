@@ -1,0 +1,141 @@
+#include <stdio.h>
+#include "cli.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cli_usage(FILE *f) {
+    fputs(
+"usage: cascade-read [OPTIONS] --model MODEL.gguf MODE\n"
+"Read documents far longer than a model's context through a cascading KV cache.\n"
+"\n"
+"Modes:\n"
+"  --generate PROMPT      write the model's continuation of PROMPT (\"\" = BOS alone)\n"
+"  --perplexity FILE      stream FILE through the cache; print tokens and perplexity\n"
+"  --tokenize TEXT        print the token ids of TEXT (no BOS), space separated\n"
+"  --detokenize \"ID ...\"  print the text of the token ids\n"
+"  --info                 print the model's hyper-parameters and cache defaults\n"
+"\n"
+"Model and device:\n"
+"  -m, --model FILE       GGUF model (llama or qwen2 architecture)\n"
+"  --tokenizer FILE       sentencepiece tokenizer.model instead of the GGUF vocabulary\n"
+"  --device cpu|cuda|auto where to run (default auto: the GPU when present)\n"
+"  -t, --threads N        CPU threads (default: all cores)\n"
+"\n"
+"Cascading cache (defaults depend on the model's context length, see --info):\n"
+"  --policy cascade|sink|full   eviction policy (default cascade)\n"
+"  --cache N              cache slots, not counting sinks\n"
+"  --cascades C           sub-caches (N must be a multiple of C)\n"
+"  --sinks S              sink tokens kept forever\n"
+"  --stride L             prefill chunk length\n"
+"  --beta B               EMA decay of attention scores (default 0.9999999)\n"
+"\n"
+"Sampling:\n"
+"  -n N                   tokens to generate (default 256)\n"
+"  --temp T               temperature, 0 = greedy (default 0)\n"
+"  --top-k K              (default 40)      --top-p P    (default 0.95)\n"
+"  --min-p P              (default 0.05)    --repeat-penalty R (default 1.0)\n"
+"  --seed S               RNG seed (default 1)\n"
+"\n"
+"Output:\n"
+"  -v, --verbose          timings (prefill and decode tokens/s) on stderr\n"
+"  -q, --quiet            no progress on stderr\n"
+"  -h, --help             this help      --version   the version\n"
+"\n"
+"Exit status: 0 ok, 1 bad input, 2 usage, 3 model or device error, 130 interrupted.\n",
+        f);
+}
+
+static int bad(const char *msg, const char *arg) {
+    fprintf(stderr, "cascade-read: %s%s%s (see --help)\n", msg, arg ? ": " : "", arg ? arg : "");
+    return CR_EXIT_USAGE;
+}
+
+static int parse_int(const char *s, long lo, long hi, int *out) {
+    char *e; errno = 0;
+    long v = strtol(s, &e, 10);
+    if (errno || e == s || *e || v < lo || v > hi) return -1;
+    *out = (int)v; return 0;
+}
+static int parse_dbl(const char *s, double lo, double hi, double *out) {
+    char *e; errno = 0;
+    double v = strtod(s, &e);
+    if (errno || e == s || *e || !(v >= lo && v <= hi)) return -1;
+    *out = v; return 0;
+}
+
+int cli_parse(cr_opts *o, int argc, char **argv) {
+    memset(o, 0, sizeof *o);
+    o->n_predict = 256; o->device = "auto";
+    o->policy = -1; o->cache_n = o->cascades = o->sinks = o->stride = -1; o->beta = -1;
+    sampler_cfg_default(&o->samp);
+    o->samp.temp = 0; o->samp.seed = 1;
+    o->inputs = calloc((size_t)argc + 1, sizeof *o->inputs);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED() do { if (!v) return bad("missing value for", a); i++; } while (0)
+#define IS(x) (strcmp(a, x) == 0)
+        double d; int n;
+        if (IS("-h") || IS("--help")) { cli_usage(stdout); return -1; }
+        else if (IS("--version")) { printf("cascade-read %s\n", CR_VERSION); return -1; }
+        else if (IS("-m") || IS("--model")) { NEED(); o->model = v; }
+        else if (IS("--tokenizer")) { NEED(); o->tokenizer = v; }
+        else if (IS("--device")) { NEED(); if (strcmp(v, "cpu") && strcmp(v, "cuda") && strcmp(v, "auto")) return bad("--device must be cpu, cuda or auto", v); o->device = v; }
+        else if (IS("-t") || IS("--threads")) { NEED(); if (parse_int(v, 1, 1024, &o->threads)) return bad("invalid --threads", v); }
+        else if (IS("--generate")) { NEED(); o->mode = MODE_GENERATE; o->prompt = v; }
+        else if (IS("--perplexity")) { NEED(); o->mode = MODE_PERPLEXITY; o->ppl_file = v; }
+        else if (IS("--tokenize")) { NEED(); o->mode = MODE_TOKENIZE; o->text = v; }
+        else if (IS("--detokenize")) { NEED(); o->mode = MODE_DETOKENIZE; o->text = v; }
+        else if (IS("--info")) o->mode = MODE_INFO;
+        else if (IS("-n")) { NEED(); if (parse_int(v, 0, 1 << 30, &o->n_predict)) return bad("invalid -n", v); }
+        else if (IS("--temp")) { NEED(); if (parse_dbl(v, 0, 100, &d)) return bad("invalid --temp", v); o->samp.temp = (float)d; }
+        else if (IS("--top-k")) { NEED(); if (parse_int(v, 0, 1 << 30, &o->samp.top_k)) return bad("invalid --top-k", v); }
+        else if (IS("--top-p")) { NEED(); if (parse_dbl(v, 0, 1, &d)) return bad("invalid --top-p", v); o->samp.top_p = (float)d; }
+        else if (IS("--min-p")) { NEED(); if (parse_dbl(v, 0, 1, &d)) return bad("invalid --min-p", v); o->samp.min_p = (float)d; }
+        else if (IS("--repeat-penalty")) { NEED(); if (parse_dbl(v, 0.01, 100, &d)) return bad("invalid --repeat-penalty", v); o->samp.rep_penalty = (float)d; }
+        else if (IS("--seed")) { NEED(); char *e; errno = 0; unsigned long long s = strtoull(v, &e, 10); if (errno || *e || e == v) return bad("invalid --seed", v); o->samp.seed = s; }
+        else if (IS("--policy")) { NEED(); o->policy = cascade_policy_parse(v); if (o->policy < 0) return bad("--policy must be cascade, sink or full", v); }
+        else if (IS("--cache")) { NEED(); if (parse_int(v, 1, 1 << 28, &o->cache_n)) return bad("invalid --cache", v); }
+        else if (IS("--cascades")) { NEED(); if (parse_int(v, 1, CR_MAX_CASCADES, &o->cascades)) return bad("invalid --cascades", v); }
+        else if (IS("--sinks")) { NEED(); if (parse_int(v, 0, 1 << 20, &o->sinks)) return bad("invalid --sinks", v); }
+        else if (IS("--stride")) { NEED(); if (parse_int(v, 1, 1 << 20, &o->stride)) return bad("invalid --stride", v); }
+        else if (IS("--beta")) { NEED(); if (parse_dbl(v, 1e-9, 1, &o->beta)) return bad("invalid --beta (0 < B <= 1)", v); }
+        else if (IS("-v") || IS("--verbose")) o->verbose = 1;
+        else if (IS("-q") || IS("--quiet")) o->quiet = 1;
+        else if (a[0] == '-' && a[1]) return bad("unknown option", a);
+        else o->inputs[o->n_inputs++] = a;
+#undef NEED
+#undef IS
+    }
+    if (o->mode == MODE_NONE) return bad("no mode given (e.g. --generate PROMPT)", NULL);
+    if (!o->model) return bad("--model is required", NULL);
+    return 0;
+}
+
+static int floor_pow2(int x) { int p = 1; while (p * 2 <= x) p *= 2; return p; }
+
+int cli_cache_cfg(const cr_opts *o, int n_ctx, cascade_cfg *cfg, int *stride, char *err, size_t errlen) {
+    cascade_cfg_default(cfg);
+    cfg->policy = o->policy >= 0 ? o->policy : CR_POLICY_CASCADE;
+    if (n_ctx < 64) n_ctx = 64;
+    /* defaults: S = 64 for long-context models (4 below 8K), L = ctx/8 (at most 4096),
+     * N = the largest power of two with S + N + L <= ctx (at most 65536), C = 8 when
+     * N >= 16384 else 4; `full` holds the whole context (N = ctx - S). */
+    int S = o->sinks >= 0 ? o->sinks : (n_ctx >= 8192 ? 64 : 4);
+    int L = o->stride > 0 ? o->stride : floor_pow2(n_ctx / 8 < 4096 ? n_ctx / 8 : 4096);
+    int N;
+    if (o->cache_n > 0) N = o->cache_n;
+    else if (cfg->policy == CR_POLICY_FULL) N = n_ctx - S;
+    else { int room = n_ctx - S - L; N = floor_pow2(room > 8 ? room : 8); if (N > 65536) N = 65536; }
+    int C = o->cascades > 0 ? o->cascades : (N >= 16384 ? 8 : 4);
+    if (cfg->policy != CR_POLICY_CASCADE) C = 1;
+    if (cfg->policy == CR_POLICY_CASCADE && o->cascades <= 0) while (C > 1 && N % C) C /= 2;
+    if (cfg->policy == CR_POLICY_FULL && S + N > n_ctx && o->cache_n > 0)
+        fprintf(stderr, "cascade-read: warning: --cache %d with the full policy exceeds the model's context (%d)\n", N, n_ctx);
+    cfg->S = S; cfg->N = N; cfg->C = C;
+    if (o->beta > 0) cfg->beta = o->beta;
+    *stride = L;
+    cascade_ctrl c;
+    return cascade_ctrl_init(&c, cfg, err, errlen);
+}

@@ -1,0 +1,35 @@
+/* Command-line options of cascade-read (parsed once in main). */
+#ifndef CR_CLI_H
+#define CR_CLI_H
+#include <stdio.h>
+#include "cascade.h"
+#include "sampler.h"
+
+enum cr_exit { CR_EXIT_OK = 0, CR_EXIT_INPUT = 1, CR_EXIT_USAGE = 2, CR_EXIT_MODEL = 3, CR_EXIT_INTR = 130 };
+
+enum cr_mode { MODE_NONE, MODE_GENERATE, MODE_PERPLEXITY, MODE_TOKENIZE, MODE_DETOKENIZE, MODE_EXTRACT, MODE_INFO };
+
+typedef struct {
+    int mode;
+    const char *model, *tokenizer, *device;
+    const char *prompt;          /* --generate */
+    const char *text;            /* --tokenize / --detokenize argument */
+    const char *ppl_file;        /* --perplexity */
+    int n_predict;
+    int threads;
+    int verbose, quiet, json, map, no_strip;
+    sampler_cfg samp;
+    /* cache: -1 = model default */
+    int policy, cache_n, cascades, sinks, stride;
+    double beta;
+    const char **inputs; int n_inputs;
+} cr_opts;
+
+/* Parse argv. Returns 0 to continue, or an exit code (help/version print and
+ * return CR_EXIT_OK; bad usage prints one line and returns CR_EXIT_USAGE). */
+int cli_parse(cr_opts *o, int argc, char **argv);
+void cli_usage(FILE *f);
+/* Cache configuration for a model with trained context n_ctx, from the
+ * options and the documented defaults; *stride gets the chunk length. */
+int cli_cache_cfg(const cr_opts *o, int n_ctx, cascade_cfg *cfg, int *stride, char *err, size_t errlen);
+#endif

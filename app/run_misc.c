@@ -1,0 +1,80 @@
+/* --perplexity, --tokenize / --detokenize, --info. */
+#include "run.h"
+#include "session.h"
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int run_tokenize(const cr_opts *o) {
+    char err[1024];
+    int r = o->mode == MODE_TOKENIZE ? tok_cli_tokenize(o->model, o->tokenizer, o->text, stdout, err, sizeof err)
+                                     : tok_cli_detokenize(o->model, o->tokenizer, o->text, stdout, err, sizeof err);
+    if (r) { fprintf(stderr, "cascade-read: %s\n", err); return CR_EXIT_INPUT; }
+    return 0;
+}
+
+int run_info(const cr_opts *o) {
+    cr_session s;
+    int r = session_open(&s, o, 1);
+    if (r) return r;
+    const hparams *hp = &s.model.hp;
+    const cascade_cfg *c = &s.st.ctrl.cfg;
+    printf("model\t%s\narch\t%s\nlayers\t%d\ndim\t%d\nheads\t%d\nkv_heads\t%d\nhead_dim\t%d\nffn\t%d\nvocab\t%d\ncontext\t%d\n"
+           "rope_base\t%g\nrope_dim\t%d\nweights_bytes\t%zu\npolicy\t%s\nsinks\t%d\ncache\t%d\ncascades\t%d\nstride\t%d\nbeta\t%.9g\ncache_bytes\t%zu\n",
+           s.model.name, hp->arch == CR_ARCH_QWEN2 ? "qwen2" : "llama", hp->n_layer, hp->dim, hp->n_head, hp->n_kv,
+           hp->head_dim, hp->ffn, hp->n_vocab, hp->n_ctx, hp->rope_base, hp->rope_dim, s.model.weight_bytes,
+           cascade_policy_name(c->policy), c->S, c->N, c->C, s.stride, c->beta, s.st.cache_bytes);
+    session_close(&s);
+    return 0;
+}
+
+/* Streams the file through the cache in strides; token j predicts token j+1. */
+int run_perplexity(const cr_opts *o) {
+    cr_session s;
+    int r = session_open(&s, o, 1);
+    if (r) return r;
+    char err[512];
+    FILE *f = fopen(o->ppl_file, "rb");
+    if (!f) { fprintf(stderr, "cascade-read: %s: %s\n", o->ppl_file, strerror(errno)); session_close(&s); return CR_EXIT_INPUT; }
+    size_t bufsz = 1 << 20;
+    char *buf = malloc(bufsz + 1);
+    size_t have = 0;
+    int32_t *ids = NULL; size_t n = 0, cap = 0;
+    float *nll = malloc(sizeof(float) * (size_t)s.stride);
+    cap = 1024; ids = malloc(cap * sizeof *ids);
+    ids[n++] = tok_bos(s.tok);
+    double total = 0; int64_t counted = 0;
+    int eof = 0;
+    double t0 = now_sec();
+    while (!eof || n > 1) {
+        if (!eof && n < (size_t)s.stride + 1) {
+            size_t got = fread(buf + have, 1, bufsz - have, f);
+            have += got;
+            if (got == 0) eof = 1;
+            size_t cut = have;
+            if (!eof) { while (cut > 0 && buf[cut - 1] != '\n') cut--; if (cut == 0) cut = have; }
+            if (cut > 0 && tok_encode(s.tok, buf, cut, &ids, &n, &cap)) { fprintf(stderr, "cascade-read: %s: cannot tokenize\n", o->ppl_file); r = CR_EXIT_INPUT; break; }
+            memmove(buf, buf + cut, have - cut); have -= cut;
+            continue;
+        }
+        int L = n - 1 < (size_t)s.stride ? (int)(n - 1) : s.stride;
+        if (L <= 0) break;
+        if (forward(&s.st, ids, L, CR_OUT_NLL, ids + 1, nll, err, sizeof err)) { fprintf(stderr, "cascade-read: %s\n", err); r = CR_EXIT_INPUT; break; }
+        for (int j = 0; j < L; j++) total += nll[j];
+        counted += L;
+        memmove(ids, ids + L, (n - (size_t)L) * sizeof *ids); n -= (size_t)L;
+        if (!o->quiet && isatty(2)) fprintf(stderr, "\r%lld tokens, ppl %.4f", (long long)counted, exp(total / counted));
+    }
+    if (!o->quiet && isatty(2)) fputc('\n', stderr);
+    double dt = now_sec() - t0;
+    if (!r) {
+        printf("tokens\t%lld\nperplexity\t%.6f\n", (long long)counted, counted ? exp(total / counted) : NAN);
+        if (o->verbose) fprintf(stderr, "%.1f tokens/s\n", counted / (dt > 0 ? dt : 1e-9));
+    }
+    fclose(f); free(buf); free(ids); free(nll);
+    session_close(&s);
+    return r;
+}

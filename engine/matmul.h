@@ -1,0 +1,16 @@
+/* CPU matrix multiply against weights in their stored format:
+ * y[T][W.rows] = x[T][W.cols] . W^T, parallel over weight rows. */
+#ifndef CR_MATMUL_H
+#define CR_MATMUL_H
+#include "model.h"
+#include "quant.h"
+#include "threadpool.h"
+
+/* xq: scratch of at least T * W.cols / 32 q8 blocks (used for quantized W). */
+void matmul(threadpool *tp, const wmat *W, const float *x, int T, float *y, q8_block *xq);
+/* Same with activations already quantized (several matrices sharing one input). */
+void matmul_q8(threadpool *tp, const wmat *W, const float *x, const q8_block *xq, int T, float *y);
+void quantize_rows(threadpool *tp, const float *x, int T, int64_t n, q8_block *xq);
+/* Row r of W as floats. */
+void wmat_row(const wmat *W, int64_t r, float *dst);
+#endif

@@ -1,0 +1,109 @@
+#include "threadpool.h"
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+struct threadpool {
+    int n;                       /* threads including the caller */
+    pthread_t *th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_int gen;              /* job generation */
+    atomic_int sleeping;
+    atomic_int busy;             /* workers still in the current job */
+    atomic_int quit;
+    /* current job */
+    tp_fn fn; void *ctx; int64_t n_items, grain;
+    atomic_llong next;
+};
+
+typedef struct { threadpool *tp; int tid; } worker_arg;
+
+static void run_job(threadpool *tp, int tid) {
+    for (;;) {
+        int64_t b = atomic_fetch_add(&tp->next, tp->grain);
+        if (b >= tp->n_items) break;
+        int64_t e = b + tp->grain < tp->n_items ? b + tp->grain : tp->n_items;
+        tp->fn(tp->ctx, b, e, tid);
+    }
+}
+
+static void *worker(void *p) {
+    worker_arg *a = p; threadpool *tp = a->tp; int tid = a->tid; free(a);
+    int seen = 0;
+    for (;;) {
+        int spins = 0;
+        while (atomic_load_explicit(&tp->gen, memory_order_acquire) == seen && !atomic_load(&tp->quit)) {
+            if (++spins < 200000) { cpu_relax(); continue; }
+            pthread_mutex_lock(&tp->mu);
+            atomic_fetch_add(&tp->sleeping, 1);
+            while (atomic_load(&tp->gen) == seen && !atomic_load(&tp->quit)) pthread_cond_wait(&tp->cv, &tp->mu);
+            atomic_fetch_sub(&tp->sleeping, 1);
+            pthread_mutex_unlock(&tp->mu);
+            spins = 0;
+        }
+        if (atomic_load(&tp->quit)) return NULL;
+        seen = atomic_load(&tp->gen);
+        run_job(tp, tid);
+        atomic_fetch_sub_explicit(&tp->busy, 1, memory_order_release);
+    }
+}
+
+int tp_default_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+threadpool *tp_create(int n) {
+    threadpool *tp = calloc(1, sizeof *tp);
+    if (!tp) return NULL;
+    tp->n = n < 1 ? 1 : n;
+    pthread_mutex_init(&tp->mu, NULL);
+    pthread_cond_init(&tp->cv, NULL);
+    tp->th = calloc((size_t)tp->n, sizeof *tp->th);
+    for (int i = 1; i < tp->n; i++) {
+        worker_arg *a = malloc(sizeof *a); a->tp = tp; a->tid = i;
+        pthread_create(&tp->th[i], NULL, worker, a);
+    }
+    return tp;
+}
+
+void tp_destroy(threadpool *tp) {
+    if (!tp) return;
+    pthread_mutex_lock(&tp->mu);
+    atomic_store(&tp->quit, 1);
+    pthread_cond_broadcast(&tp->cv);
+    pthread_mutex_unlock(&tp->mu);
+    for (int i = 1; i < tp->n; i++) pthread_join(tp->th[i], NULL);
+    pthread_mutex_destroy(&tp->mu); pthread_cond_destroy(&tp->cv);
+    free(tp->th); free(tp);
+}
+
+int tp_threads(const threadpool *tp) { return tp ? tp->n : 1; }
+
+void tp_for(threadpool *tp, int64_t n, int64_t grain, tp_fn fn, void *ctx) {
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    if (!tp || tp->n == 1 || n <= grain) { fn(ctx, 0, n, 0); return; }
+    tp->fn = fn; tp->ctx = ctx; tp->n_items = n; tp->grain = grain;
+    atomic_store(&tp->next, 0);
+    atomic_store(&tp->busy, tp->n - 1);
+    /* gen++ then look for sleepers; a worker does sleeping++ then looks at gen
+     * (both sequentially consistent), so one of the two always sees the other. */
+    atomic_fetch_add(&tp->gen, 1);
+    if (atomic_load(&tp->sleeping)) {
+        pthread_mutex_lock(&tp->mu);
+        pthread_cond_broadcast(&tp->cv);
+        pthread_mutex_unlock(&tp->mu);
+    }
+    run_job(tp, 0);
+    while (atomic_load_explicit(&tp->busy, memory_order_acquire) > 0) cpu_relax();
+}

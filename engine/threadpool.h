@@ -1,0 +1,19 @@
+/* A small persistent thread pool: parallel_for over [0, n) with the calling
+ * thread taking part. Workers spin briefly between jobs (decode issues a job
+ * per matrix, so a condition-variable wake-up per job would dominate), then sleep. */
+#ifndef CR_THREADPOOL_H
+#define CR_THREADPOOL_H
+#include <stdint.h>
+
+typedef struct threadpool threadpool;
+/* fn(ctx, begin, end, thread_index) handles items [begin, end). */
+typedef void (*tp_fn)(void *ctx, int64_t begin, int64_t end, int tid);
+
+threadpool *tp_create(int n_threads);          /* n_threads >= 1 (1 = no workers) */
+void tp_destroy(threadpool *tp);
+int tp_threads(const threadpool *tp);
+/* Split [0,n) into chunks of `grain` items handed out dynamically. */
+void tp_for(threadpool *tp, int64_t n, int64_t grain, tp_fn fn, void *ctx);
+/* Number of online CPUs. */
+int tp_default_threads(void);
+#endif

@@ -49,7 +49,8 @@ int state_init(cr_state *s, const cr_model *m, const cascade_cfg *cfg, int max_L
     int pairs = hp->rope_dim / 2;
     s->rope_cs = xcalloc((size_t)s->rope_max * pairs * 2, 4, &fail);
     s->tp = tp_create(n_threads > 0 ? n_threads : tp_default_threads());
-    s->tscratch_floats = attn_scratch_floats(S, N, max_L, hp->head_dim, hp->n_head / hp->n_kv) + (size_t)N;
+    /* per thread: rN [N], r [S+N+L], then the attention scratch */
+    s->tscratch_floats = attn_scratch_floats(S, N, max_L, hp->head_dim, hp->n_head / hp->n_kv) + (size_t)N + (size_t)(S + N + max_L);
     s->tscratch = xcalloc((size_t)tp_threads(s->tp) * s->tscratch_floats, 4, &fail);
     s->heads = xcalloc((size_t)hp->n_layer * hp->n_kv, sizeof *s->heads, &fail);
     if (fail || !s->tp) { snprintf(err, errlen, "out of memory allocating the inference state (cache %d+%d, stride %d)", S, N, max_L); state_free(s); return -1; }
@@ -100,7 +101,7 @@ static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) 
 
 /* ---- attention of one layer: tasks are KV heads ---- */
 typedef struct {
-    cr_state *s; int layer, L, nv; int64_t p0; float decay;
+    cr_state *s; int layer, L, nv, n_sinks; int64_t p0; float decay;   /* cache state at the chunk's start */
 } attn_ctx;
 
 static void attn_task(void *p, int64_t h0, int64_t h1, int tid) {
@@ -116,7 +117,7 @@ static void attn_task(void *p, int64_t h0, int64_t h1, int tid) {
         cascade_head *ch = &s->heads[(size_t)c->layer * hp->n_kv + h];
         attn_args a = {
             .L = c->L, .n_rep = n_rep, .hd = hd, .rope_pairs = hp->rope_dim / 2, .neox = hp->rope_neox,
-            .rope_cs = s->rope_cs, .h = ch, .n_sinks = s->ctrl.n_sinks, .nv = c->nv,
+            .rope_cs = s->rope_cs, .h = ch, .n_sinks = c->n_sinks, .nv = c->nv,
             .vslots = s->vslots, .slot_pos = s->slot_pos,
             .q = s->q + (size_t)h * n_rep * hd, .q_stride = (size_t)hp->n_head * hd,
             .kc = s->k16 + (size_t)h * hd, .vc = s->v16 + (size_t)h * hd, .kv_stride = (size_t)hp->n_kv * hd,
@@ -126,10 +127,10 @@ static void attn_task(void *p, int64_t h0, int64_t h1, int tid) {
         };
         attn_chunk_cpu(&a);
         memset(rN, 0, sizeof(float) * N);
-        for (int i = 0; i < c->nv; i++) rN[s->vslots[i]] = r[s->ctrl.n_sinks + i];
+        for (int i = 0; i < c->nv; i++) rN[s->vslots[i]] = r[c->n_sinks + i];
         cascade_ema_update(ch->score, N, c->decay, rN);
         float *sn = s->s_new + (size_t)h * s->max_L;
-        for (int j = 0; j < c->L; j++) sn[j] = r[s->ctrl.n_sinks + c->nv + j];
+        for (int j = 0; j < c->L; j++) sn[j] = r[c->n_sinks + c->nv + j];
     }
 }
 
@@ -168,6 +169,7 @@ int forward(cr_state *s, const int32_t *tok, int L, int out_mode, const int32_t 
     int N = s->ctrl.cfg.N, k = 0;
     for (int i = 0; i < N; i++) if (s->slot_pos[i] >= 0) s->vslots[k++] = i;
     int64_t p0 = cascade_query_pos(&s->ctrl);
+    int n_sinks = s->ctrl.n_sinks;
     if (cascade_plan_chunk(&s->ctrl, L, &s->plan, err, errlen)) return -1;
     cascade_ema_weights(s->ctrl.cfg.beta, L, s->ema_w);
     float decay = cascade_ema_decay(s->ctrl.cfg.beta, L);
@@ -189,7 +191,7 @@ int forward(cr_state *s, const int32_t *tok, int L, int out_mode, const int32_t 
         }
         rope_ctx rc = {s, L, p0};
         tp_for(s->tp, L, 4, rope_q_task, &rc);
-        attn_ctx ac = {s, l, L, nv, p0, decay};
+        attn_ctx ac = {s, l, L, nv, n_sinks, p0, decay};
         tp_for(s->tp, hp->n_kv, 1, attn_task, &ac);
         apply_ctx pc = {s, l};
         tp_for(s->tp, hp->n_kv, 1, apply_task, &pc);

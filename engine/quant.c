@@ -177,6 +177,7 @@ void dequant_row(uint32_t type, const void *src, float *dst, int64_t n) {
     }
 }
 
+/* Same rounding as ggml's quantize_row_q8_0: d = amax/127 rounded to fp16, q = roundf(x/d). */
 void quantize_q8(const float *x, q8_block *y, int64_t n) {
     for (int64_t b = 0; b < n / 32; b++) {
         const float *xb = x + 32 * b;
@@ -184,8 +185,8 @@ void quantize_q8(const float *x, q8_block *y, int64_t n) {
         for (int i = 0; i < 32; i++) { float a = fabsf(xb[i]); if (a > amax) amax = a; }
         float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
         int sum = 0;
-        for (int i = 0; i < 32; i++) { int v = (int)lrintf(xb[i] * id); y[b].q[i] = (int8_t)v; sum += v; }
-        y[b].d = d; y[b].s = d * (float)sum;
+        for (int i = 0; i < 32; i++) { int v = (int)roundf(xb[i] * id); y[b].q[i] = (int8_t)v; sum += v; }
+        y[b].d = f16_to_f32(f32_to_f16(d)); y[b].s = y[b].d * (float)sum;
     }
 }
 

@@ -74,8 +74,8 @@ static void run_variant(const variant *v, double *worst) {
         tok[i] = i == 0 ? 1 : (int32_t)(3 + (x >> 8) % 500);
         off += (size_t)snprintf(list + off, sizeof list - off, "%s%d", i ? "," : "", tok[i]);
     }
-    snprintf(cmd, sizeof cmd, PY " tests/tools/mkmodel.py --out %s %s >/dev/null && " PY " tests/tools/ref_llama.py %s --tokens %s --out %s --quiet",
-             model, v->args, model, list, logits);
+    snprintf(cmd, sizeof cmd, PY " tests/tools/mkmodel.py --out %s %s >/dev/null && " PY " tests/tools/ref_llama.py %s --tokens %s --out %s --quiet%s",
+             model, v->args, model, list, logits, v->tol > 2e-3 ? " --act-quant q8_0" : "");
     int st = system(cmd);
     T_CHECKF(st == 0, "%s: reference failed (%s)", v->name, cmd);
     size_t nr; float *ref = read_f32(logits, &nr);
@@ -89,9 +89,12 @@ static void run_variant(const variant *v, double *worst) {
         T_CHECKF(nr % n == 0, "%s: reference size %zu", v->name, nr);
         int nan;
         double e = rel_err(got, ref, nr, &nan);
+        /* the first position sees no rounding-tie cascade through attention: tight bound */
+        double e0 = rel_err(got, ref, nr / n, &nan);
         free(got);
         T_CHECKF(!nan, "%s: NaN in logits", v->name);
-        printf("     %-14s stride %2d  max|err|/sd = %.2e (tolerance %.0e)\n", v->name, strides[k], e, v->tol);
+        printf("     %-14s stride %2d  max|err|/sd = %.2e (tolerance %.0e), first position %.2e\n", v->name, strides[k], e, v->tol, e0);
+        T_CHECKF(e0 <= 1e-5, "%s: first-position error %.3e", v->name, e0);
         if (e > *worst) *worst = e;
         T_CHECKF(e <= v->tol, "%s: error %.3e above %.1e", v->name, e, v->tol);
     }
@@ -100,26 +103,29 @@ static void run_variant(const variant *v, double *worst) {
 
 static void test_numpy_reference(void) {
     if (!have_numpy()) T_SKIP("/usr/bin/python3 has no numpy (apt-get install python3-numpy)");
-    /* float weights: only fp32 summation order differs. Quantized weights: the engine
-     * also quantizes activations to 8 bits (as llama.cpp does), the reference does not. */
+    /* Float weights: only the fp32 summation order differs. Quantized weights: the engine
+     * quantizes activations to 8-bit blocks (as llama.cpp does); the reference then rounds
+     * its matmul inputs the same way (--act-quant q8_0). Its float64 activations still round
+     * a few ties the other way, and each such flip moves later positions through attention,
+     * hence the loose bound over all positions and the tight one on the first position. */
     static const variant vs[] = {
-        {"llama_f32", "--type F32 --heads 4 --kv-heads 2", 2e-4},
-        {"llama_f16", "--type F16 --heads 4 --kv-heads 1", 2e-4},
-        {"llama_bf16", "--type BF16", 2e-4},
-        {"llama_q8_0", "--type Q8_0", 4e-2},
-        {"llama_q4_0", "--type Q4_0", 4e-2},
-        {"llama_q4_1", "--type Q4_1", 4e-2},
-        {"llama_q5_0", "--type Q5_0", 4e-2},
-        {"llama_q5_1", "--type Q5_1", 4e-2},
-        {"llama_q4_k", "--type Q4_K", 4e-2},
-        {"llama_q5_k", "--type Q5_K", 4e-2},
-        {"llama_q6_k", "--type Q6_K", 4e-2},
-        {"llama_tied", "--type F32 --tied", 2e-4},
-        {"llama3_rope", "--type F32 --rope-scaling llama3 --rope-base 500000", 2e-4},
-        {"llama_ropedim", "--type F32 --rope-dim 32", 2e-4},
-        {"qwen2_f32", "--arch qwen2 --type F32 --heads 4 --kv-heads 2", 2e-4},
-        {"qwen2_q4_k", "--arch qwen2 --type Q4_K --heads 4 --kv-heads 2", 4e-2},
-        {"llama_gguf_v2", "--type Q8_0 --gguf-version 2", 4e-2},
+        {"llama_f32", "--type F32 --heads 4 --kv-heads 2", 1e-3},
+        {"llama_f16", "--type F16 --heads 4 --kv-heads 1", 1e-3},
+        {"llama_bf16", "--type BF16", 1e-3},
+        {"llama_q8_0", "--type Q8_0", 2e-1},
+        {"llama_q4_0", "--type Q4_0", 2e-1},
+        {"llama_q4_1", "--type Q4_1", 2e-1},
+        {"llama_q5_0", "--type Q5_0", 2e-1},
+        {"llama_q5_1", "--type Q5_1", 2e-1},
+        {"llama_q4_k", "--type Q4_K", 2e-1},
+        {"llama_q5_k", "--type Q5_K", 2e-1},
+        {"llama_q6_k", "--type Q6_K", 2e-1},
+        {"llama_tied", "--type F32 --tied", 1e-3},
+        {"llama3_rope", "--type F32 --rope-scaling llama3 --rope-base 500000", 1e-3},
+        {"llama_ropedim", "--type F32 --rope-dim 32", 1e-3},
+        {"qwen2_f32", "--arch qwen2 --type F32 --heads 4 --kv-heads 2", 1e-3},
+        {"qwen2_q4_k", "--arch qwen2 --type Q4_K --heads 4 --kv-heads 2", 2e-1},
+        {"llama_gguf_v2", "--type Q8_0 --gguf-version 2", 2e-1},
     };
     double worst = 0;
     for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++) {

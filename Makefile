@@ -22,7 +22,7 @@ VERSION := 0.1.0
 
 CC     ?= gcc
 CXX    ?= g++
-OPT    ?= -O2 -march=native
+OPT    ?= -O3 -march=native
 CFLAGS_BASE = -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -Wno-format-truncation -D_GNU_SOURCE -MMD -MP \
               -Iengine -Iapp -Iui -I/usr/include/libxml2 -DCR_VERSION='"$(VERSION)"' -pthread
 CXXFLAGS_BASE = -std=c++17 -g $(OPT) -Wall -Wextra -Werror -MMD -MP -Iengine -pthread

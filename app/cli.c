@@ -76,7 +76,7 @@ int cli_parse(cr_opts *o, int argc, char **argv) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define NEED() do { if (!v) return bad("missing value for", a); i++; } while (0)
 #define IS(x) (strcmp(a, x) == 0)
-        double d; int n;
+        double d;
         if (IS("-h") || IS("--help")) { cli_usage(stdout); return -1; }
         else if (IS("--version")) { printf("cascade-read %s\n", CR_VERSION); return -1; }
         else if (IS("-m") || IS("--model")) { NEED(); o->model = v; }

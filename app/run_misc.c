@@ -10,8 +10,8 @@
 
 int run_tokenize(const cr_opts *o) {
     char err[1024];
-    int r = o->mode == MODE_TOKENIZE ? tok_cli_tokenize(o->model, o->tokenizer, o->text, stdout, err, sizeof err)
-                                     : tok_cli_detokenize(o->model, o->tokenizer, o->text, stdout, err, sizeof err);
+    int r = o->mode == MODE_TOKENIZE ? tok_cli_tokenize_ex(o->model, o->tokenizer, o->text, stdout, err, sizeof err)
+                                     : tok_cli_detokenize_ex(o->model, o->tokenizer, o->text, stdout, err, sizeof err);
     if (r) { fprintf(stderr, "cascade-read: %s\n", err); return CR_EXIT_INPUT; }
     return 0;
 }

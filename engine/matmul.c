@@ -6,23 +6,39 @@ typedef struct {
 } mm_ctx;
 
 #define TOK_TILE 16
+#define MAX_ROW 65536
+
+/* Rows are decoded once (to int8 + scales, or to f32) into a per-thread buffer and then
+ * multiplied with every token of the chunk, so prefill pays the decode once per row. */
+static _Thread_local int8_t row_q[MAX_ROW];
+static _Thread_local float row_d[MAX_ROW / 16], row_m[MAX_ROW / 32], row_f[MAX_ROW];
 
 static void mm_rows(void *p, int64_t r0, int64_t r1, int tid) {
     (void)tid;
     const mm_ctx *c = p;
     const wmat *W = c->W;
     int64_t n = W->cols, nb = n / 32;
-    for (int t0 = 0; t0 < c->T; t0 += TOK_TILE) {
-        int t1 = t0 + TOK_TILE < c->T ? t0 + TOK_TILE : c->T;
+    int q8 = quant_uses_q8(W->type);
+    if (c->T == 1 || n > MAX_ROW) {
         for (int64_t r = r0; r < r1; r++) {
             const uint8_t *row = (const uint8_t *)W->data + (size_t)r * W->row_bytes;
-            if (quant_uses_q8(W->type)) {
-                for (int t = t0; t < t1; t++)
-                    c->y[(size_t)t * W->rows + r] = vec_dot_q(W->type, row, c->xq + (size_t)t * nb, n);
-            } else {
-                for (int t = t0; t < t1; t++)
-                    c->y[(size_t)t * W->rows + r] = vec_dot_f(W->type, row, c->x + (size_t)t * n, n);
-            }
+            for (int t = 0; t < c->T; t++)
+                c->y[(size_t)t * W->rows + r] = q8 ? vec_dot_q(W->type, row, c->xq + (size_t)t * nb, n)
+                                                   : vec_dot_f(W->type, row, c->x + (size_t)t * n, n);
+        }
+        return;
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = (const uint8_t *)W->data + (size_t)r * W->row_bytes;
+        if (q8) {
+            unpack_row_q(W->type, row, n, row_q, row_d, row_m);
+            for (int t = 0; t < c->T; t++)
+                c->y[(size_t)t * W->rows + r] = dot_unpacked_q(row_q, row_d, row_m, c->xq + (size_t)t * nb, nb);
+        } else {
+            const float *wf = (const float *)row;
+            if (W->type != GGML_TYPE_F32) { dequant_row(W->type, row, row_f, n); wf = row_f; }
+            for (int t = 0; t < c->T; t++)
+                c->y[(size_t)t * W->rows + r] = vec_dot_f(GGML_TYPE_F32, wf, c->x + (size_t)t * n, n);
         }
     }
 }

@@ -64,7 +64,8 @@ static inline void scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
 }
 
 /* Unpack a whole row: q[n], d[2*n/32], m[n/32]. */
-static void unpack_row(uint32_t type, const uint8_t *w, int64_t n, int8_t *q, float *d, float *m) {
+void unpack_row_q(uint32_t type, const void *wv, int64_t n, int8_t *q, float *d, float *m) {
+    const uint8_t *w = wv;
     int64_t nb = n / 32;
     switch (type) {
     case GGML_TYPE_Q8_0:
@@ -172,7 +173,7 @@ void dequant_row(uint32_t type, const void *src, float *dst, int64_t n) {
     int8_t q[256]; float d[16], m[8];
     int64_t bsz = (int64_t)ggml_blck_size(type), bytes = (int64_t)ggml_type_size(type);
     for (int64_t off = 0; off < n; off += bsz, w += bytes) {
-        unpack_row(type, w, bsz, q, d, m);
+        unpack_row_q(type, w, bsz, q, d, m);
         for (int64_t i = 0; i < bsz; i++) dst[off + i] = d[i / 16] * q[i] + m[i / 32];
     }
 }
@@ -191,7 +192,7 @@ void quantize_q8(const float *x, q8_block *y, int64_t n) {
 }
 
 /* dot of an unpacked row with q8 activations */
-static float dot_unpacked(const int8_t *q, const float *d, const float *m, const q8_block *x, int64_t nb) {
+float dot_unpacked_q(const int8_t *q, const float *d, const float *m, const q8_block *x, int64_t nb) {
 #if defined(__AVX2__)
     __m256 acc = _mm256_setzero_ps();
     const __m256i ones = _mm256_set1_epi16(1);
@@ -228,12 +229,12 @@ float vec_dot_q(uint32_t type, const void *w, const q8_block *x, int64_t n) {
     float acc = 0;
     int64_t i = 0;
     for (; i + 256 <= n; i += 256, p += bytes) {
-        unpack_row(type, p, 256, q, d, m);
-        acc += dot_unpacked(q, d, m, x + i / 32, 8);
+        unpack_row_q(type, p, 256, q, d, m);
+        acc += dot_unpacked_q(q, d, m, x + i / 32, 8);
     }
     if (i < n) {                               /* tail of small-block types */
-        unpack_row(type, p, n - i, q, d, m);
-        acc += dot_unpacked(q, d, m, x + i / 32, (n - i) / 32);
+        unpack_row_q(type, p, n - i, q, d, m);
+        acc += dot_unpacked_q(q, d, m, x + i / 32, (n - i) / 32);
     }
     return acc;
 }

@@ -32,6 +32,10 @@ void quantize_q8(const float *x, q8_block *y, int64_t n);
  * For quantized types x is q8 blocks; for F32/F16/BF16 x is float. */
 float vec_dot_q(uint32_t type, const void *w, const q8_block *x, int64_t n);
 float vec_dot_f(uint32_t type, const void *w, const float *x, int64_t n);
+/* A quantized row decoded for repeated use: q[n] int8, d[n/16] scales, m[n/32] mins,
+ * element = d[i/16]*q[i] + m[i/32]; and its dot with q8 activations (nb = n/32 blocks). */
+void unpack_row_q(uint32_t type, const void *w, int64_t n, int8_t *q, float *d, float *m);
+float dot_unpacked_q(const int8_t *q, const float *d, const float *m, const q8_block *x, int64_t nb);
 /* 1 when the type's matmul uses q8 activations. */
 static inline int quant_uses_q8(uint32_t type) { return type >= 2 && type != 30; }
 

@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gguf_writer import GGUF, GGUFWriter, GGML_TYPE_ID  # noqa: E402
 import quants  # noqa: E402
 
+KQUANT_FALLBACK = {"Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
 TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"]
 # llama_ftype of llama.cpp for general.file_type (K-quants: the *_M mixes' ids)
 FILE_TYPE = {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9,
@@ -128,6 +129,8 @@ def build(a):
     w.add("tokenizer.ggml.add_eos_token", False, GGUF.BOOL)
 
     def mat(name, n_out, n_in, std, t):
+        if a.fallback and n_in % 256 and t in KQUANT_FALLBACK:
+            t = KQUANT_FALLBACK[t]       # what llama-quantize does for rows K-quants can't hold
         check_row(name, n_in, t)
         x = (rng.standard_normal((n_out, n_in)) * std).astype(np.float32)
         w.add_tensor(name, quants.quantize(x, t), [n_in, n_out], GGML_TYPE_ID[t])
@@ -169,6 +172,8 @@ def parser():
     ap.add_argument("--embd-type", type=str.upper, choices=TYPES, help="token_embd type (default --type)")
     ap.add_argument("--f32-embd", action="store_true", help="token_embd in F32")
     ap.add_argument("--output-type", type=str.upper, choices=TYPES, help="output.weight type (default --type)")
+    ap.add_argument("--fallback", action="store_true",
+                    help="K-quant rows not a multiple of 256 use llama.cpp's fallback type (Q4_K->Q5_0, ...)")
     ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--heads", type=int, default=4)

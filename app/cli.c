@@ -11,10 +11,15 @@ void cli_usage(FILE *f) {
 "\n"
 "Modes:\n"
 "  --generate PROMPT      write the model's continuation of PROMPT (\"\" = BOS alone)\n"
-"  --perplexity FILE      stream FILE through the cache; print tokens and perplexity\n"
+"  --perplexity DOC       stream DOC through the cache; print tokens and perplexity\n"
 "  --tokenize TEXT        print the token ids of TEXT (no BOS), space separated\n"
 "  --detokenize \"ID ...\"  print the text of the token ids\n"
 "  --info                 print the model's hyper-parameters and cache defaults\n"
+"  --extract FILE...      print the documents' text exactly as the model reads it\n"
+"      --map              with --extract: one line per section: offset<TAB>line<TAB>title\n"
+"\n"
+"Documents: FILE (.txt, .log, .epub, optionally .gz), http(s) URL, or - for stdin.\n"
+"  --keep-boilerplate     keep Project Gutenberg headers and footers (stripped by default)\n"
 "\n"
 "Model and device:\n"
 "  -m, --model FILE       GGUF model (llama or qwen2 architecture)\n"
@@ -88,6 +93,9 @@ int cli_parse(cr_opts *o, int argc, char **argv) {
         else if (IS("--tokenize")) { NEED(); o->mode = MODE_TOKENIZE; o->text = v; }
         else if (IS("--detokenize")) { NEED(); o->mode = MODE_DETOKENIZE; o->text = v; }
         else if (IS("--info")) o->mode = MODE_INFO;
+        else if (IS("--extract")) o->mode = MODE_EXTRACT;
+        else if (IS("--map")) o->map = 1;
+        else if (IS("--keep-boilerplate")) o->no_strip = 1;
         else if (IS("-n")) { NEED(); if (parse_int(v, 0, 1 << 30, &o->n_predict)) return bad("invalid -n", v); }
         else if (IS("--temp")) { NEED(); if (parse_dbl(v, 0, 100, &d)) return bad("invalid --temp", v); o->samp.temp = (float)d; }
         else if (IS("--top-k")) { NEED(); if (parse_int(v, 0, 1 << 30, &o->samp.top_k)) return bad("invalid --top-k", v); }
@@ -109,7 +117,7 @@ int cli_parse(cr_opts *o, int argc, char **argv) {
 #undef IS
     }
     if (o->mode == MODE_NONE) return bad("no mode given (e.g. --generate PROMPT)", NULL);
-    if (!o->model) return bad("--model is required", NULL);
+    if (!o->model && o->mode != MODE_EXTRACT) return bad("--model is required", NULL);
     return 0;
 }
 

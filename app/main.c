@@ -13,6 +13,7 @@ int main(int argc, char **argv) {
     case MODE_PERPLEXITY: r = run_perplexity(&o); break;
     case MODE_TOKENIZE: case MODE_DETOKENIZE: r = run_tokenize(&o); break;
     case MODE_INFO: r = run_info(&o); break;
+    case MODE_EXTRACT: r = run_extract(&o); break;
     default: r = CR_EXIT_USAGE; break;
     }
     free(o.inputs);

@@ -6,4 +6,5 @@ int run_generate(const cr_opts *o);
 int run_perplexity(const cr_opts *o);
 int run_tokenize(const cr_opts *o);
 int run_info(const cr_opts *o);
+int run_extract(const cr_opts *o);
 #endif

@@ -1,6 +1,8 @@
 /* --perplexity, --tokenize / --detokenize, --info. */
 #include "run.h"
 #include "session.h"
+#include "extract.h"
+#include "ingest.h"
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -31,38 +33,46 @@ int run_info(const cr_opts *o) {
     return 0;
 }
 
-/* Streams the file through the cache in strides; token j predicts token j+1. */
+int run_extract(const cr_opts *o) {
+    char err[1024];
+    if (o->n_inputs == 0) { fprintf(stderr, "cascade-read: --extract needs at least one FILE, URL or -\n"); return CR_EXIT_USAGE; }
+    if (cr_extract(o->inputs, o->n_inputs, o->map, !o->no_strip, stdout, err, sizeof err)) {
+        fprintf(stderr, "cascade-read: %s\n", err); return CR_EXIT_INPUT;
+    }
+    return 0;
+}
+
+/* Streams the document (any format the ingest layer reads) through the cache in
+ * strides; token j predicts token j+1. */
 int run_perplexity(const cr_opts *o) {
     cr_session s;
     int r = session_open(&s, o, 1);
     if (r) return r;
-    char err[512];
-    FILE *f = fopen(o->ppl_file, "rb");
-    if (!f) { fprintf(stderr, "cascade-read: %s: %s\n", o->ppl_file, strerror(errno)); session_close(&s); return CR_EXIT_INPUT; }
-    size_t bufsz = 1 << 20;
-    char *buf = malloc(bufsz + 1);
-    size_t have = 0;
-    int32_t *ids = NULL; size_t n = 0, cap = 0;
+    char err[1024];
+    cr_ingest_opts io; cr_ingest_opts_default(&io);
+    io.strip_gutenberg = !o->no_strip; io.headers = 0;
+    const char *paths[1] = {o->ppl_file};
+    cr_ingest *in = cr_ingest_open(paths, 1, &io, err, sizeof err);
+    if (!in) { fprintf(stderr, "cascade-read: %s\n", err); session_close(&s); return CR_EXIT_INPUT; }
+    size_t cap = 4096, n = 0;
+    int32_t *ids = malloc(cap * sizeof *ids);
     float *nll = malloc(sizeof(float) * (size_t)s.stride);
-    cap = 1024; ids = malloc(cap * sizeof *ids);
     ids[n++] = tok_bos(s.tok);
     double total = 0; int64_t counted = 0;
     int eof = 0;
     double t0 = now_sec();
     while (!eof || n > 1) {
         if (!eof && n < (size_t)s.stride + 1) {
-            size_t got = fread(buf + have, 1, bufsz - have, f);
-            have += got;
-            if (got == 0) eof = 1;
-            size_t cut = have;
-            if (!eof) { while (cut > 0 && buf[cut - 1] != '\n') cut--; if (cut == 0) cut = have; }
-            if (cut > 0 && tok_encode(s.tok, buf, cut, &ids, &n, &cap)) { fprintf(stderr, "cascade-read: %s: cannot tokenize\n", o->ppl_file); r = CR_EXIT_INPUT; break; }
-            memmove(buf, buf + cut, have - cut); have -= cut;
+            cr_chunk c;
+            int k = cr_ingest_next(in, &c, err, sizeof err);
+            if (k < 0) { fprintf(stderr, "cascade-read: %s\n", err); r = CR_EXIT_INPUT; break; }
+            if (k == 0) { eof = 1; continue; }
+            if (tok_encode(s.tok, c.text, c.len, &ids, &n, &cap)) { fprintf(stderr, "cascade-read: %s: cannot tokenize\n", o->ppl_file); r = CR_EXIT_INPUT; break; }
             continue;
         }
         int L = n - 1 < (size_t)s.stride ? (int)(n - 1) : s.stride;
         if (L <= 0) break;
-        if (forward(&s.st, ids, L, CR_OUT_NLL, ids + 1, nll, err, sizeof err)) { fprintf(stderr, "cascade-read: %s\n", err); r = CR_EXIT_INPUT; break; }
+        if (forward(&s.st, ids, L, CR_OUT_NLL, ids + 1, nll, err, sizeof err)) { fprintf(stderr, "cascade-read: %s: %s\n", o->ppl_file, err); r = CR_EXIT_INPUT; break; }
         for (int j = 0; j < L; j++) total += nll[j];
         counted += L;
         memmove(ids, ids + L, (n - (size_t)L) * sizeof *ids); n -= (size_t)L;
@@ -74,7 +84,7 @@ int run_perplexity(const cr_opts *o) {
         printf("tokens\t%lld\nperplexity\t%.6f\n", (long long)counted, counted ? exp(total / counted) : NAN);
         if (o->verbose) fprintf(stderr, "%.1f tokens/s\n", counted / (dt > 0 ? dt : 1e-9));
     }
-    fclose(f); free(buf); free(ids); free(nll);
+    cr_ingest_close(in); free(ids); free(nll);
     session_close(&s);
     return r;
 }

@@ -95,8 +95,9 @@ static void test_q8_vs_hf_f32(void) {
     double sd = sqrt(var / ((double)n * V));
     for (int t = 0; t < n; t++) agree += argmax(got + (size_t)t * V, V) == argmax(ref + (size_t)t * V, V);
     printf("     Q8_0 engine vs F32 original: max |dlogit| %.4f (logit sd %.3f, %.2f%%), argmax agrees %d/%d\n", mx, sd, 100 * mx / sd, agree, n);
-    /* Q8_0 weights (and 8-bit activations) move logits by a few percent of their spread */
-    T_CHECKF(mx < 0.1 * sd, "max diff %.4f vs sd %.4f", mx, sd);
+    /* Q8_0 weights alone move these logits by up to ~6% of their spread (numpy check,
+     * tests/tools/selftest_tools.py); 8-bit activations add about as much again */
+    T_CHECKF(mx < 0.15 * sd, "max diff %.4f vs sd %.4f", mx, sd);
     T_CHECKF(agree >= n - 2, "argmax agrees on %d/%d", agree, n);
     state_free(&s); model_free(&m); free(ref); free(got);
 }

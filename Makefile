@@ -115,7 +115,7 @@ run: deps $(BIN)
 bench: $(BIN) $(BENCHES) $(TOOLS)
 	sh tests/bench/run.sh $(B)
 
-eval: $(BIN) $(TOOLS)
+eval: $(BIN) $(TOOLS) $(BENCHES)
 	sh tests/eval/run.sh $(B)
 
 install: $(BIN)

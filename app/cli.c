@@ -12,6 +12,7 @@ void cli_usage(FILE *f) {
 "Modes:\n"
 "  --generate PROMPT      write the model's continuation of PROMPT (\"\" = BOS alone)\n"
 "  --perplexity DOC       stream DOC through the cache; print tokens and perplexity\n"
+"      --max-tokens N     with --perplexity: stop after N tokens\n"
 "  --tokenize TEXT        print the token ids of TEXT (no BOS), space separated\n"
 "  --detokenize \"ID ...\"  print the text of the token ids\n"
 "  --info                 print the model's hyper-parameters and cache defaults\n"
@@ -92,6 +93,7 @@ int cli_parse(cr_opts *o, int argc, char **argv) {
         else if (IS("--perplexity")) { NEED(); o->mode = MODE_PERPLEXITY; o->ppl_file = v; }
         else if (IS("--tokenize")) { NEED(); o->mode = MODE_TOKENIZE; o->text = v; }
         else if (IS("--detokenize")) { NEED(); o->mode = MODE_DETOKENIZE; o->text = v; }
+        else if (IS("--max-tokens")) { NEED(); if (parse_int(v, 1, 2000000000, &o->max_tokens)) return bad("invalid --max-tokens", v); }
         else if (IS("--info")) o->mode = MODE_INFO;
         else if (IS("--extract")) o->mode = MODE_EXTRACT;
         else if (IS("--map")) o->map = 1;

@@ -16,6 +16,7 @@ typedef struct {
     const char *text;            /* --tokenize / --detokenize argument */
     const char *ppl_file;        /* --perplexity */
     int n_predict;
+    int max_tokens;              /* --perplexity: stop after this many (0 = all) */
     int threads;
     int verbose, quiet, json, map, no_strip;
     sampler_cfg samp;

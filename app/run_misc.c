@@ -71,6 +71,7 @@ int run_perplexity(const cr_opts *o) {
             continue;
         }
         int L = n - 1 < (size_t)s.stride ? (int)(n - 1) : s.stride;
+        if (o->max_tokens > 0 && counted + L > o->max_tokens) L = (int)(o->max_tokens - counted);
         if (L <= 0) break;
         if (forward(&s.st, ids, L, CR_OUT_NLL, ids + 1, nll, err, sizeof err)) { fprintf(stderr, "cascade-read: %s: %s\n", o->ppl_file, err); r = CR_EXIT_INPUT; break; }
         for (int j = 0; j < L; j++) total += nll[j];

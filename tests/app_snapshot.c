@@ -1,0 +1,608 @@
+/* Snapshots (.cas): round trip of a real model's cache (byte-exact state, bit-exact logits
+ * after resuming), resume of a partly read document, a child killed with SIGKILL while it
+ * rewrites the snapshot, truncated / flipped / wrong-model / wrong-version files, full disk
+ * (RLIMIT_FSIZE -> EFBIG, injected ENOSPC), snapshot_info. */
+#include "t.h"
+#include "snapshot.h"
+#include "state_io.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char path260[512], path656[512], dir[256];
+static cr_model M, M2;
+static int have_m2;
+
+static void tokens(int32_t *t, int n, uint32_t seed) {
+    for (int i = 0; i < n; i++) { seed = seed * 1664525u + 1013904223u; t[i] = 3 + (int32_t)((seed >> 9) % 509); }
+}
+
+static int init_state(cr_state *s, int policy, int S, int N, int C, int stride, int threads, char *err) {
+    cascade_cfg c; cascade_cfg_default(&c);
+    c.policy = policy; c.S = S; c.N = N; c.C = C;
+    return state_init(s, &M, &c, stride, threads, err, 512);
+}
+
+/* Feed n tokens in chunks of the stride; out (optional): all logits [n][V]. */
+static int feed(cr_state *s, const int32_t *t, int n, float *out, char *err) {
+    int V = s->m->hp.n_vocab;
+    for (int i = 0; i < n; i += s->max_L) {
+        int L = n - i < s->max_L ? n - i : s->max_L;
+        if (forward(s, t + i, L, out ? CR_OUT_ALL : CR_OUT_NONE, NULL, out ? out + (size_t)i * V : NULL, err, 512)) return -1;
+    }
+    return 0;
+}
+
+/* Byte-for-byte comparison of two states: stride, control state, every head. */
+static int state_eq(const cr_state *a, const cr_state *b, char *why) {
+    if (a->max_L != b->max_L) { sprintf(why, "stride %d vs %d", a->max_L, b->max_L); return 0; }
+    const cascade_ctrl *x = &a->ctrl, *y = &b->ctrl;
+    if (!cascade_cfg_equal(&x->cfg, &y->cfg) || x->cfg.S != y->cfg.S || x->cfg.N != y->cfg.N || x->cfg.C != y->cfg.C ||
+        x->W != y->W || x->n_sinks != y->n_sinks || x->seen != y->seen) { sprintf(why, "control state differs"); return 0; }
+    for (int i = 0; i < x->cfg.C; i++)
+        if (x->stored[i] != y->stored[i] || x->start[i] != y->start[i]) { sprintf(why, "cascade %d counters", i); return 0; }
+    const hparams *hp = &a->m->hp;
+    int S = x->cfg.S, N = x->cfg.N, D = hp->head_dim;
+    for (int h = 0; h < hp->n_layer * hp->n_kv; h++) {
+        const cascade_head *p = &a->heads[h], *q = &b->heads[h];
+        if (memcmp(p->sink_k, q->sink_k, (size_t)S * D * 2) || memcmp(p->sink_v, q->sink_v, (size_t)S * D * 2) ||
+            memcmp(p->k, q->k, (size_t)N * D * 2) || memcmp(p->v, q->v, (size_t)N * D * 2) ||
+            memcmp(p->score, q->score, (size_t)N * 4) || memcmp(p->og, q->og, (size_t)N * 8)) {
+            sprintf(why, "head %d (layer %d) differs", h, h / hp->n_kv); return 0;
+        }
+    }
+    return 1;
+}
+
+static void fpath(char *out, const char *name) { snprintf(out, 600, "%s/%s", dir, name); }
+
+static int read_file(const char *p, uint8_t **buf, size_t *n) {
+    FILE *f = fopen(p, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END); long sz = ftell(f); fseek(f, 0, SEEK_SET);
+    *buf = malloc(sz > 0 ? (size_t)sz : 1); *n = (size_t)sz;
+    size_t r = fread(*buf, 1, (size_t)sz, f);
+    fclose(f);
+    return r == (size_t)sz ? 0 : -1;
+}
+static int write_file(const char *p, const uint8_t *buf, size_t n) {
+    FILE *f = fopen(p, "wb");
+    if (!f) return -1;
+    size_t w = fwrite(buf, 1, n, f);
+    return fclose(f) == 0 && w == n ? 0 : -1;
+}
+static int exists(const char *p) { struct stat sb; return stat(p, &sb) == 0; }
+static int one_line(const char *s) { return s[0] && !strchr(s, '\n'); }
+
+/* A content with every optional part filled. */
+typedef struct { snap_content c; snap_doc docs[2]; uint8_t blob[3][300]; sampler samp; } content_fx;
+static void content_make(content_fx *f, const cr_state *st) {
+    memset(f, 0, sizeof *f);
+    f->docs[0].path = "/books/war and peace.txt"; f->docs[0].title = "War and Peace"; f->docs[0].size = 3300000;
+    snprintf(f->docs[0].hash, SNAP_HASH_MAX, "crc32+adler32:0123456789abcdef");
+    f->docs[0].offset = 3300000; f->docs[0].tokens = 200; f->docs[0].flags = SNAP_DOC_DONE;
+    f->docs[1].path = "https://example.org/log.txt"; f->docs[1].title = NULL; f->docs[1].size = 0;
+    f->docs[1].offset = 12345; f->docs[1].tokens = 100; f->docs[1].tok_first = 200;
+    for (int b = 0; b < 3; b++) for (int i = 0; i < 300; i++) f->blob[b][i] = (uint8_t)(i * (b + 3) + b);
+    sampler_cfg sc; sampler_cfg_default(&sc); sc.rep_penalty = 1.1f; sc.rep_last_n = 16;
+    sampler_init(&f->samp, &sc, st->m->hp.n_vocab);
+    float *lg = calloc((size_t)st->m->hp.n_vocab, sizeof *lg);
+    for (int i = 0; i < 40; i++) {
+        for (int v = 0; v < st->m->hp.n_vocab; v++) lg[v] = (float)((v * 37 + i * 11) % 101) / 10.0f;
+        sampler_accept(&f->samp, sampler_sample(&f->samp, lg));
+    }
+    free(lg);
+    f->c.st = st;
+    f->c.docs = f->docs; f->c.n_docs = 2;
+    f->c.docmap = f->blob[0]; f->c.docmap_len = 300;
+    f->c.conv = f->blob[1]; f->c.conv_len = 200;
+    f->c.extra = f->blob[2]; f->c.extra_len = 17;
+    f->c.samp = &f->samp;
+}
+static void content_free(content_fx *f) { sampler_free(&f->samp); }
+
+static int content_eq(const content_fx *f, const snap_content *o, char *why) {
+    if (o->n_docs != 2) { sprintf(why, "%zu docs", o->n_docs); return 0; }
+    for (int i = 0; i < 2; i++) {
+        const snap_doc *a = &f->docs[i], *b = &o->docs[i];
+        if (strcmp(a->path, b->path) || (!a->title) != (!b->title) || (a->title && strcmp(a->title, b->title)) ||
+            a->size != b->size || strcmp(a->hash, b->hash) || a->offset != b->offset || a->tokens != b->tokens ||
+            a->tok_first != b->tok_first || a->flags != b->flags) { sprintf(why, "doc %d differs", i); return 0; }
+    }
+    if (o->docmap_len != 300 || memcmp(o->docmap, f->blob[0], 300) || o->conv_len != 200 || memcmp(o->conv, f->blob[1], 200) ||
+        o->extra_len != 17 || memcmp(o->extra, f->blob[2], 17)) { sprintf(why, "blobs differ"); return 0; }
+    const sampler *a = &f->samp, *b = o->samp;
+    if (!b || memcmp(&a->cfg, &b->cfg, sizeof a->cfg) || a->rng != b->rng || a->hist_n != b->hist_n || a->hist_pos != b->hist_pos ||
+        a->n_vocab != b->n_vocab || memcmp(a->hist, b->hist, sizeof(int32_t) * (size_t)a->cfg.rep_last_n)) { sprintf(why, "sampler differs"); return 0; }
+    if (strcmp(o->writer, CR_VERSION)) { sprintf(why, "writer '%s'", o->writer); return 0; }
+    return 1;
+}
+
+/* Save, load into a fresh state, compare everything, then the logits of the same next chunk. */
+static void roundtrip_case(int policy, int S, int N, int C, int stride, int threads, int n_tok, int level, int no_shuffle, int eager) {
+    char err[512], why[256], p[600];
+    cr_state a, b;
+    cascade_cfg cfg; cascade_cfg_default(&cfg);
+    cfg.policy = policy; cfg.S = S; cfg.N = N; cfg.C = C; cfg.eager_fill = eager;
+    T_CHECKF(state_init(&a, &M, &cfg, stride, threads, err, sizeof err) == 0, "%s", err);
+    int32_t *t = malloc(sizeof(int32_t) * (size_t)(n_tok + 48));
+    tokens(t, n_tok + 48, 7u + (uint32_t)n_tok);
+    T_CHECKF(feed(&a, t, n_tok, NULL, err) == 0, "%s", err);
+    content_fx fx; content_make(&fx, &a);
+    fx.c.level = level; fx.c.no_shuffle = no_shuffle;
+    fpath(p, "rt.cas");
+    T_CHECKF(snapshot_save(p, &fx.c, err, sizeof err) == 0, "%s", err);
+    T_CHECK(!exists(strcat(strcpy(why, p), ".tmp")));
+    memset(&b, 0, sizeof b);
+    snap_content out;
+    T_CHECKF(snapshot_load(p, &M, &out, &b, err, sizeof err) == 0, "%s", err);
+    T_CHECKF(state_eq(&a, &b, why), "policy %s: %s", cascade_policy_name(policy), why);
+    T_CHECKF(content_eq(&fx, &out, why), "%s", why);
+    T_CHECK(out.st == &b && out.file_bytes > 0);
+    /* the same tokens next: bit-exact logits */
+    int V = M.hp.n_vocab;
+    float *la = malloc(sizeof(float) * 48 * V), *lb = malloc(sizeof(float) * 48 * V);
+    T_CHECKF(feed(&a, t + n_tok, 48, la, err) == 0, "%s", err);
+    T_CHECKF(feed(&b, t + n_tok, 48, lb, err) == 0, "%s", err);
+    T_CHECKF(memcmp(la, lb, sizeof(float) * 48 * V) == 0, "policy %s: logits differ after loading", cascade_policy_name(policy));
+    T_CHECKF(state_eq(&a, &b, why), "after feeding: %s", why);
+    /* the restored sampler continues the same sequence */
+    for (int i = 0; i < 20; i++) {
+        memcpy(lb, la + (size_t)i * V, sizeof(float) * V);
+        int32_t x = sampler_sample(&fx.samp, la + (size_t)i * V), y = sampler_sample(out.samp, lb);
+        T_CHECKF(x == y, "sampler diverged at %d", i);
+    }
+    free(la); free(lb); free(t);
+    snap_content_free(&out);
+    content_free(&fx);
+    state_free(&a); state_free(&b);
+}
+
+static void test_roundtrip_bit_exact(void) {
+    roundtrip_case(CR_POLICY_CASCADE, 4, 64, 4, 16, 2, 300, 0, 0, 1);
+    if (t_cur_failed) return;
+    roundtrip_case(CR_POLICY_CASCADE, 4, 64, 4, 16, 1, 301, -1, 0, 1);    /* stored blocks */
+    if (t_cur_failed) return;
+    roundtrip_case(CR_POLICY_CASCADE, 4, 64, 4, 7, 2, 250, 6, 1, 0);      /* no shuffle, no eager fill */
+    if (t_cur_failed) return;
+    roundtrip_case(CR_POLICY_SINK, 4, 64, 1, 16, 2, 200, 0, 0, 1);
+    if (t_cur_failed) return;
+    roundtrip_case(CR_POLICY_FULL, 4, 256, 1, 16, 2, 150, 0, 0, 1);
+    if (t_cur_failed) return;
+    roundtrip_case(CR_POLICY_CASCADE, 4, 64, 4, 16, 2, 2, 0, 0, 1);       /* sinks only */
+    if (t_cur_failed) return;
+    /* big layers: several 1 MiB blocks per section, compressed on 2 threads */
+    roundtrip_case(CR_POLICY_CASCADE, 64, 16384, 4, 64, 2, t_asan() ? 200 : 600, 0, 0, 1);
+}
+
+/* Feed part 1, save with the document's offset, load into a state built with other options,
+ * feed part 2: the logits equal those of feeding part 1 + part 2 straight. */
+static void test_resume_partial_read(void) {
+    char err[512], why[256], p[600];
+    const int n1 = 333, n2 = 120, V = M.hp.n_vocab;
+    int32_t t[453]; tokens(t, n1 + n2, 99);
+    float *ref = malloc(sizeof(float) * (size_t)n2 * V), *got = malloc(sizeof(float) * (size_t)n2 * V);
+    cr_state a, b;
+    T_CHECKF(init_state(&a, CR_POLICY_CASCADE, 4, 64, 4, 16, 2, err) == 0, "%s", err);
+    T_CHECKF(feed(&a, t, n1, NULL, err) == 0, "%s", err);
+    snap_doc d = {.path = "doc.txt", .size = 5000, .offset = 2718, .tokens = (uint64_t)n1};
+    snap_content c = {.st = &a, .docs = &d, .n_docs = 1};
+    fpath(p, "resume.cas");
+    T_CHECKF(snapshot_save(p, &c, err, sizeof err) == 0, "%s", err);
+    T_CHECKF(feed(&a, t + n1, n2, ref, err) == 0, "%s", err);
+    /* the session's options differ (N, stride, policy): the snapshot's configuration wins */
+    T_CHECKF(init_state(&b, CR_POLICY_SINK, 8, 128, 1, 32, 1, err) == 0, "%s", err);
+    T_CHECKF(feed(&b, t, 40, NULL, err) == 0, "%s", err);
+    snap_content out;
+    T_CHECKF(snapshot_load(p, &M, &out, &b, err, sizeof err) == 0, "%s", err);
+    T_CHECK(b.max_L == 16 && b.ctrl.cfg.N == 64 && b.ctrl.cfg.policy == CR_POLICY_CASCADE && b.ctrl.seen == n1);
+    T_CHECK(out.n_docs == 1 && out.docs[0].offset == 2718 && out.docs[0].tokens == (uint64_t)n1 && !strcmp(out.docs[0].path, "doc.txt"));
+    T_CHECK(out.samp == NULL && out.conv_len == 0 && out.docmap_len == 0);
+    T_CHECKF(feed(&b, t + n1, n2, got, err) == 0, "%s", err);
+    T_CHECKF(memcmp(ref, got, sizeof(float) * (size_t)n2 * V) == 0, "logits after resuming differ from the uninterrupted run");
+    T_CHECKF(state_eq(&a, &b, why), "%s", why);
+    /* the in-place path: an empty state of the same configuration */
+    cr_state e;
+    T_CHECKF(init_state(&e, CR_POLICY_CASCADE, 4, 64, 4, 16, 2, err) == 0, "%s", err);
+    uint16_t *k0 = e.heads[0].k;
+    snap_content out2;
+    T_CHECKF(snapshot_load(p, &M, &out2, &e, err, sizeof err) == 0, "%s", err);
+    T_CHECK(e.heads[0].k == k0 && e.ctrl.seen == n1);
+    T_CHECKF(feed(&e, t + n1, n2, got, err) == 0, "%s", err);
+    T_CHECKF(memcmp(ref, got, sizeof(float) * (size_t)n2 * V) == 0, "logits differ (in-place load)");
+    snap_content_free(&out); snap_content_free(&out2);
+    state_free(&a); state_free(&b); state_free(&e);
+    free(ref); free(got);
+}
+
+/* Two states, A and B, saved alternately by a child that is killed at random moments. The
+ * child publishes in shared memory which save it started and how many completed, so after
+ * each kill the file must hold the last completed save or the one in progress. */
+static double now_s(void) { struct timespec ts; clock_gettime(CLOCK_MONOTONIC, &ts); return ts.tv_sec + ts.tv_nsec * 1e-9; }
+static void test_kill_while_saving(void) {
+    char err[512], why[256], p[600], tmp[620];
+    cr_state A, B;
+    T_CHECKF(init_state(&A, CR_POLICY_CASCADE, 16, 1024, 4, 64, 1, err) == 0, "%s", err);
+    T_CHECKF(init_state(&B, CR_POLICY_CASCADE, 16, 1024, 4, 64, 1, err) == 0, "%s", err);
+    int n = t_asan() ? 300 : 1200;
+    int32_t *t = malloc(sizeof(int32_t) * (size_t)n);
+    tokens(t, n, 5);
+    T_CHECKF(feed(&A, t, n, NULL, err) == 0, "%s", err);
+    T_CHECKF(feed(&B, t, n - 64, NULL, err) == 0, "%s", err);
+    free(t);
+    snap_content cs[2] = {{.st = &A, .n_threads = 1}, {.st = &B, .n_threads = 1}};
+    fpath(p, "kill.cas");
+    snprintf(tmp, sizeof tmp, "%s.tmp", p);
+    double t0 = now_s();
+    for (int i = 0; i < 4; i++) T_CHECKF(snapshot_save(p, &cs[i & 1], err, sizeof err) == 0, "%s", err);
+    double per_save = (now_s() - t0) / 4;      /* the last one wrote B */
+    int ondisk = 1;
+    volatile int *shm = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    T_CHECK(shm != MAP_FAILED);
+    uint32_t rng = 12345;
+    const int kills = t_asan() ? 50 : 80;
+    long max_us = (long)(per_save * 4e6) + 1000;
+    int saw_tmp = 0, saw[2] = {0, 0}, mid_save = 0, first_save = 0;
+    cr_state L; memset(&L, 0, sizeof L);
+    for (int k = 0; k < kills; k++) {
+        int pfd[2];
+        T_CHECK(pipe(pfd) == 0);
+        shm[0] = -1; shm[1] = 0;                  /* save started, saves completed */
+        fflush(stdout);
+        pid_t pid = fork();
+        T_CHECK(pid >= 0);
+        if (pid == 0) {
+            close(pfd[0]);
+            char e2[512];
+            if (write(pfd[1], "r", 1) != 1) _exit(3);
+            for (int i = 0;; i++) {
+                shm[0] = i;
+                __sync_synchronize();
+                if (snapshot_save(p, &cs[(i + k) & 1], e2, sizeof e2)) _exit(2);
+                __sync_synchronize();
+                shm[1] = i + 1;
+            }
+        }
+        close(pfd[1]);
+        char ch;
+        T_CHECK(read(pfd[0], &ch, 1) == 1);
+        close(pfd[0]);
+        rng = rng * 1664525u + 1013904223u;
+        struct timespec ts = {0, (rng >> 8) % (uint32_t)max_us * 1000L};
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+        int stt;
+        T_CHECK(waitpid(pid, &stt, 0) == pid);
+        T_CHECKF(WIFSIGNALED(stt) && WTERMSIG(stt) == SIGKILL, "child ended by itself (status %d): a save failed", stt);
+        int started = shm[0], done = shm[1];
+        if (exists(tmp)) saw_tmp++;
+        if (started >= done) mid_save++;
+        if (done == 0) first_save++;
+        snap_content out;
+        T_CHECKF(snapshot_load(p, &M, &out, &L, err, sizeof err) == 0, "kill %d: %s", k, err);
+        snap_content_free(&out);
+        int which = L.ctrl.seen == A.ctrl.seen ? 0 : 1;
+        T_CHECKF(state_eq(cs[which].st, &L, why), "kill %d: loaded state is neither A nor B: %s", k, why);
+        int old = done > 0 ? (done - 1 + k) & 1 : ondisk, cur = started >= 0 ? (started + k) & 1 : old;
+        T_CHECKF(which == old || which == cur, "kill %d: the file holds neither the last completed save nor the one in progress", k);
+        ondisk = which;
+        saw[which]++;
+    }
+    munmap((void *)shm, 4096);
+    /* the next save removes the stale tmp file */
+    T_CHECKF(snapshot_save(p, &cs[1], err, sizeof err) == 0, "%s", err);
+    T_CHECK(!exists(tmp));
+    printf("     %d kills (a save takes %.1f ms, kills at 0..%.1f ms): %d during a save (%d during the child's first), "
+           "loaded A %d / B %d times; a tmp file was left %d times (ignored, then replaced)\n",
+           kills, per_save * 1e3, max_us / 1e3, mid_save, first_save, saw[0], saw[1], saw_tmp);
+    T_CHECKF(saw[0] > 0 && saw[1] > 0 && mid_save > 0, "kills never landed in the middle of saves of both kinds");
+    state_free(&A); state_free(&B); state_free(&L);
+}
+
+/* A snapshot for the corruption tests, its bytes, and a loaded reference state. */
+static cr_state CS;
+static uint8_t *SNAP; static size_t SNAP_N;
+static char SNAP_PATH[600];
+
+static int corrupt_setup(void) {
+    char err[512];
+    if (SNAP) return 0;
+    if (init_state(&CS, CR_POLICY_CASCADE, 4, 64, 4, 16, 2, err)) return -1;
+    int32_t t[200]; tokens(t, 200, 3);
+    if (feed(&CS, t, 200, NULL, err)) return -1;
+    content_fx fx; content_make(&fx, &CS);
+    fpath(SNAP_PATH, "good.cas");
+    int r = snapshot_save(SNAP_PATH, &fx.c, err, sizeof err);
+    content_free(&fx);
+    if (r || read_file(SNAP_PATH, &SNAP, &SNAP_N)) return -1;
+    return 0;
+}
+
+/* Loads bytes as a file into st (which holds CS): must fail with a one-line error, st unchanged. */
+static int expect_fail(const uint8_t *buf, size_t n, cr_state *st, char *err, const char *must) {
+    char p[600], why[256];
+    fpath(p, "bad.cas");
+    if (write_file(p, buf, n)) { sprintf(err, "cannot write %s", p); return 0; }
+    snap_content out;
+    err[0] = 0;
+    if (snapshot_load(p, &M, &out, st, err, 512) == 0) { snap_content_free(&out); sprintf(err, "loaded"); return 0; }
+    if (!one_line(err)) { strcat(err, " [not one line]"); return 0; }
+    if (must && !strstr(err, must)) { strcat(err, " [expected: "); strcat(err, must); strcat(err, "]"); return 0; }
+    if (!state_eq(&CS, st, why)) { sprintf(err, "state changed by a failed load: %s", why); return 0; }
+    return 1;
+}
+
+static void test_truncated(void) {
+    char err[600];
+    T_CHECK(corrupt_setup() == 0);
+    cr_state st; memset(&st, 0, sizeof st);
+    snap_content out;
+    T_CHECKF(snapshot_load(SNAP_PATH, &M, &out, &st, err, 512) == 0, "%s", err);
+    snap_content_free(&out);
+    size_t cuts[] = {0, 1, 7, 8, 9, 40, 63, 64, 65, 100, 111, 112, 113, SNAP_N / 3, SNAP_N / 2, SNAP_N - 100, SNAP_N - 61,
+                     SNAP_N - 60, SNAP_N - 16, SNAP_N - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++)
+        T_CHECKF(expect_fail(SNAP, cuts[i], &st, err, NULL), "cut at %zu: %s", cuts[i], err);
+    T_CHECKF(expect_fail(SNAP, SNAP_N / 2, &st, err, "truncated"), "%s", err);
+    uint32_t rng = 77;
+    for (int i = 0; i < (t_asan() ? 40 : 200); i++) {
+        rng = rng * 1664525u + 1013904223u;
+        size_t c = (rng >> 4) % SNAP_N;
+        T_CHECKF(expect_fail(SNAP, c, &st, err, NULL), "cut at %zu: %s", c, err);
+    }
+    /* trailing garbage */
+    uint8_t *big = malloc(SNAP_N + 5);
+    memcpy(big, SNAP, SNAP_N); memset(big + SNAP_N, 0, 5);
+    T_CHECKF(expect_fail(big, SNAP_N + 5, &st, err, "after the end"), "%s", err);
+    free(big);
+    printf("     e.g. \"%s\"\n", (expect_fail(SNAP, SNAP_N / 2, &st, err, NULL), err));
+    state_free(&st);
+}
+
+static void test_flipped_bytes(void) {
+    char err[600];
+    T_CHECK(corrupt_setup() == 0);
+    cr_state st; memset(&st, 0, sizeof st);
+    snap_content out;
+    T_CHECKF(snapshot_load(SNAP_PATH, &M, &out, &st, err, 512) == 0, "%s", err);
+    snap_content_free(&out);
+    uint8_t *b = malloc(SNAP_N);
+    uint32_t rng = 4242;
+    int n = t_asan() ? 150 : 600;
+    for (int i = 0; i < n; i++) {
+        memcpy(b, SNAP, SNAP_N);
+        rng = rng * 1664525u + 1013904223u;
+        size_t at = i < 64 ? (size_t)i : (rng >> 4) % SNAP_N;    /* every header byte, then random ones */
+        rng = rng * 1664525u + 1013904223u;
+        b[at] ^= (uint8_t)(1u << ((rng >> 12) % 8));
+        T_CHECKF(expect_fail(b, SNAP_N, &st, err, NULL), "bit flip at byte %zu: %s", at, err);
+    }
+    /* a flip inside compressed layer data is caught by its CRC */
+    memcpy(b, SNAP, SNAP_N);
+    b[SNAP_N / 2] ^= 0x10;
+    T_CHECKF(expect_fail(b, SNAP_N, &st, err, "corrupt"), "%s", err);
+    printf("     e.g. \"%s\"\n", err);
+    free(b);
+    state_free(&st);
+}
+
+static void test_wrong_model(void) {
+    char err[600], p[600];
+    if (!have_m2) T_SKIP("%s not loadable", path656);
+    T_CHECK(corrupt_setup() == 0);
+    cr_state st; memset(&st, 0, sizeof st);
+    snap_content out;
+    T_CHECK(snapshot_load(SNAP_PATH, &M2, &out, &st, err, sizeof err) == -1);
+    T_CHECKF(one_line(err), "%s", err);
+    T_CHECKF(strstr(err, M.name) && strstr(err, M2.name) && strstr(err, "stories260K.gguf") && strstr(err, "TinyStories-656K-Q8_0.gguf"),
+             "error does not name both models: %s", err);
+    T_CHECK(st.m == NULL);
+    printf("     \"%s\"\n", err);
+    /* and a snapshot of the other model loads with it */
+    cascade_cfg c; cascade_cfg_default(&c); c.S = 4; c.N = 64; c.C = 4;
+    cr_state s2;
+    T_CHECKF(state_init(&s2, &M2, &c, 16, 1, err, sizeof err) == 0, "%s", err);
+    int32_t t[100]; tokens(t, 100, 1);
+    for (int i = 0; i < 100; i += 16) T_CHECKF(forward(&s2, t + i, 100 - i < 16 ? 100 - i : 16, CR_OUT_NONE, NULL, NULL, err, sizeof err) == 0, "%s", err);
+    snap_content sc = {.st = &s2};
+    fpath(p, "m2.cas");
+    T_CHECKF(snapshot_save(p, &sc, err, sizeof err) == 0, "%s", err);
+    T_CHECK(snapshot_load(p, &M, &out, &st, err, sizeof err) == -1 && strstr(err, M2.name));
+    T_CHECKF(snapshot_load(p, &M2, &out, &st, err, sizeof err) == 0, "%s", err);
+    snap_content_free(&out);
+    state_free(&st); state_free(&s2);
+}
+
+static void test_wrong_version(void) {
+    char err[600];
+    T_CHECK(corrupt_setup() == 0);
+    cr_state st; memset(&st, 0, sizeof st);
+    snap_content out;
+    T_CHECKF(snapshot_load(SNAP_PATH, &M, &out, &st, err, 512) == 0, "%s", err);
+    snap_content_free(&out);
+    uint8_t *b = malloc(SNAP_N);
+    memcpy(b, SNAP, SNAP_N);
+    b[8] = 2;                                 /* format version 2 */
+    T_CHECKF(expect_fail(b, SNAP_N, &st, err, "format version 2"), "%s", err);
+    T_CHECKF(strstr(err, "not supported") && strstr(err, CR_VERSION), "%s", err);
+    printf("     \"%s\"\n", err);
+    memcpy(b, SNAP, SNAP_N);
+    memcpy(b, "PK\3\4", 4);
+    T_CHECKF(expect_fail(b, SNAP_N, &st, err, "not a cascade-read snapshot"), "%s", err);
+    free(b);
+    state_free(&st);
+}
+
+/* The disk fills up: RLIMIT_FSIZE in a child (EFBIG), and injected ENOSPC at many offsets. */
+static void test_full_disk(void) {
+    char err[600], p[600], tmp[620];
+    T_CHECK(corrupt_setup() == 0);
+    fpath(p, "full.cas");
+    snprintf(tmp, sizeof tmp, "%s.tmp", p);
+    snap_content c = {.st = &CS};
+    T_CHECKF(snapshot_save(p, &c, err, sizeof err) == 0, "%s", err);
+    uint8_t *before; size_t nb;
+    T_CHECK(read_file(p, &before, &nb) == 0);
+    /* a state 4x larger, so that the new file cannot fit under the limit */
+    cr_state big;
+    T_CHECKF(init_state(&big, CR_POLICY_CASCADE, 4, 256, 4, 16, 1, err) == 0, "%s", err);
+    int32_t t[300]; tokens(t, 300, 11);
+    T_CHECKF(feed(&big, t, 300, NULL, err) == 0, "%s", err);
+    int pfd[2];
+    T_CHECK(pipe(pfd) == 0);
+    fflush(stdout);
+    pid_t pid = fork();
+    T_CHECK(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {(rlim_t)nb, (rlim_t)nb};
+        setrlimit(RLIMIT_FSIZE, &rl);
+        snap_content cb = {.st = &big, .n_threads = 1};
+        char e2[512];
+        int r = snapshot_save(p, &cb, e2, sizeof e2);
+        if (r == 0) strcpy(e2, "SAVED");
+        if (write(pfd[1], e2, strlen(e2) + 1) < 0) _exit(3);
+        _exit(0);
+    }
+    close(pfd[1]);
+    char msg[600] = {0};
+    size_t got = 0;
+    for (ssize_t k; got < sizeof msg - 1 && (k = read(pfd[0], msg + got, sizeof msg - 1 - got)) > 0;) got += (size_t)k;
+    close(pfd[0]);
+    int stt; waitpid(pid, &stt, 0);
+    T_CHECKF(WIFEXITED(stt) && WEXITSTATUS(stt) == 0, "child status %d", stt);
+    T_CHECKF(strcmp(msg, "SAVED") != 0, "the save succeeded past RLIMIT_FSIZE");
+    T_CHECKF(one_line(msg) && strstr(msg, "File too large") && strstr(msg, "previous snapshot is unchanged"), "message: %s", msg);
+    printf("     \"%s\"\n", msg);
+    uint8_t *after; size_t na;
+    T_CHECK(read_file(p, &after, &na) == 0);
+    T_CHECK(na == nb && memcmp(before, after, nb) == 0);
+    free(after);
+    T_CHECK(!exists(tmp));
+    /* injected ENOSPC at offsets through the whole file */
+    snap_content cb = {.st = &big, .n_threads = 2};
+    int64_t offs[] = {0, 1, 63, 64, 100, 4096, 20000, 40000, 60000, 100000, 1 << 20};
+    for (size_t i = 0; i < sizeof offs / sizeof *offs; i++) {
+        snapshot_test_fault(offs[i], ENOSPC);
+        int r = snapshot_save(p, &cb, err, sizeof err);
+        snapshot_test_fault(-1, 0);
+        struct stat sb; stat(p, &sb);
+        if (r == 0) { T_CHECKF(offs[i] >= (int64_t)sb.st_size, "save succeeded with a fault at %lld", (long long)offs[i]); break; }
+        T_CHECKF(one_line(err) && strstr(err, "No space left on device") && strstr(err, p), "%s", err);
+        T_CHECK(read_file(p, &after, &na) == 0);
+        T_CHECKF(na == nb && memcmp(before, after, nb) == 0, "old snapshot changed (fault at %lld)", (long long)offs[i]);
+        free(after);
+        T_CHECK(!exists(tmp));
+    }
+    /* an unwritable place */
+    T_CHECK(snapshot_save("/nonexistent-dir/x.cas", &cb, err, sizeof err) == -1 && one_line(err) && strstr(err, "No such file"));
+    free(before);
+    state_free(&big);
+}
+
+static void test_info(void) {
+    char err[600];
+    T_CHECK(corrupt_setup() == 0);
+    char *txt = NULL; size_t n = 0;
+    FILE *f = open_memstream(&txt, &n);
+    int r = snapshot_info(SNAP_PATH, f);
+    fclose(f);
+    T_CHECKF(r == 0, "%s", txt);
+    T_CHECKF(strstr(txt, "format version 1") && strstr(txt, "layer 4") && strstr(txt, M.name) && strstr(txt, "war and peace") &&
+             strstr(txt, "S=4 N=64 C=4") && strstr(txt, "200 tokens seen") && strstr(txt, "sampler") && strstr(txt, "shuffled"),
+             "%s", txt);
+    if (getenv("CR_VERBOSE")) fputs(txt, stdout);
+    free(txt);
+    /* a broken file: -1 and the reason */
+    uint8_t *b = malloc(SNAP_N);
+    memcpy(b, SNAP, SNAP_N); b[SNAP_N - 30] ^= 1;
+    char p[600]; fpath(p, "bad-info.cas");
+    T_CHECK(write_file(p, b, SNAP_N) == 0);
+    free(b);
+    txt = NULL; f = open_memstream(&txt, &n);
+    r = snapshot_info(p, f);
+    fclose(f);
+    T_CHECKF(r == -1 && strstr(txt, "corrupt"), "%s", txt);
+    free(txt);
+    char h[SNAP_HASH_MAX]; uint64_t sz;
+    T_CHECK(snapshot_hash_file(SNAP_PATH, h, &sz) == 0 && sz == SNAP_N && !strncmp(h, "crc32+adler32:", 14) && strlen(h) == 30);
+    (void)err;
+}
+
+/* The engine's stream interface on its own: state_save / state_load through memory. */
+typedef struct { uint8_t *p; size_t n, cap, pos; } memstream;
+static int ms_put(void *ctx, const void *d, size_t n, int elem) {
+    (void)elem; memstream *m = ctx;
+    if (m->n + n > m->cap) { m->cap = (m->n + n) * 2; m->p = realloc(m->p, m->cap); }
+    memcpy(m->p + m->n, d, n); m->n += n; return 0;
+}
+static int ms_get(void *ctx, void *d, size_t n, int elem) {
+    (void)elem; memstream *m = ctx;
+    if (m->n - m->pos < n) return -1;
+    memcpy(d, m->p + m->pos, n); m->pos += n; return 0;
+}
+static void test_state_io_stream(void) {
+    char err[512], why[256];
+    cr_state a, b;
+    T_CHECKF(init_state(&a, CR_POLICY_CASCADE, 4, 64, 4, 16, 1, err) == 0, "%s", err);
+    int32_t t[150]; tokens(t, 150, 8);
+    T_CHECKF(feed(&a, t, 150, NULL, err) == 0, "%s", err);
+    memstream ms = {0};
+    cr_ostream o = {&ms, ms_put};
+    T_CHECK(state_save(&a, &o) == 0);
+    cr_istream in = {&ms, ms_get};
+    memset(&b, 0, sizeof b);
+    T_CHECKF(state_load(&b, &M, &in, 1, err, sizeof err) == 0, "%s", err);
+    T_CHECKF(state_eq(&a, &b, why), "%s", why);
+    /* an og index out of order is refused (with a valid CRC around it, only state_io sees it) */
+    size_t og0 = ms.n - (size_t)64 * 8;       /* last head's og array */
+    int64_t v; memcpy(&v, ms.p + og0 + 8 * 5, 8);
+    int64_t bad = v + 100000;
+    memcpy(ms.p + og0 + 8 * 5, &bad, 8);
+    ms.pos = 0;
+    T_CHECK(state_load(&b, &M, &in, 1, err, sizeof err) == -1 && strstr(err, "layer 4"));
+    T_CHECK(b.ctrl.seen == 0);
+    free(ms.p);
+    state_free(&a); state_free(&b);
+}
+
+static void rm_dir(void) {
+    const char *names[] = {"rt.cas", "resume.cas", "kill.cas", "kill.cas.tmp", "good.cas", "bad.cas", "m2.cas", "full.cas",
+                           "full.cas.tmp", "bad-info.cas"};
+    char p[600];
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) { fpath(p, names[i]); unlink(p); }
+    rmdir(dir);
+}
+
+int main(void) {
+    char err[512];
+    snprintf(path260, sizeof path260, "%s/models/stories260K.gguf", t_shared());
+    snprintf(path656, sizeof path656, "%s/models/TinyStories-656K-Q8_0.gguf", t_shared());
+    if (model_load(&M, path260, err, sizeof err)) { printf("FAIL load: %s\n", err); return 1; }
+    have_m2 = model_load(&M2, path656, err, sizeof err) == 0;
+    const char *td = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/cr-snap-XXXXXX", td && *td ? td : "/tmp");
+    if (!mkdtemp(dir)) { printf("FAIL mkdtemp %s: %s\n", dir, strerror(errno)); return 1; }
+    T_RUN(test_roundtrip_bit_exact);
+    T_RUN(test_resume_partial_read);
+    T_RUN(test_state_io_stream);
+    T_RUN(test_kill_while_saving);
+    T_RUN(test_truncated);
+    T_RUN(test_flipped_bytes);
+    T_RUN(test_wrong_model);
+    T_RUN(test_wrong_version);
+    T_RUN(test_full_disk);
+    T_RUN(test_info);
+    if (SNAP) { free(SNAP); state_free(&CS); }
+    rm_dir();
+    model_free(&M);
+    if (have_m2) model_free(&M2);
+    return t_summary();
+}

@@ -1,5 +1,6 @@
 #include <stdio.h>
 #include "cli.h"
+#include "chat.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@ void cli_usage(FILE *f) {
 "Model and device:\n"
 "  -m, --model FILE       GGUF model (llama or qwen2 architecture)\n"
 "  --tokenizer FILE       sentencepiece tokenizer.model instead of the GGUF vocabulary\n"
+"  --chat-template NAME   llama2, llama3, chatml, mistral, phi3 or raw (default: from the GGUF)\n"
 "  --device cpu|cuda|auto where to run (default auto: the GPU when present)\n"
 "  -t, --threads N        CPU threads (default: all cores)\n"
 "\n"
@@ -87,6 +89,7 @@ int cli_parse(cr_opts *o, int argc, char **argv) {
         else if (IS("--version")) { printf("cascade-read %s\n", CR_VERSION); return -1; }
         else if (IS("-m") || IS("--model")) { NEED(); o->model = v; }
         else if (IS("--tokenizer")) { NEED(); o->tokenizer = v; }
+        else if (IS("--chat-template")) { NEED(); if (chat_kind_from_name(v) < 0) return bad("unknown --chat-template (llama2, llama3, chatml, mistral, phi3, raw)", v); o->chat_template = v; }
         else if (IS("--device")) { NEED(); if (strcmp(v, "cpu") && strcmp(v, "cuda") && strcmp(v, "auto")) return bad("--device must be cpu, cuda or auto", v); o->device = v; }
         else if (IS("-t") || IS("--threads")) { NEED(); if (parse_int(v, 1, 1024, &o->threads)) return bad("invalid --threads", v); }
         else if (IS("--generate")) { NEED(); o->mode = MODE_GENERATE; o->prompt = v; }

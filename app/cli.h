@@ -11,7 +11,7 @@ enum cr_mode { MODE_NONE, MODE_GENERATE, MODE_PERPLEXITY, MODE_TOKENIZE, MODE_DE
 
 typedef struct {
     int mode;
-    const char *model, *tokenizer, *device;
+    const char *model, *tokenizer, *device, *chat_template;
     const char *prompt;          /* --generate */
     const char *text;            /* --tokenize / --detokenize argument */
     const char *ppl_file;        /* --perplexity */

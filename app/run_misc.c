@@ -1,6 +1,7 @@
 /* --perplexity, --tokenize / --detokenize, --info. */
 #include "run.h"
 #include "session.h"
+#include "chat.h"
 #include "extract.h"
 #include "ingest.h"
 #include <errno.h>
@@ -29,6 +30,14 @@ int run_info(const cr_opts *o) {
            s.model.name, hp->arch == CR_ARCH_QWEN2 ? "qwen2" : "llama", hp->n_layer, hp->dim, hp->n_head, hp->n_kv,
            hp->head_dim, hp->ffn, hp->n_vocab, hp->n_ctx, hp->rope_base, hp->rope_dim, s.model.weight_bytes,
            cascade_policy_name(c->policy), c->S, c->N, c->C, s.stride, c->beta, s.st.cache_bytes);
+    chat_template ct; char err[512];
+    if (chat_template_detect(s.tok, &s.model.g, o->chat_template, &ct, err, sizeof err) == 0) {
+        printf("chat_template\t%s\nstop_tokens\t", chat_kind_name(ct.kind));
+        for (int i = 0; i < ct.n_stop; i++) printf("%s%d", i ? " " : "", ct.stop[i]);
+        printf("\n");
+    } else {
+        printf("chat_template\tnone (%s)\n", err);
+    }
     session_close(&s);
     return 0;
 }

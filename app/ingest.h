@@ -135,9 +135,9 @@ const cr_docinfo *cr_ingest_doc(const cr_ingest *in, int doc);
 /* Record a chunk in a document map: adds the document and any sections discovered so far,
  * then the run [tok_first, ...). Call once per chunk in stream order with the index of the
  * chunk's first token, then cr_ingest_record_end once the stream ends. 0 ok, -1 err. */
-int  cr_ingest_record(const cr_ingest *in, docmap *map, const cr_chunk *c, uint64_t tok_first,
+int  cr_ingest_record(cr_ingest *in, docmap *map, const cr_chunk *c, uint64_t tok_first,
                       char *err, size_t errlen);
-int  cr_ingest_record_end(const cr_ingest *in, docmap *map, char *err, size_t errlen);
+int  cr_ingest_record_end(cr_ingest *in, docmap *map, char *err, size_t errlen);
 
 /* Text-level helpers (exposed for tests and tools). */
 /* Heading heuristic for one line (no '\n'): 0 no, 1 book/part level, 2 chapter level. */

@@ -103,7 +103,7 @@ engine-tests: $(ENGINE_TESTS) $(CUDA_TESTS) $(TOOLS)
 # make test: all tests on the normal build, then the CPU tests under ASan+UBSan.
 test: deps
 	$(MAKE) --no-print-directory tests-build
-	$(MAKE) --no-print-directory B=build-asan SAN=1 CUDA=0 OPT=-O1 tests-build
+	$(MAKE) --no-print-directory B=build-asan SAN=1 CUDA=0 OPT='-O1 -march=native' tests-build
 	sh tests/run.sh build build-asan
 
 test-fast: tests-build

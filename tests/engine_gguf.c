@@ -12,8 +12,9 @@ static uint8_t *read_all(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     fseek(f, 0, SEEK_END); long sz = ftell(f); fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)sz);
+    uint8_t *b = malloc((size_t)sz + 1);
     if (fread(b, 1, (size_t)sz, f) != (size_t)sz) { free(b); fclose(f); return NULL; }
+    b[sz] = 0;                       /* callers may treat it as a string */
     fclose(f); *n = (size_t)sz; return b;
 }
 

@@ -34,7 +34,7 @@ ifeq ($(CUDA),1)
   CFLAGS_BASE += -DCR_CUDA -I$(CUDA_HOME)/include
   CUDA_LIBS = -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart
   NVFLAGS = -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_90,code=compute_90 \
-            -Xcompiler -Wall,-Wextra,-Werror,-fPIC -Iengine -Ikernels --expt-relaxed-constexpr
+            -Xcompiler -Wall,-Wextra,-Werror,-fPIC -Iengine -Ikernels --expt-relaxed-constexpr -MMD -MP
 endif
 CFLAGS   = $(CFLAGS_BASE) $(SANFLAGS) $(EXTRA_CFLAGS)
 CXXFLAGS = $(CXXFLAGS_BASE) $(SANFLAGS)
@@ -93,6 +93,9 @@ $(B)/tests/ui_%: $(B)/tests/ui_%.o $(UI_OBJ) $(APP_OBJ) $(ENGINE_OBJ)
 $(B)/tools/%: $(B)/tests/tools/%.o $(APP_OBJ) $(ENGINE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(APP_LIBS) $(ENGINE_LIBS)
+$(B)/bench/cuda_%: $(B)/tests/bench/cuda_%.o $(ENGINE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(ENGINE_LIBS)
 $(B)/bench/%: $(B)/tests/bench/%.o $(APP_OBJ) $(ENGINE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(APP_LIBS) $(ENGINE_LIBS)

@@ -1,6 +1,7 @@
 /* The ingestion layer's front: documents in order, a header chunk per document, stream
  * offsets, the section lists, backend selection (see ingest.h) and docmap recording. */
 #include "ingest_int.h"
+#include <libxml/parser.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -177,6 +178,7 @@ cr_ingest *cr_ingest_open(const char *const *paths, int n, const cr_ingest_opts 
                           size_t errlen) {
     cr_ingest_opts def;
     if (!o) { cr_ingest_opts_default(&def); o = &def; }
+    xmlInitParser();                             /* idempotent; required before threads use libxml2 */
     if (n <= 0 || !paths) { ing_err(err, errlen, "ingest", "no documents given"); return NULL; }
     if (o->max_line < 64 || o->max_chunk < 64 || o->max_line > (256u << 20) || o->max_chunk > (256u << 20)) {
         ing_err(err, errlen, "ingest", "max_line and max_chunk must be between 64 bytes and 256 MiB");

@@ -18,6 +18,9 @@
  * then the document's text. The concatenation of all chunk texts is exactly what
  * `cascade-read --extract` prints; chunk.offset is the byte offset of the chunk in it.
  *
+ * Several documents (e.g. a rotated log set: syslog.2.gz syslog.1 syslog, oldest first) are
+ * read in the order given; each keeps its own line numbers and sections.
+ *
  * Chunks: logs -> exactly one line per chunk (text includes its '\n'; a line longer than
  * opts.max_line is split into pieces flagged CR_CHUNK_SPLIT, all with the same line number).
  * Text -> a paragraph (its lines, then at most one blank line) or a block of at most
@@ -67,7 +70,9 @@ typedef struct cr_ingest_opts {
     uint64_t max_spool_bytes;    /* 512 MiB: an EPUB from stdin/URL/.gz is spooled to an
                                     unlinked temp file (zip needs random access) */
     const char *ca_file;         /* NULL: system CA store (TLS verification is always on) */
-    /* progress of the current document's source: done/total bytes (total 0 = unknown). */
+    /* progress of document doc: bytes read from its source so far / its size (file size or
+     * Content-Length, 0 = unknown), every MiB and at the end; for EPUB: decompressed bytes of
+     * the spine items read so far / their total. */
     void (*progress)(void *ud, int doc, uint64_t done, uint64_t total);
     /* non-fatal problems, one line "FILE: problem" (split lines, recovered XHTML, ...). */
     void (*warn)(void *ud, const char *msg);

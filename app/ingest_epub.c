@@ -14,8 +14,10 @@
  * Bad input: not a zip, zip encryption, META-INF/encryption.xml listing anything but font
  * obfuscation (DRM), missing container/OPF/spine items, entries over max_epub_entry, more
  * than max_epub_bytes decompressed in total, a ratio over max_epub_ratio (entries over
- * 1 MiB), CRC/size mismatches: error "book.epub: problem". Broken XHTML is recovered by the
- * HTML parser; unparseable content is an error.
+ * 1 MiB), CRC/size mismatches: error "book.epub: problem". Broken XHTML is repaired by the
+ * HTML parser and reported through opts.warn ("book.epub: OPS/ch1.xhtml: malformed XHTML
+ * (2 markup errors), recovered"): one bad tag should not cost the whole book. Content that
+ * cannot be parsed at all, or is binary, is an error.
  *
  * Memory: the OPF/nav tables, plus one spine item (raw and extracted) at a time. */
 #include "ingest_int.h"
@@ -578,6 +580,9 @@ static int load_item(epub_be *e, char *err, size_t errlen) {
     int rc = ing_html_extract(buf, len, name, e->ids, e->nfnav, &e->h, err, errlen);
     free(buf);
     if (rc) return -1;
+    if (e->h.problems)
+        ing_warn(e->o, name, "malformed XHTML (%d markup error%s), recovered", e->h.problems,
+                 e->h.problems == 1 ? "" : "s");
     /* nav entries without a fragment start at the top of the document */
     while (e->fnav_next < e->nfnav && !e->ids[e->fnav_next]) {
         if (queue(e, e->fnav[e->fnav_next])) return fail(e, err, errlen, "out of memory%s", NULL);

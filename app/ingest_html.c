@@ -9,10 +9,15 @@
  * listed by the caller are reported as anchor events at their position (for chapter
  * boundaries from the nav/NCX).
  *
+ * Markup errors (other than unknown HTML5 tags) are repaired by the parser and counted in
+ * out->problems, for a warning.
+ *
  * Output: out->text holds the paragraphs, each followed by "\n\n"; out->ev lists them in
  * order, with the XHTML line of each paragraph's first text and its heading level. */
 #include "ingest_int.h"
 #include <libxml/HTMLparser.h>
+#include <libxml/encoding.h>
+#include <libxml/parserInternals.h>
 #include <libxml/tree.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -250,6 +255,14 @@ static const char *pick_encoding(const char *buf, size_t len, char *tmp, size_t 
     return "UTF-8";
 }
 
+static void ignore_error(void *ctx, const char *msg, ...) { (void)ctx; (void)msg; }
+
+static void on_parse_error(void *ctx, const char *msg, ...) {
+    (void)msg;
+    htmlParserCtxtPtr c = ctx;
+    if (c && c->_private && c->errNo != XML_HTML_UNKNOWN_TAG) ++*(int *)c->_private;
+}
+
 int ing_html_extract(const char *buf, size_t len, const char *name, const char *const *ids,
                      int nids, ing_html_out *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
@@ -258,9 +271,24 @@ int ing_html_extract(const char *buf, size_t len, const char *name, const char *
     const char *enc = pick_encoding(buf, len, tmp, sizeof tmp);
     if (strncasecmp(enc, "UTF-16", 6) && memchr(buf, 0, len < 4096 ? len : 4096))
         return ing_err(err, errlen, name, "not XHTML (binary data)");
-    htmlDocPtr doc = htmlReadMemory(buf, (int)len, name, enc,
-                                    HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
-                                    HTML_PARSE_NONET | HTML_PARSE_COMPACT);
+    /* Parse errors are counted through a per-context handler (thread-safe); unknown (HTML5)
+     * tags are not errors for us. */
+    htmlParserCtxtPtr ctxt = len ? htmlCreateMemoryParserCtxt(buf, (int)len) : NULL;
+    if (!ctxt) return len ? ing_err(err, errlen, name, "out of memory") : 0;
+    xmlCharEncodingHandlerPtr hdlr = xmlFindCharEncodingHandler(enc);
+    if (hdlr) xmlSwitchToEncoding(ctxt, hdlr);
+    htmlCtxtUseOptions(ctxt, HTML_PARSE_RECOVER | HTML_PARSE_NOWARNING | HTML_PARSE_NONET | HTML_PARSE_COMPACT);
+    int problems = 0;
+    ctxt->_private = &problems;
+    ctxt->sax->error = on_parse_error;
+    ctxt->sax->warning = NULL;
+    ctxt->vctxt.error = ignore_error;            /* duplicate ids etc.: not our concern */
+    ctxt->vctxt.warning = ignore_error;
+    htmlParseDocument(ctxt);
+    htmlDocPtr doc = ctxt->myDoc;
+    ctxt->myDoc = NULL;
+    htmlFreeParserCtxt(ctxt);
+    out->problems = problems;
     if (!doc) {
         if (len == 0) return 0;
         return ing_err(err, errlen, name, "broken XHTML (cannot be parsed)");

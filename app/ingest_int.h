@@ -103,6 +103,7 @@ typedef struct ing_hev {     /* an event of one content document */
 typedef struct ing_html_out {
     char    *text; size_t len, cap;
     ing_hev *ev;   size_t nev, cap_ev;
+    int      problems;       /* markup errors the parser repaired */
 } ing_html_out;
 /* ids[0..nids) are element ids to report as anchor events (index into ids). */
 int  ing_html_extract(const char *buf, size_t len, const char *name, const char *const *ids,

@@ -189,7 +189,10 @@ int ing_looks_like_log(const char *path, const uint8_t *p, size_t n) {
     b = b ? b + 1 : path;
     static const char *const pre[] = {"syslog", "messages", "kern.", "auth.", "daemon.", "dmesg",
                                       "access_log", "error_log", "access.", "error.", NULL};
-    if (strstr(b, ".log")) return 1;
+    for (const char *q = strstr(b, ".log"); q; q = strstr(q + 1, ".log")) {
+        char c = q[4];                   /* x.log, x.log.1, x.log.gz, x.log-20240101, x.log_old */
+        if (!c || c == '.' || c == '-' || c == '_') return 1;
+    }
     for (int i = 0; pre[i]; i++) if (!strncmp(b, pre[i], strlen(pre[i]))) return 1;
     if (find_gutenberg(p, n, ING_ENC_UTF8, NULL)) return 0;
     size_t lines = 0, blank = 0, i = 0;

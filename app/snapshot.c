@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,12 +24,13 @@
 #define SEC_HDR 48
 #define BLK_HDR 16
 #define SEC_MAGIC "CRSC"
-#define BLOCK_SIZE (1u << 20)
+#define BLOCK_SIZE (1u << 19)       /* uncompressed bytes per block written */
 #define MAX_BLOCK_SIZE (16u << 20)
 #define SHUF_PIECE 65536
 #define OBUF_SIZE (1u << 20)
 #define IBUF_SIZE (1u << 16)
-#define MAX_STR 4096
+#define MAX_STR 65536               /* longest string (path, URL, title); longer ones are cut */
+#define MODEL_STR 1024
 #define MAX_SECTIONS 1000000
 
 enum { SEC_MODEL = 1, SEC_CACHE, SEC_LAYER, SEC_SAMPLER, SEC_DOCS, SEC_DOCMAP, SEC_CONV, SEC_EXTRA, SEC_END = 255 };
@@ -102,7 +104,7 @@ typedef struct {
     uint32_t crc, codec;
     z_stream zs; int zs_ok;                   /* deflate or inflate stream, reused */
     int bad;                                  /* inflate: 1 corrupt data, 2 CRC mismatch, 3 out of memory */
-    int tag;                                  /* deflate: its section in the writer's queue */
+    int64_t tag;                              /* deflate: its section's sequence number */
 } zjob;
 
 typedef struct {
@@ -195,13 +197,18 @@ static int64_t fault_after = -1;
 static int fault_errno;
 void snapshot_test_fault(int64_t after, int err_no) { fault_after = after; fault_errno = err_no; }
 
-/* Sections are written through a queue: blocks of several consecutive sections can share a
- * batch (small layers compress in parallel too); a section's header is written as a
- * placeholder before its first block and patched once its last block is written. */
+/* The writer is a pipeline: the caller's thread serializes (and shuffles) into a ring of
+ * blocks; worker threads deflate the submitted blocks, the caller's thread helps while it
+ * waits; blocks are written strictly in order as soon as the oldest is done, so
+ * serialization, compression and writing overlap, and memory stays at the ring's size.
+ * Blocks of several consecutive sections can be in flight at once (small layers compress in
+ * parallel too). A section's header is written as a placeholder before its first block and
+ * patched once its last block is written. */
 #define MAX_PENDING 64
 typedef struct {
     uint32_t type, index, flags, crc, nblocks;
     uint64_t usize, csize, off;
+    int64_t seq;                  /* section sequence number */
     int hdr_written, ended;
 } wsec;
 
@@ -211,9 +218,17 @@ typedef struct {
     uint8_t *ob; size_t on;
     int err_no;                   /* first error (errno), 0 = none */
     int level, shuffle, T;
-    zjob *jobs; int njobs, nfill; /* jobs[0..nfill) closed, jobs[nfill] being filled */
     uint8_t *shuf;
-    wsec pend[MAX_PENDING]; int npend;   /* sections not yet finished in the file; the last may be open */
+    /* block ring: seq in [tail, head) submitted (done[] when compressed), head is being filled */
+    zjob *jobs; int R;
+    unsigned char *done;
+    int64_t head, tail, taken;    /* taken: next submitted seq a thread may compress */
+    pthread_mutex_t mu; pthread_cond_t cv_work, cv_done;
+    int stop, nth;
+    pthread_t th[64];
+    /* sections not yet finished in the file, oldest first; the last may be open */
+    wsec pend[MAX_PENDING]; int npend;
+    int64_t sec_seq;
     uint32_t n_sections;
 } swr;
 
@@ -277,7 +292,6 @@ static int write_block(swr *w, wsec *p, zjob *j) {
     p->usize += j->raw_n;
     p->csize += BLK_HDR + j->z_n;
     p->nblocks++;
-    j->raw_n = 0;
     return 0;
 }
 
@@ -291,50 +305,109 @@ static int write_sec_header(swr *w, const wsec *p) {
     return out_patch(w, p->off, h, sizeof h);
 }
 
-/* Compress the closed blocks in parallel, then write the pending sections in order. */
-static int batch_flush(swr *w) {
-    int n = w->nfill;
-    w->nfill = 0;
-    if (w->err_no) return -1;
-    if (n) batch_run(w->jobs, n, w->T, w->level, 0);
-    int j = 0, keep = -1;
-    for (int s = 0; s < w->npend; s++) {
-        wsec *p = &w->pend[s];
-        if (!p->hdr_written) {
-            static const uint8_t zero[SEC_HDR];
-            p->off = out_pos(w);
-            if (out_write(w, zero, sizeof zero)) return -1;
-            p->hdr_written = 1;
-        }
-        for (; j < n && w->jobs[j].tag == s; j++)
-            if (write_block(w, p, &w->jobs[j])) return -1;
-        if (p->ended) { if (write_sec_header(w, p)) return -1; }
-        else keep = s;               /* only the last section can be open */
+static int sec_placeholder(swr *w, wsec *p) {
+    static const uint8_t zero[SEC_HDR];
+    if (p->hdr_written) return 0;
+    p->off = out_pos(w);
+    p->hdr_written = 1;
+    return out_write(w, zero, sizeof zero);
+}
+
+/* Finish the pending sections older than seq (all their blocks are written). */
+static int sec_retire(swr *w, int64_t seq) {
+    int k = 0;
+    while (k < w->npend && w->pend[k].seq < seq && w->pend[k].ended) {
+        if (sec_placeholder(w, &w->pend[k]) || write_sec_header(w, &w->pend[k])) return -1;
+        k++;
     }
-    if (keep >= 0) {
-        w->pend[0] = w->pend[keep];
-        w->npend = 1;
-        zjob *o = &w->jobs[0], *q = &w->jobs[n < w->njobs ? n : 0];
-        if (q != o && q->raw_n) {    /* move the open block's bytes to jobs[0] */
-            uint8_t *t = o->raw; o->raw = q->raw; q->raw = t;
-            o->raw_n = q->raw_n; q->raw_n = 0;
-        }
-        o->tag = 0;
-    } else {
-        w->npend = 0;
-    }
+    if (k) { memmove(w->pend, w->pend + k, sizeof *w->pend * (size_t)(w->npend - k)); w->npend -= k; }
     return 0;
+}
+
+static void *deflate_worker(void *arg) {
+    swr *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->stop && w->taken >= w->head) pthread_cond_wait(&w->cv_work, &w->mu);
+        if (w->taken >= w->head) break;           /* stop, nothing left */
+        int64_t q = w->taken++;
+        pthread_mutex_unlock(&w->mu);
+        job_deflate(&w->jobs[q % w->R], w->level);
+        pthread_mutex_lock(&w->mu);
+        w->done[q % w->R] = 1;
+        pthread_cond_broadcast(&w->cv_done);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* Submit the block being filled (jobs[head]). */
+static void pipe_submit(swr *w) {
+    if (!w->nth) {                                /* no workers: compress now */
+        job_deflate(&w->jobs[w->head % w->R], w->level);
+        w->done[w->head % w->R] = 1;
+        w->head++; w->taken = w->head;
+        return;
+    }
+    pthread_mutex_lock(&w->mu);
+    w->head++;
+    pthread_cond_signal(&w->cv_work);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Write the oldest submitted block, compressing blocks on this thread while waiting. */
+static int pipe_drain_one(swr *w) {
+    int slot = (int)(w->tail % w->R);
+    if (w->nth) {
+        pthread_mutex_lock(&w->mu);
+        while (!w->done[slot]) {
+            if (w->taken < w->head) {
+                int64_t q = w->taken++;
+                pthread_mutex_unlock(&w->mu);
+                job_deflate(&w->jobs[q % w->R], w->level);
+                pthread_mutex_lock(&w->mu);
+                w->done[q % w->R] = 1;
+                pthread_cond_broadcast(&w->cv_done);
+            } else {
+                pthread_cond_wait(&w->cv_done, &w->mu);
+            }
+        }
+        pthread_mutex_unlock(&w->mu);
+    }
+    zjob *j = &w->jobs[slot];
+    int rc = 0;
+    if (!w->err_no) {
+        if (sec_retire(w, j->tag)) rc = -1;
+        else {
+            int k = 0;
+            while (k < w->npend && w->pend[k].seq != j->tag) k++;
+            if (k == w->npend || sec_placeholder(w, &w->pend[k]) || write_block(w, &w->pend[k], j)) rc = -1;
+        }
+    } else {
+        rc = -1;
+    }
+    j->raw_n = 0;
+    w->done[slot] = 0;
+    w->tail++;
+    return rc;
+}
+
+/* Write everything submitted, and finish every ended section. */
+static int pipe_drain(swr *w) {
+    while (w->tail < w->head) if (pipe_drain_one(w)) return -1;
+    return w->err_no ? -1 : sec_retire(w, INT64_MAX);
 }
 
 static int sec_append(swr *w, const uint8_t *p, size_t n) {
     while (n) {
         if (w->err_no) return -1;
-        zjob *j = &w->jobs[w->nfill];
-        j->tag = w->npend - 1;
+        if (w->head - w->tail == w->R && pipe_drain_one(w)) return -1;
+        zjob *j = &w->jobs[w->head % w->R];
+        j->tag = w->pend[w->npend - 1].seq;
         size_t k = BLOCK_SIZE - j->raw_n < n ? BLOCK_SIZE - j->raw_n : n;
         memcpy(j->raw + j->raw_n, p, k);
         j->raw_n += k; p += k; n -= k;
-        if (j->raw_n == BLOCK_SIZE && ++w->nfill == w->njobs && batch_flush(w)) return -1;
+        if (j->raw_n == BLOCK_SIZE) pipe_submit(w);
     }
     return 0;
 }
@@ -355,11 +428,12 @@ static int sec_put(void *ctx, const void *data, size_t n, int elem) {
 
 static int sec_begin(swr *w, uint32_t type, uint32_t index, uint32_t flags) {
     if (w->err_no) return -1;
-    if (w->npend == MAX_PENDING && batch_flush(w)) return -1;
+    if (w->npend == MAX_PENDING && pipe_drain(w)) return -1;
     wsec *p = &w->pend[w->npend++];
     memset(p, 0, sizeof *p);
     p->type = type; p->index = index; p->flags = flags;
     p->crc = (uint32_t)crc32(0L, Z_NULL, 0);
+    p->seq = w->sec_seq++;
     return 0;
 }
 
@@ -367,7 +441,7 @@ static int sec_end(swr *w) {
     if (w->err_no) return -1;
     w->pend[w->npend - 1].ended = 1;
     w->n_sections++;
-    if (w->jobs[w->nfill].raw_n && ++w->nfill == w->njobs) return batch_flush(w);
+    if (w->head - w->tail < w->R && w->jobs[w->head % w->R].raw_n) pipe_submit(w);
     return 0;
 }
 
@@ -457,19 +531,40 @@ int snapshot_save(const char *path, const snap_content *c, char *err, size_t err
     if (w.T < 1) w.T = 1;
     if (w.T > 64) w.T = 64;
     const char *stage = NULL;   /* set for failures that are not I/O errors */
-    int rc = -1, created = 0;
+    int rc = -1, created = 0, sync_ok = 0, restore_xfsz = 0;
+    struct sigaction old_xfsz_saved;
     bbuf b = {0};
     w.ob = malloc(OBUF_SIZE);
     w.shuf = malloc(SHUF_PIECE);
-    w.njobs = 2 * w.T;
-    w.jobs = calloc((size_t)w.njobs, sizeof *w.jobs);
-    if (!w.ob || !w.shuf || !w.jobs) { stage = "out of memory"; goto done; }
-    for (int i = 0; i < w.njobs; i++) {
+    w.R = w.T + 4;                /* T compressing, one being filled, spares for uneven blocks */
+    w.jobs = calloc((size_t)w.R, sizeof *w.jobs);
+    w.done = calloc((size_t)w.R, 1);
+    if (!w.ob || !w.shuf || !w.jobs || !w.done) { stage = "out of memory"; goto done; }
+    for (int i = 0; i < w.R; i++) {
         w.jobs[i].raw_cap = BLOCK_SIZE;
         w.jobs[i].z_cap = compressBound(BLOCK_SIZE);
         w.jobs[i].raw = malloc(w.jobs[i].raw_cap);
         w.jobs[i].z = malloc(w.jobs[i].z_cap);
         if (!w.jobs[i].raw || !w.jobs[i].z) { stage = "out of memory"; goto done; }
+    }
+
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv_work, NULL);
+    pthread_cond_init(&w.cv_done, NULL);
+    sync_ok = 1;
+    for (int i = 1; i < w.T; i++) {
+        if (pthread_create(&w.th[w.nth], NULL, deflate_worker, &w)) break;
+        w.nth++;
+    }
+
+    /* A file size limit must give EFBIG, not kill the process (unless the app handles SIGXFSZ). */
+    if (sigaction(SIGXFSZ, NULL, &old_xfsz_saved) == 0 && !(old_xfsz_saved.sa_flags & SA_SIGINFO) &&
+        old_xfsz_saved.sa_handler == SIG_DFL) {
+        struct sigaction ign;
+        memset(&ign, 0, sizeof ign);
+        ign.sa_handler = SIG_IGN;
+        sigemptyset(&ign.sa_mask);
+        if (sigaction(SIGXFSZ, &ign, NULL) == 0) restore_xfsz = 1;
     }
 
     if (unlink(tmp) && errno != ENOENT) { w.err_no = errno; goto done; }
@@ -512,12 +607,12 @@ int snapshot_save(const char *path, const snap_content *c, char *err, size_t err
     if (c->extra_len && sec_bytes(&w, SEC_EXTRA, c->extra, c->extra_len)) goto done;
     {
         uint8_t e[12];
-        if (batch_flush(&w)) goto done;       /* everything before END is in place */
+        if (pipe_drain(&w)) goto done;        /* everything before END is in place */
         uint64_t end_off = out_pos(&w);
         put_u32(e, w.n_sections); put_u64(e + 4, end_off);
         if (sec_bytes(&w, SEC_END, e, sizeof e)) goto done;
     }
-    if (batch_flush(&w) || out_flush(&w)) goto done;
+    if (pipe_drain(&w) || out_flush(&w)) goto done;
     if (fsync(w.fd)) { w.err_no = errno; goto done; }
     int fd = w.fd; w.fd = -1;
     if (close(fd)) { w.err_no = errno; goto done; }
@@ -533,8 +628,19 @@ done:
                stage ? stage : strerror(w.err_no ? w.err_no : EIO),
                existed ? "; the previous snapshot is unchanged" : "");
     }
-    if (w.jobs) for (int i = 0; i < w.njobs; i++) job_free(&w.jobs[i], 0);
-    free(w.jobs); free(w.ob); free(w.shuf); free(b.p); free(tmp);
+    if (restore_xfsz) sigaction(SIGXFSZ, &old_xfsz_saved, NULL);
+    if (sync_ok) {
+        pthread_mutex_lock(&w.mu);
+        w.stop = 1;
+        pthread_cond_broadcast(&w.cv_work);
+        pthread_mutex_unlock(&w.mu);
+        for (int i = 0; i < w.nth; i++) pthread_join(w.th[i], NULL);
+        pthread_mutex_destroy(&w.mu);
+        pthread_cond_destroy(&w.cv_work);
+        pthread_cond_destroy(&w.cv_done);
+    }
+    if (w.jobs) for (int i = 0; i < w.R; i++) job_free(&w.jobs[i], 0);
+    free(w.jobs); free(w.done); free(w.ob); free(w.shuf); free(b.p); free(tmp);
     return rc;
 }
 
@@ -785,7 +891,7 @@ static char *cu_str(cur *c, int *is_null, char *buf, size_t bufn) {
 
 typedef struct {
     uint64_t fp; uint32_t n_layer, n_kv, head_dim, n_vocab, dim;
-    char name[MAX_STR + 1], file[MAX_STR + 1];
+    char name[MODEL_STR], file[MODEL_STR];
 } model_rec;
 
 static int dec_model(const uint8_t *p, size_t n, model_rec *m) {
@@ -933,7 +1039,7 @@ int snapshot_load(const char *path, const cr_model *m, snap_content *out, cr_sta
     /* model */
     if (sec_open(&r)) goto done;
     if (r.type != SEC_MODEL) { rfail(&r, "corrupt snapshot (first section is %s, expected model)", sec_name(r.type)); goto done; }
-    if (sec_slurp(&r, 4 * MAX_STR + 64, &buf, &len)) goto done;
+    if (sec_slurp(&r, 2 * MODEL_STR + 64, &buf, &len)) goto done;
     {
         model_rec *pm = malloc(sizeof *pm);
         if (!pm) { rfail(&r, "out of memory"); goto done; }

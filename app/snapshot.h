@@ -13,7 +13,7 @@
  *             u64 uncompressed size, u64 payload size (compressed, block headers included),
  *             u32 CRC-32 (zlib) of the uncompressed bytes, u32 block count, u32 block size,
  *             u32 CRC-32 of the 44 bytes before it;
- *           then blocks of at most `block size` (1 MiB) uncompressed bytes, each an
+ *           then blocks of at most `block size` (512 KiB) uncompressed bytes, each an
  *           independent raw deflate stream (or stored when deflate does not shrink it):
  *             u32 uncompressed size, u32 stored size, u32 CRC-32 of its uncompressed bytes,
  *             u32 codec (0 stored, 1 deflate), data.
@@ -26,8 +26,8 @@
  *
  * Writes are atomic: PATH.tmp in the same directory, fsync, rename over PATH, fsync of the
  * directory. A failure (full disk, EFBIG, I/O error) removes PATH.tmp and leaves PATH as it
- * was. The app should ignore SIGXFSZ (signal(SIGXFSZ, SIG_IGN)) so that a file size limit
- * gives EFBIG instead of killing the process.
+ * was. While it writes, a default SIGXFSZ disposition is set to ignore (and restored), so
+ * that a file size limit gives EFBIG instead of killing the process.
  *
  * Loading checks the magic, versions, every section size against the file size, every CRC,
  * the model fingerprint (a different model is an error naming both models), the cache state
@@ -51,7 +51,9 @@ typedef struct {
     char *title;                    /* display title, or NULL */
     uint64_t size;                  /* source size in bytes, 0 = unknown (stdin, stream) */
     char hash[SNAP_HASH_MAX];       /* digest text (snapshot_hash_file), "" = none */
-    uint64_t offset;                /* bytes of the source consumed: resume reading here */
+    uint64_t offset;                /* how far it was read, in the app's reading coordinates
+                                     * (e.g. the docmap's extracted-stream byte offset):
+                                     * resume reading here */
     uint64_t tokens;                /* tokens fed from this document */
     uint64_t tok_first;             /* session index of its first token */
     uint32_t flags;                 /* SNAP_DOC_* */
@@ -69,11 +71,12 @@ typedef struct {
     /* save options (0 = default) */
     int level;                      /* 0: default (1); 1..9 zlib level; -1: store uncompressed */
     int no_shuffle;                 /* 1: no byte-plane shuffle (benchmarks) */
-    int n_threads;                  /* compression threads; 0: the state's thread count */
+    int n_threads;                  /* compression threads; 0: the state's thread count
+                                     * (memory: about (n_threads + 4) MiB of block buffers) */
     /* load: what the header says */
     char writer[24];                /* CR_VERSION of the writer */
     int64_t created;                /* Unix time of the save */
-    uint64_t file_bytes;            /* size of the file (save: of the file written) */
+    uint64_t file_bytes;            /* size of the file */
 } snap_content;
 
 /* Write c to path atomically. 0, or -1 with a one-line err ("cannot save snapshot PATH:
@@ -84,7 +87,10 @@ int  snapshot_save(const char *path, const snap_content *c, char *err, size_t er
  * initialized state of model m; on success it holds the snapshot's cache, configuration and
  * stride (re-initialized with them when they differ from st's; the thread count is kept, or
  * the default for a zeroed st): st->max_L is then the stride to feed with. On error (-1,
- * one-line err) *st is unchanged and out holds nothing to free. */
+ * one-line err) *st is unchanged and out holds nothing to free. An empty st (no token seen)
+ * of the snapshot's configuration is filled in place; otherwise the snapshot is loaded into
+ * a new state that replaces *st only once everything checked out (two caches in memory
+ * meanwhile). Blocks are decompressed on st's thread count. */
 int  snapshot_load(const char *path, const cr_model *m, snap_content *out, cr_state *st,
                    char *err, size_t errlen);
 void snap_content_free(snap_content *c);     /* what snapshot_load allocated; zeroes c */

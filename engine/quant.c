@@ -186,7 +186,11 @@ void quantize_q8(const float *x, q8_block *y, int64_t n) {
         for (int i = 0; i < 32; i++) { float a = fabsf(xb[i]); if (a > amax) amax = a; }
         float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
         int sum = 0;
-        for (int i = 0; i < 32; i++) { int v = (int)roundf(xb[i] * id); y[b].q[i] = (int8_t)v; sum += v; }
+        for (int i = 0; i < 32; i++) {
+            float r = roundf(xb[i] * id);
+            int v = r == r ? (int)r : 0;         /* NaN activations: no UB, the NaN shows in d */
+            y[b].q[i] = (int8_t)v; sum += v;
+        }
         y[b].d = f16_to_f32(f32_to_f16(d)); y[b].s = y[b].d * (float)sum;
     }
 }

@@ -129,10 +129,29 @@ int state_write_layer(const cr_state *s, int layer, const cr_ostream *o) {
     return 0;
 }
 
+/* Index of the first fp16 Inf or NaN in p[0..n), or -1. */
+static int64_t first_nonfinite_f16(const uint16_t *p, size_t n) {
+    uint16_t acc = 0;
+    for (size_t i = 0; i < n; i++) acc |= (uint16_t)((p[i] & 0x7C00) == 0x7C00);
+    if (!acc) return -1;
+    for (size_t i = 0; i < n; i++) if ((p[i] & 0x7C00) == 0x7C00) return (int64_t)i;
+    return -1;
+}
+
 /* The og / score invariants of one head against the control state (see state_io.h). */
 static int check_head(const cascade_ctrl *c, const cascade_head *h, int32_t *pos, int64_t *ret,
                       int layer, int head, char *err, size_t errlen) {
-    const int N = c->cfg.N;
+    const int N = c->cfg.N, S = c->cfg.S, D = h->D;
+    const uint16_t *arr[4] = {h->sink_k, h->sink_v, h->k, h->v};
+    const size_t cnt[4] = {(size_t)S * D, (size_t)S * D, (size_t)N * D, (size_t)N * D};
+    for (int a = 0; a < 4; a++) {
+        int64_t at = cnt[a] ? first_nonfinite_f16(arr[a], cnt[a]) : -1;
+        if (at >= 0) {
+            seterr(err, errlen, "cache state: layer %d head %d: the %s of %s %lld is not finite", layer, head,
+                   a & 1 ? "value" : "key", a < 2 ? "sink" : "slot", (long long)(at / D));
+            return -1;
+        }
+    }
     int nf = cascade_positions(c, pos);
     for (int i = 0; i < N; i++) {
         if (!isfinite(h->score[i])) {

@@ -22,7 +22,8 @@
  * cascade_ctrl_read (counters equal the closed form for the token count), and per head that
  * exactly the filled slots have og >= 0 (the others -1), that sinks + cascades in retained
  * order hold strictly increasing indices below the token count, that the newest token is
- * cached, and that every score is finite. */
+ * cached, and that every score and every fp16 K/V value is finite (no Inf / NaN: the
+ * forward pass would turn them into NaN activations). */
 #ifndef CR_STATE_IO_H
 #define CR_STATE_IO_H
 #include <stddef.h>

@@ -4,7 +4,8 @@
  * after mutating, so the mutations reach the parsers and validators behind the checksums
  * (cache control state, og indices, documents, sampler, section layout).
  * Every load must either succeed (and the state must then run) or fail with a one-line
- * "PATH: problem" error; never crash (ASan + UBSan in make test). CR_ASAN=1: fewer cases. */
+ * "PATH: problem" error; never crash (ASan + UBSan in make test). CR_ASAN=1: fewer cases.
+ * Longer campaigns: CR_FUZZ_ITERS=N, CR_FUZZ_SEED=S, CR_FUZZ_RUN_ALL=1 (run every loaded state). */
 #include "t.h"
 #include "snapshot.h"
 #include <errno.h>
@@ -101,9 +102,11 @@ static size_t mutate(uint8_t *b, size_t n, size_t cap) {
 }
 
 static void test_fuzz_loader(void) {
-    int iters = t_asan() ? 400 : 3000;
-    const char *e = getenv("CR_FUZZ_ITERS");
+    int iters = t_asan() ? 1000 : 3000;
+    const char *e = getenv("CR_FUZZ_ITERS"), *sd = getenv("CR_FUZZ_SEED");
     if (e && atoi(e) > 0) iters = atoi(e);
+    if (sd) { rs += strtoull(sd, NULL, 0) * 0xD1B54A32D192ED03ull; if (!rs) rs = 1; }
+    int run_all = getenv("CR_FUZZ_RUN_ALL") != NULL;
     size_t cap = (base_n[0] > base_n[1] ? base_n[0] : base_n[1]) + 4096;
     uint8_t *b = malloc(cap);
     cr_state st; memset(&st, 0, sizeof st);
@@ -123,7 +126,7 @@ static void test_fuzz_loader(void) {
         if (snapshot_load(fpath_, &M, &out, &st, err, sizeof err) == 0) {
             ok++;
             T_CHECKF(out.st == &st && st.m == &M, "iteration %d: bad state after load", it);
-            if (ok % 8 == 1) {             /* the loaded state runs */
+            if (ok % 8 == 1 || run_all) {  /* the loaded state runs */
                 int32_t tok = 5;
                 float *lg = malloc(sizeof(float) * (size_t)M.hp.n_vocab);
                 T_CHECKF(forward(&st, &tok, 1, CR_OUT_LAST, NULL, lg, err, sizeof err) == 0 || err[0], "iteration %d", it);

@@ -56,33 +56,42 @@ static const char SERVER[] =
     "            pass\n"
     "class S(socketserver.ThreadingMixIn, http.server.HTTPServer):\n"
     "    daemon_threads = True\n"
+    "    def handle_error(self, request, client_address): pass\n"
     "s = S(('127.0.0.1', 0), H)\n"
+    "if len(sys.argv) > 4:\n"
+    "    import ssl\n"
+    "    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
+    "    ctx.load_cert_chain(sys.argv[3], sys.argv[4])\n"
+    "    s.socket = ctx.wrap_socket(s.socket, server_side=True, do_handshake_on_connect=False)\n"
     "print(s.server_address[1], flush=True)\n"
     "s.serve_forever()\n";
 
-static pid_t srv_pid = -1;
-static int srv_port;
+typedef struct { pid_t pid; int port; int life; } server;
+static server srv = {-1, 0, -1}, tls = {-1, 0, -1};
 static char base[64];
 
-static int start_server(char *msg, size_t mn) {
+/* Starts the script (TLS when cert/key are given); 0 ok. */
+static int start_server(server *sv, const char *cert, const char *key, char *msg, size_t mn) {
     const char *script = u_path("server.py");
     if (u_write(script, SERVER, sizeof SERVER - 1)) { snprintf(msg, mn, "cannot write the script"); return -1; }
     char shared[1024];
     snprintf(shared, sizeof shared, "%s/data", t_shared());
     int pfd[2], life[2];
     if (pipe(pfd) || pipe(life)) return -1;
-    srv_pid = fork();
-    if (srv_pid < 0) return -1;
-    if (srv_pid == 0) {
+    sv->pid = fork();
+    if (sv->pid < 0) return -1;
+    if (sv->pid == 0) {
         dup2(pfd[1], 1);
         dup2(life[0], 0);                      /* EOF when the test process ends */
         close(pfd[0]); close(pfd[1]); close(life[0]); close(life[1]);
         const char *py = access("/usr/bin/python3", X_OK) ? "python3" : "/usr/bin/python3";
-        execlp(py, py, script, shared, u_tmpdir(), (char *)NULL);
+        if (cert) execlp(py, py, script, shared, u_tmpdir(), cert, key, (char *)NULL);
+        else execlp(py, py, script, shared, u_tmpdir(), (char *)NULL);
         _exit(127);
     }
     close(pfd[1]);
     close(life[0]);
+    sv->life = life[1];
     fcntl(life[1], F_SETFD, FD_CLOEXEC);       /* held open until we exit */
     /* the server prints its port once it listens: wait for that line (bounded) */
     char line[32];
@@ -96,13 +105,13 @@ static int start_server(char *msg, size_t mn) {
     }
     close(pfd[0]);
     line[k] = 0;
-    srv_port = atoi(line);
-    if (srv_port <= 0) { snprintf(msg, mn, "server did not start (python3 missing?)"); return -1; }
-    snprintf(base, sizeof base, "http://127.0.0.1:%d", srv_port);
+    sv->port = atoi(line);
+    if (sv->port <= 0) { snprintf(msg, mn, "server did not start (python3 missing?)"); return -1; }
     return 0;
 }
-static void stop_server(void) {
-    if (srv_pid > 0) { kill(srv_pid, SIGTERM); waitpid(srv_pid, NULL, 0); srv_pid = -1; }
+static void stop_server(server *sv) {
+    if (sv->pid > 0) { kill(sv->pid, SIGTERM); waitpid(sv->pid, NULL, 0); sv->pid = -1; }
+    if (sv->life >= 0) { close(sv->life); sv->life = -1; }
 }
 static const char *url(const char *path) {
     static char b[4][256];
@@ -235,17 +244,41 @@ static void t_http_streams(void) {
     cr_ingest_close(in);
 }
 
+/* TLS: a self-signed certificate is refused by default and accepted with ca_file. */
+static void t_https_verification(void) {
+    NEED_SERVER();
+    if (access("/usr/bin/openssl", X_OK)) T_SKIP("no openssl to make a certificate");
+    const char *cert = u_path("cert.pem"), *key = u_path("key.pem");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/openssl req -x509 -newkey rsa:2048 -nodes -keyout '%s' -out '%s' -days 1 -subj /CN=127.0.0.1 "
+             "-addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1", key, cert);
+    if (system(cmd) != 0) T_SKIP("openssl could not make a certificate");
+    char msg[256];
+    if (start_server(&tls, cert, key, msg, sizeof msg)) T_SKIP("TLS server: %s", msg);
+    char u[128];
+    snprintf(u, sizeof u, "https://127.0.0.1:%d/shared/books/txt/2701-0.txt", tls.port);
+    char got[600];
+    T_CHECKF(fails_with(u, NULL, "certificate", got, sizeof got, NULL), "%s", got);
+    cr_ingest_opts o; cr_ingest_opts_default(&o);
+    o.ca_file = cert;
+    same_as_local(u, u_shared("data/books/txt/2701-0.txt"), &o);
+}
+
 int main(void) {
     char msg[256];
     signal(SIGPIPE, SIG_IGN);
-    started = start_server(msg, sizeof msg) == 0;
-    if (!started) printf("     (http tests skipped: %s)\n", msg);
+    started = start_server(&srv, NULL, NULL, msg, sizeof msg) == 0;
+    if (started) snprintf(base, sizeof base, "http://127.0.0.1:%d", srv.port);
+    else printf("     (http tests skipped: %s)\n", msg);
     T_RUN(t_http_text);
     T_RUN(t_http_gz_and_epub);
     T_RUN(t_http_redirect);
     T_RUN(t_http_errors);
     T_RUN(t_http_streams);
-    stop_server();
+    T_RUN(t_https_verification);
+    stop_server(&srv);
+    stop_server(&tls);
     u_cleanup();
     return t_summary();
 }

@@ -1,0 +1,172 @@
+/* Interface between the CUDA host code (engine/cuda_*.c, plain C) and the kernels
+ * (kernels/, one op per .cu file). Every launch wrapper is extern "C", takes device
+ * pointers and a stream, launches asynchronously and does not check errors: the host
+ * checks cudaGetLastError() after each call (CUDA_LAUNCHED() in cuda_util.h).
+ *
+ * Per-chunk values that change from call to call (positions, sink count, EMA decay, the
+ * insertion plan) are read by the kernels from device memory (crk_step and the arrays
+ * after it), so that a decode step can be captured once in a CUDA graph and replayed.
+ *
+ * Only compiled with CUDA=1 (the header itself includes no CUDA header). */
+#ifndef CR_CUDA_IFACE_H
+#define CR_CUDA_IFACE_H
+#include <stddef.h>
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct CUstream_st *crk_stream;   /* == cudaStream_t */
+
+#define CRK_MAX_C 32
+
+/* Per-chunk control values (device copy; written by the host before each chunk). */
+typedef struct {
+    int64_t p0;          /* position of chunk token 0 (cascade_query_pos before the chunk) */
+    int64_t t0;          /* stream index of chunk token 0 (original index of new tokens) */
+    int L;               /* tokens in the chunk */
+    int n_sinks;         /* sinks filled before the chunk */
+    int nv;              /* filled cache slots before the chunk (sum of stored) */
+    int S, N, C, W;
+    float decay;         /* (float)beta^L */
+    int U;               /* distinct cache slots touched by the plan */
+    int n_sink_ops;      /* tokens of the chunk that become sinks */
+    int n_ops;
+    int stored[CRK_MAX_C], start[CRK_MAX_C];
+    int above[CRK_MAX_C];  /* tokens in cascades older than i (i+1 .. C-1) */
+} crk_step;
+
+/* Activation block of the quantized matrix kernels: byte-identical to q8_block (quant.h). */
+typedef struct { float d, s; int8_t q[32]; } crk_q8;
+
+/* ---- elementwise / row ops ---- */
+/* x[t][0..cols) = row tok[t] of W (any supported type), t < L. */
+void crk_embed(const void *w, uint32_t type, size_t row_bytes, int cols, const int32_t *tok, int L, float *x, crk_stream s);
+/* dst = W as bf16 (dst_bf16 = 1) or f32 (0), rows x cols, row-major. */
+void crk_dequant(const void *w, uint32_t type, int64_t rows, int64_t cols, size_t row_bytes, void *dst, int dst_bf16, crk_stream s);
+void crk_f32_to_bf16(const float *x, uint16_t *y, size_t n, crk_stream s);
+/* y[t] = x[t] / rms(x[t]) * w (sum of squares in double, like the CPU); any of y (f32),
+ * y16 (bf16) and yq (q8 blocks of the result, n % 32 == 0: the quantized matrices' input)
+ * may be NULL. */
+void crk_rmsnorm(const float *x, const float *w, int L, int n, float eps, float *y, uint16_t *y16, crk_q8 *yq, crk_stream s);
+/* quantize_q8 of quant.c on rows x[t][0..n), n % 32 == 0: y[t][n/32]. */
+void crk_quantize_q8(const float *x, int L, int n, crk_q8 *y, crk_stream s);
+/* h[t][i] = silu(gu[t][i]) * gu[t][ffn + i]; h, h16 and hq (q8 blocks, ffn % 32 == 0) may be NULL. */
+void crk_swiglu(const float *gu, int L, int ffn, float *h, uint16_t *h16, crk_q8 *hq, crk_stream s);
+
+/* ---- matrix-vector (decode) ---- */
+/* y[r] (+)= W[r] . x for one token. Quantized W uses xq (crk_quantize_q8 of x), float W uses x. */
+void crk_matvec(const void *w, uint32_t type, int64_t rows, int64_t cols, size_t row_bytes,
+                const float *x, const crk_q8 *xq, float *y, int accumulate, crk_stream s);
+
+/* ---- q, k, v after the projections ---- */
+typedef struct {
+    float *qkv; int ld;            /* token t: q at qkv + t*ld, k at + qd, v at + qd + kvd (f32) */
+    const float *bq, *bk, *bv;     /* biases or NULL */
+    int L, n_head, n_kv, hd, rope_pairs, neox;
+    const float *rope_cs;          /* [pos][rope_pairs][2] cos, sin */
+    const crk_step *st;            /* p0 */
+    uint16_t *k16, *v16;           /* [L][n_kv*hd] fp16 pre-RoPE */
+    uint16_t *q16;                 /* [L][n_head*hd] fp16 RoPE'd q, or NULL */
+} crk_qkv_args;
+/* Adds biases, rounds k and v to fp16, rotates q in place (positions p0 + t). */
+void crk_qkv_post(const crk_qkv_args *a, crk_stream s);
+
+/* ---- cascade positions ---- */
+/* pos[slot] = S + rank or -1 (== cascade_positions of the control state in st). */
+void crk_slot_pos(const crk_step *st, int N, int32_t *pos, crk_stream s);
+
+/* ---- chunk attention (kernels/attn_chunk.cu) and decode attention (attn_decode.cu) ----
+ * Keys of KV head h, in index order: [S sinks (valid below n_sinks) | N slots (valid
+ * when slot_pos >= 0) | L chunk keys (key j visible to queries m >= j)].
+ * r[h * r_stride + k] = max over the group of sum_m w_m p_g[m][k] for valid keys, 0 otherwise. */
+enum { CRK_ATTN_AUTO = 0, CRK_ATTN_PRECISE = 1, CRK_ATTN_FAST = 2 };
+typedef struct {
+    int L, n_head, n_kv, hd, rope_pairs, neox, S, N;
+    const crk_step *st;                 /* n_sinks, p0 */
+    const float *rope_cs;
+    const int32_t *slot_pos;            /* [N] */
+    const uint16_t *sink_k, *sink_v;    /* this layer: [n_kv][S][hd] fp16 pre-RoPE */
+    const uint16_t *ck, *cv;            /* this layer: [n_kv][N][hd] */
+    const float *q; size_t q_stride;    /* RoPE'd f32 query m, head g: q + m*q_stride + g*hd */
+    const uint16_t *q16;                /* RoPE'd fp16 [L][n_head*hd] (fast path), or NULL */
+    const uint16_t *kc, *vc; size_t kv_stride;  /* chunk key j: kc + j*kv_stride + h*hd */
+    const float *w;                     /* [L] EMA weights */
+    float *out; uint16_t *out16; size_t out_stride;  /* out + m*out_stride + g*hd; out16 may be NULL */
+    crk_q8 *out_q8;                     /* decode only: also the q8 blocks of out (or NULL) */
+    float *r; size_t r_stride;          /* [n_kv][r_stride >= S+N+L] */
+    float *work;                        /* crk_attn_work_floats() floats */
+    int mode;                           /* CRK_ATTN_* */
+    /* fast path only: the visible keys of every KV head, rotated, in the compact order
+     * [n_sinks sinks | nv filled slots in slot order | L chunk keys] (that of attn_chunk_cpu),
+     * and the [S | N | L] index of each compact key (where its score column goes). */
+    uint16_t *kbuf, *vbuf;              /* [n_kv][kv_rows][hd] */
+    int32_t *kdst;                      /* [kv_rows] */
+    int kv_rows;                        /* >= S + N + L + 64 */
+} crk_attn;
+size_t crk_attn_work_floats(int S, int N, int max_L, int n_head, int hd);
+/* 1 when the tensor-core path handles this shape (head dim 64 or 128, rope dims % 16 == 0).
+ * That path writes r only for valid keys (the others are never read). */
+int crk_attn_fast_ok(int hd, int rope_pairs);
+void crk_attn_chunk(const crk_attn *a, crk_stream s);
+/* fast path, step 1 (kernels/attn_gather.cu): fill kbuf/vbuf/kdst for the chunk. */
+void crk_kv_gather(const crk_attn *a, crk_stream s);
+/* L == 1 (flash-decoding: the keys split across blocks); falls back to crk_attn_chunk for
+ * shapes it does not handle. */
+void crk_attn_decode(const crk_attn *a, crk_stream s);
+
+/* ---- cascade update (kernels/cascade_update.cu) ----
+ * The host turns a cascade_plan into: ops[x] = (kind, loc) where loc is the index of the op's
+ * slot in touched[0..U) (the distinct slots of the plan), or the sink index for SINK ops;
+ * sink_ops[i] = (sink index, chunk token j). resolve runs per (layer, KV head): the EMA
+ * update of the N slot scores, then the plan on the scores only (each token's ops last to
+ * first, COMPETE with >=), giving the final score of every touched slot and where its
+ * content comes from: src[u] = u' < U: the content slot touched[u'] had before the chunk,
+ * U + j: chunk token j. move then copies K, V and og accordingly (gather into a staging
+ * buffer, then scatter), for the layers [l0, l1). */
+typedef struct {
+    int n_layer, n_kv, S, N, L;
+    int U_max;                          /* bound of st->U (the kernels read the count from st) */
+    const crk_step *st;                 /* decay, U */
+    const int32_t *slot_pos;            /* [N] before the chunk */
+    const int32_t *tfo;                 /* [L + 1] */
+    const int32_t *ops;                 /* [n_ops][2] */
+    const int32_t *touched;             /* [st->U] */
+    const float *r; size_t r_stride, r_layer_stride;
+    float *score;                       /* [n_layer][n_kv][N] */
+    int32_t *src;                       /* out: [n_layer][n_kv][st->U] */
+    void *scratch;                      /* [n_layer*n_kv][U_max] x 8 bytes, used when U_max is too large for shared memory */
+} crk_resolve_args;
+void crk_cascade_resolve(const crk_resolve_args *a, crk_stream s);
+int crk_cascade_resolve_smem_max(void);   /* largest U handled in shared memory */
+
+typedef struct {
+    int l0, l1, n_kv, S, N, hd;
+    int U_max;                          /* bound of st->U */
+    const crk_step *st;                 /* t0, U, n_sink_ops */
+    const int32_t *touched, *src;       /* src [n_layer][n_kv][U] */
+    const int32_t *sink_ops;            /* [n_sink_ops][2] */
+    const uint16_t *k16, *v16; size_t kv_layer_stride;  /* token j, layer l, head h: k16 + l*kv_layer_stride + j*n_kv*hd + h*hd */
+    uint16_t *ck, *cv;                  /* [n_layer][n_kv][N][hd] */
+    uint16_t *sink_k, *sink_v;          /* [n_layer][n_kv][S][hd] */
+    int64_t *og;                        /* [n_layer][n_kv][N] */
+    uint16_t *stage_k, *stage_v;        /* [(l1-l0)][n_kv][U][hd] (U = st->U) */
+    int64_t *stage_og;                  /* [(l1-l0)][n_kv][U] */
+} crk_move_args;
+void crk_cascade_move(const crk_move_args *a, crk_stream s);
+
+/* ---- logits ---- */
+/* out[0] = index of the largest x (first on ties, like argmax() of sampler.c). */
+void crk_argmax(const float *x, int n, int32_t *out, crk_stream s);
+/* out[t] = logsumexp(logits[t]) - logits[t][targets[t]] (NaN for a bad target). */
+void crk_nll(const float *logits, int rows, int V, const int32_t *targets, float *out, crk_stream s);
+
+/* ---- benchmarks: random weights of a given type (valid blocks, values ~ +-scale) ---- */
+void crk_fill_random(void *dst, uint32_t type, int64_t rows, int64_t cols, size_t row_bytes, uint64_t seed, float scale, crk_stream s);
+void crk_fill_random_f16(uint16_t *dst, size_t n, uint64_t seed, float scale, int bf16, crk_stream s);
+void crk_fill_random_f32(float *dst, size_t n, uint64_t seed, float scale, crk_stream s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,598 @@
+/* Chunk attention of the cascading cache (GPU twin of attn_chunk_cpu, engine/attn_cpu.c):
+ * the chunk's L queries against [sinks | cache slots | the chunk's own keys, causal], GQA,
+ * RoPE applied to every cached key on the fly from its slot position, flash-style online
+ * softmax (no score matrix in memory), and the exact per-key EMA score columns in a
+ * second pass: pass 1 keeps each row's max and 1/sum, pass 2 recomputes q.k tile by tile,
+ * p = exp(s - max) / sum, sums w_m p over the queries for every key and takes the max over
+ * the query heads of the KV head's group. Pass 2 runs one block per key tile and loops over
+ * all queries, so the sums need no atomics and are deterministic.
+ *
+ * Two implementations:
+ *  - precise: fp32 SIMT (any head dim multiple of 8 up to 256), used for F32 models and
+ *    small head dims; agrees with the CPU to float rounding.
+ *  - fast: tensor cores (mma.sync m16n8k16, fp16 operands, fp32 accumulation and softmax),
+ *    head dim 64 or 128; queries and rotated keys rounded to fp16; the keys are first
+ *    gathered and rotated once per chunk (kernels/attn_gather.cu).
+ * Both passes of one call use the same implementation (the row statistics differ:
+ * natural-log units for precise, log2 units for fast). */
+#include "attn_common.cuh"
+
+/* ================================================================ precise (SIMT) */
+
+#define S1_BM 16
+#define S1_BN 64
+#define S2_BK 32
+#define S2_BQ 32
+
+/* Rotate the keys of a tile held as f32 rows (stride ks) in shared memory, in place. */
+__device__ __forceinline__ void simt_rotate_tile(const crk_attn &a, float *Ks, int ks, const int *kpos, int nkeys) {
+    const int rp = a.rope_pairs;
+    for (int i = threadIdx.x; i < nkeys * rp; i += blockDim.x) {
+        int c = i / rp, p = i % rp;
+        int pos = kpos[c];
+        if (pos < 0) continue;
+        const float *cs = a.rope_cs + ((size_t)pos * rp + p) * 2;
+        float co = cs[0], si = cs[1];
+        int ia = a.neox ? p : 2 * p, ib = a.neox ? p + rp : 2 * p + 1;
+        float x0 = Ks[c * ks + ia], x1 = Ks[c * ks + ib];
+        Ks[c * ks + ia] = x0 * co - x1 * si;
+        Ks[c * ks + ib] = x0 * si + x1 * co;
+    }
+}
+
+static size_t simt_p1_smem(int hd) {
+    return (size_t)S1_BN * 2 * sizeof(void *) + sizeof(float) * ((size_t)S1_BM * hd + (size_t)S1_BN * (hd + 1) + (size_t)S1_BN * hd + S1_BM * S1_BN)
+           + sizeof(int) * 2 * S1_BN;
+}
+
+template <int NDMAX>
+__global__ void __launch_bounds__(128) attn_p1_simt(crk_attn a) {
+    extern __shared__ __align__(16) unsigned char smraw[];
+    const int hd = a.hd, hdp = hd + 1, nd = hd >> 3;
+    const uint16_t **vptr = (const uint16_t **)smraw;
+    const uint16_t **kptr = vptr + S1_BN;
+    float *Qs = (float *)(kptr + S1_BN);
+    float *Ks = Qs + S1_BM * hd;
+    float *Vs = Ks + S1_BN * hdp;
+    float *Ps = Vs + S1_BN * hd;
+    int *kpos = (int *)(Ps + S1_BM * S1_BN);
+    int *kcj = kpos + S1_BN;
+
+    const int tid = threadIdx.x, h = blockIdx.y, kvh = h / (a.n_head / a.n_kv);
+    const int m0 = blockIdx.x * S1_BM, L = a.L;
+    const int n_sinks = a.st->n_sinks;
+    const int64_t p0 = a.st->p0;
+    for (int i = tid; i < S1_BM * hd; i += 128) {
+        int r = i / hd, d = i % hd, m = m0 + r;
+        Qs[i] = m < L ? a.q[(size_t)m * a.q_stride + (size_t)h * hd + d] : 0.f;
+    }
+    const int row = tid >> 3, sub = tid & 7, m = m0 + row;
+    float mrow = -INFINITY, lrow = 0.f;
+    float o[NDMAX];
+#pragma unroll
+    for (int i = 0; i < NDMAX; i++) o[i] = 0.f;
+    const int nk_end = a.S + a.N + min(L, m0 + S1_BM);
+    const float scale = 1.0f / sqrtf((float)hd);
+
+    for (int k0 = 0; k0 < nk_end; k0 += S1_BN) {
+        __syncthreads();
+        int valid = 0;
+        if (tid < S1_BN) {
+            int kidx = k0 + tid;
+            crk_kinfo ki;
+            ki.pos = -1; ki.cj = -1; ki.k = ki.v = nullptr;
+            if (kidx < nk_end) ki = crk_key_info(a, kvh, kidx, n_sinks, p0);
+            kpos[tid] = ki.pos; kcj[tid] = ki.cj; kptr[tid] = ki.k; vptr[tid] = ki.v;
+            valid = ki.pos >= 0;
+        }
+        if (!__syncthreads_or(valid)) continue;
+        for (int i = tid; i < S1_BN * hd; i += 128) {
+            int c = i / hd, d = i % hd;
+            float kv = 0.f, vv = 0.f;
+            if (kpos[c] >= 0) { kv = crk_h2f(kptr[c][d]); vv = crk_h2f(vptr[c][d]); }
+            Ks[c * hdp + d] = kv;
+            Vs[c * hd + d] = vv;
+        }
+        __syncthreads();
+        simt_rotate_tile(a, Ks, hdp, kpos, S1_BN);
+        __syncthreads();
+        float s[S1_BN / 8];
+        float tmax = -INFINITY;
+#pragma unroll
+        for (int i = 0; i < S1_BN / 8; i++) {
+            int c = sub + 8 * i;
+            float acc = 0.f;
+            for (int d = 0; d < hd; d++) acc += Qs[row * hd + d] * Ks[c * hdp + d];
+            int cj = kcj[c];
+            bool ok = kpos[c] >= 0 && m < L && (cj < 0 || cj <= m);
+            s[i] = ok ? acc * scale : -INFINITY;
+            tmax = fmaxf(tmax, s[i]);
+        }
+#pragma unroll
+        for (int off = 1; off < 8; off <<= 1) tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, off));
+        float mnew = fmaxf(mrow, tmax), alpha, psum = 0.f;
+        if (mnew == -INFINITY) {
+            alpha = 1.f;
+#pragma unroll
+            for (int i = 0; i < S1_BN / 8; i++) s[i] = 0.f;
+        } else {
+            alpha = expf(mrow - mnew);
+#pragma unroll
+            for (int i = 0; i < S1_BN / 8; i++) { s[i] = expf(s[i] - mnew); psum += s[i]; }
+        }
+#pragma unroll
+        for (int off = 1; off < 8; off <<= 1) psum += __shfl_xor_sync(0xffffffffu, psum, off);
+        lrow = lrow * alpha + psum;
+        mrow = mnew;
+#pragma unroll
+        for (int i = 0; i < S1_BN / 8; i++) Ps[row * S1_BN + sub + 8 * i] = s[i];
+        __syncwarp();
+#pragma unroll
+        for (int i = 0; i < NDMAX; i++) {
+            if (i < nd) {
+                int d = sub + 8 * i;
+                float acc = o[i] * alpha;
+                for (int c = 0; c < S1_BN; c++) acc += Ps[row * S1_BN + c] * Vs[c * hd + d];
+                o[i] = acc;
+            }
+        }
+    }
+    if (m < L) {
+        float inv = 1.0f / lrow;
+#pragma unroll
+        for (int i = 0; i < NDMAX; i++) {
+            if (i < nd) {
+                int d = sub + 8 * i;
+                float v = o[i] * inv;
+                size_t oi = (size_t)m * a.out_stride + (size_t)h * hd + d;
+                a.out[oi] = v;
+                if (a.out16) a.out16[oi] = crk_f2bf(v);
+            }
+        }
+        if (sub == 0) { a.work[((size_t)h * L + m) * 2] = mrow; a.work[((size_t)h * L + m) * 2 + 1] = inv; }
+    }
+}
+
+static size_t simt_p2_smem(int hd) {
+    return (size_t)S2_BK * sizeof(void *) + sizeof(float) * ((size_t)S2_BK * (hd + 1) + (size_t)S2_BQ * hd + 3 * S2_BQ + 4 * S2_BK)
+           + sizeof(int) * 2 * S2_BK;
+}
+
+__global__ void __launch_bounds__(128) attn_p2_simt(crk_attn a) {
+    extern __shared__ __align__(16) unsigned char smraw[];
+    const int hd = a.hd, hdp = hd + 1;
+    const uint16_t **kptr = (const uint16_t **)smraw;
+    float *Ks = (float *)(kptr + S2_BK);
+    float *Qs = Ks + S2_BK * hdp;
+    float *stm = Qs + S2_BQ * hd, *sti = stm + S2_BQ, *stw = sti + S2_BQ;
+    float *colbuf = stw + S2_BQ;
+    int *kpos = (int *)(colbuf + 4 * S2_BK);
+    int *kcj = kpos + S2_BK;
+
+    const int tid = threadIdx.x, c = tid & 31, wq = tid >> 5;
+    const int kvh = blockIdx.y, n_rep = a.n_head / a.n_kv, L = a.L;
+    const int k0 = blockIdx.x * S2_BK, nk = a.S + a.N + L;
+    const int n_sinks = a.st->n_sinks;
+    const int64_t p0 = a.st->p0;
+    int valid = 0;
+    if (tid < S2_BK) {
+        int kidx = k0 + tid;
+        crk_kinfo ki;
+        ki.pos = -1; ki.cj = -1; ki.k = ki.v = nullptr;
+        if (kidx < nk) ki = crk_key_info(a, kvh, kidx, n_sinks, p0);
+        kpos[tid] = ki.pos; kcj[tid] = ki.cj; kptr[tid] = ki.k;
+        valid = ki.pos >= 0;
+    }
+    if (!__syncthreads_or(valid)) {
+        if (tid < S2_BK && k0 + tid < nk) a.r[(size_t)kvh * a.r_stride + k0 + tid] = 0.f;
+        return;
+    }
+    for (int i = tid; i < S2_BK * hd; i += 128) {
+        int cc = i / hd, d = i % hd;
+        Ks[cc * hdp + d] = kpos[cc] >= 0 ? crk_h2f(kptr[cc][d]) : 0.f;
+    }
+    __syncthreads();
+    simt_rotate_tile(a, Ks, hdp, kpos, S2_BK);
+    __syncthreads();
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int mypos = kpos[c], mycj = kcj[c];
+    const int qstart = max(0, k0 - a.S - a.N);
+    float best = 0.f;
+    for (int g = 0; g < n_rep; g++) {
+        const int h = kvh * n_rep + g;
+        float acc = 0.f;
+        for (int q0 = qstart; q0 < L; q0 += S2_BQ) {
+            __syncthreads();
+            for (int i = tid; i < S2_BQ * hd; i += 128) {
+                int r = i / hd, d = i % hd, m = q0 + r;
+                Qs[i] = m < L ? a.q[(size_t)m * a.q_stride + (size_t)h * hd + d] : 0.f;
+            }
+            if (tid < S2_BQ) {
+                int m = q0 + tid;
+                bool in = m < L;
+                stm[tid] = in ? a.work[((size_t)h * L + m) * 2] : 0.f;
+                sti[tid] = in ? a.work[((size_t)h * L + m) * 2 + 1] : 0.f;
+                stw[tid] = in ? a.w[m] : 0.f;
+            }
+            __syncthreads();
+            if (mypos < 0) continue;
+            for (int mm = wq; mm < S2_BQ; mm += 4) {
+                int m = q0 + mm;
+                if (m >= L) break;
+                if (mycj >= 0 && mycj > m) continue;
+                float dot = 0.f;
+                for (int d = 0; d < hd; d++) dot += Qs[mm * hd + d] * Ks[c * hdp + d];
+                float p = expf(dot * scale - stm[mm]) * sti[mm];
+                acc += stw[mm] * p;
+            }
+        }
+        colbuf[wq * S2_BK + c] = acc;
+        __syncthreads();
+        if (wq == 0) {
+            float col = colbuf[c] + colbuf[S2_BK + c] + colbuf[2 * S2_BK + c] + colbuf[3 * S2_BK + c];
+            if (g == 0 || col > best) best = col;
+        }
+        __syncthreads();
+    }
+    if (wq == 0 && k0 + c < nk) a.r[(size_t)kvh * a.r_stride + k0 + c] = mypos >= 0 ? best : 0.f;
+}
+
+/* ================================================================ fast (tensor cores) */
+/* Both passes read the keys gathered by crk_kv_gather (rotated fp16, compact order), so
+ * their tiles are plain contiguous rows: cp.async double buffering, ldmatrix fragments,
+ * mma.sync m16n8k16 (fp16 in, fp32 accumulate). Pass 1: one block per (64 queries, query
+ * head), 4 warps x 16 rows. Pass 2: one block per (64 keys, KV head), 4 warps x 16 keys,
+ * looping over the group's heads and the query tiles that see the keys. */
+
+#define TC_BM 64
+#define TC_BN 64
+
+__device__ __forceinline__ void mma16816(float *c, const uint32_t *a, uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ void ldsm_x4(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3, const void *p) {
+    uint32_t addr = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
+}
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3, const void *p) {
+    uint32_t addr = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
+}
+/* 16-byte asynchronous copy; bytes = 0 fills the destination with zeros. */
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, int bytes) {
+    uint32_t addr = (uint32_t)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(addr), "l"(gmem), "r"(bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N)); }
+__device__ __forceinline__ uint32_t pack_h2(float lo, float hi) {
+    __half2 h = __floats2half2_rn(lo, hi);
+    return *(uint32_t *)&h;
+}
+__device__ __forceinline__ uint32_t ldg32(const uint16_t *p) { return *(const uint32_t *)p; }
+
+#define LOG2E 1.4426950408889634f
+
+/* rows [r0, r0 + 64) of a [rows][HD] fp16 matrix into smem [64][HD + 8]; rows >= valid
+ * are zero-filled (the source address is clamped to row 0 then). */
+template <int HD>
+__device__ __forceinline__ void tc_load_rows(uint16_t *dst, const uint16_t *src, size_t src_stride, int r0, int valid) {
+    constexpr int NCH = HD / 8, RS = HD + 8;
+    for (int i = threadIdx.x; i < 64 * NCH; i += 128) {
+        const int row = i / NCH, ci = i % NCH, r = r0 + row;
+        const bool ok = r < valid;
+        cp_async16(dst + row * RS + ci * 8, src + (size_t)(ok ? r : 0) * src_stride + ci * 8, ok ? 16 : 0);
+    }
+}
+
+template <int HD>
+__global__ void __launch_bounds__(128) attn_p1_tc(crk_attn a) {
+    constexpr int RS = HD + 8;
+    extern __shared__ __align__(16) uint16_t tsm[];
+    uint16_t *Ks = tsm, *Vs = tsm + 2 * TC_BN * RS;     /* [2][64][RS] each */
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int h = blockIdx.y, kvh = h / (a.n_head / a.n_kv);
+    const int m0 = blockIdx.x * TC_BM, L = a.L;
+    const int nc = a.st->n_sinks + a.st->nv;
+    const int kend = nc + min(L, m0 + TC_BM);
+    const uint16_t *Kg = a.kbuf + (size_t)kvh * a.kv_rows * HD, *Vg = a.vbuf + (size_t)kvh * a.kv_rows * HD;
+    const int r0 = m0 + warp * 16 + g, r1 = r0 + 8;
+    const size_t qs = (size_t)a.n_head * HD;
+    uint32_t qa[HD / 16][4];
+    {
+        const uint16_t *q0p = a.q16 + (size_t)min(r0, L - 1) * qs + (size_t)h * HD;
+        const uint16_t *q1p = a.q16 + (size_t)min(r1, L - 1) * qs + (size_t)h * HD;
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; kk++) {
+            qa[kk][0] = r0 < L ? ldg32(q0p + kk * 16 + 2 * t) : 0u;
+            qa[kk][1] = r1 < L ? ldg32(q1p + kk * 16 + 2 * t) : 0u;
+            qa[kk][2] = r0 < L ? ldg32(q0p + kk * 16 + 2 * t + 8) : 0u;
+            qa[kk][3] = r1 < L ? ldg32(q1p + kk * 16 + 2 * t + 8) : 0u;
+        }
+    }
+    float oacc[HD / 8][4];
+#pragma unroll
+    for (int i = 0; i < HD / 8; i++) oacc[i][0] = oacc[i][1] = oacc[i][2] = oacc[i][3] = 0.f;
+    float mr0 = -INFINITY, mr1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+    const float sl2 = (1.0f / sqrtf((float)HD)) * LOG2E;
+    const int ntiles = (kend + TC_BN - 1) / TC_BN;
+    /* ldmatrix lane roles */
+    const int lm_i = lane >> 3, lm_r = lane & 7;
+
+    tc_load_rows<HD>(Ks, Kg, HD, 0, kend);
+    tc_load_rows<HD>(Vs, Vg, HD, 0, kend);
+    cp_async_commit();
+    for (int tile = 0; tile < ntiles; tile++) {
+        const int buf = tile & 1, k0 = tile * TC_BN;
+        if (tile + 1 < ntiles) {
+            tc_load_rows<HD>(Ks + (buf ^ 1) * TC_BN * RS, Kg, HD, k0 + TC_BN, kend);
+            tc_load_rows<HD>(Vs + (buf ^ 1) * TC_BN * RS, Vg, HD, k0 + TC_BN, kend);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        const uint16_t *Kb = Ks + buf * TC_BN * RS, *Vb = Vs + buf * TC_BN * RS;
+        float sacc[8][4];
+#pragma unroll
+        for (int nb = 0; nb < 8; nb++) sacc[nb][0] = sacc[nb][1] = sacc[nb][2] = sacc[nb][3] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; kk++) {
+#pragma unroll
+            for (int nb = 0; nb < 8; nb += 2) {
+                uint32_t b0, b1, b2, b3;
+                ldsm_x4(b0, b1, b2, b3, Kb + ((nb + (lm_i >> 1)) * 8 + lm_r) * RS + kk * 16 + (lm_i & 1) * 8);
+                mma16816(sacc[nb], qa[kk], b0, b1);
+                mma16816(sacc[nb + 1], qa[kk], b2, b3);
+            }
+        }
+        const bool need_mask = k0 + TC_BN > nc || m0 + TC_BM > L;
+        float tm0 = -INFINITY, tm1 = -INFINITY;
+#pragma unroll
+        for (int nb = 0; nb < 8; nb++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float v = sacc[nb][e] * sl2;
+                if (need_mask) {
+                    const int k = k0 + nb * 8 + 2 * t + (e & 1), row = e < 2 ? r0 : r1;
+                    if (!(row < L && (k < nc || k - nc <= row))) v = -INFINITY;
+                }
+                sacc[nb][e] = v;
+                if (e < 2) tm0 = fmaxf(tm0, v); else tm1 = fmaxf(tm1, v);
+            }
+        }
+        tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 1));
+        tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 2));
+        tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 1));
+        tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 2));
+        const float mn0 = fmaxf(mr0, tm0), mn1 = fmaxf(mr1, tm1);
+        const float al0 = mn0 == -INFINITY ? 1.f : exp2f(mr0 - mn0);
+        const float al1 = mn1 == -INFINITY ? 1.f : exp2f(mr1 - mn1);
+        const float bb0 = mn0 == -INFINITY ? 0.f : mn0, bb1 = mn1 == -INFINITY ? 0.f : mn1;
+        float ps0 = 0.f, ps1 = 0.f;
+#pragma unroll
+        for (int nb = 0; nb < 8; nb++) {
+            sacc[nb][0] = exp2f(sacc[nb][0] - bb0); sacc[nb][1] = exp2f(sacc[nb][1] - bb0);
+            sacc[nb][2] = exp2f(sacc[nb][2] - bb1); sacc[nb][3] = exp2f(sacc[nb][3] - bb1);
+            ps0 += sacc[nb][0] + sacc[nb][1];
+            ps1 += sacc[nb][2] + sacc[nb][3];
+        }
+        l0 = l0 * al0 + ps0; l1 = l1 * al1 + ps1;
+        mr0 = mn0; mr1 = mn1;
+#pragma unroll
+        for (int i = 0; i < HD / 8; i++) { oacc[i][0] *= al0; oacc[i][1] *= al0; oacc[i][2] *= al1; oacc[i][3] *= al1; }
+#pragma unroll
+        for (int kk2 = 0; kk2 < TC_BN / 16; kk2++) {
+            uint32_t pa[4];
+            pa[0] = pack_h2(sacc[2 * kk2][0], sacc[2 * kk2][1]);
+            pa[1] = pack_h2(sacc[2 * kk2][2], sacc[2 * kk2][3]);
+            pa[2] = pack_h2(sacc[2 * kk2 + 1][0], sacc[2 * kk2 + 1][1]);
+            pa[3] = pack_h2(sacc[2 * kk2 + 1][2], sacc[2 * kk2 + 1][3]);
+#pragma unroll
+            for (int nb2 = 0; nb2 < HD / 8; nb2 += 2) {
+                uint32_t v0, v1, v2, v3;
+                ldsm_x4_trans(v0, v1, v2, v3, Vb + (kk2 * 16 + (lane & 15)) * RS + nb2 * 8 + (lane >> 4) * 8);
+                mma16816(oacc[nb2], pa, v0, v1);
+                mma16816(oacc[nb2 + 1], pa, v2, v3);
+            }
+        }
+        __syncthreads();
+    }
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = l0 > 0.f ? 1.0f / l0 : 0.f, inv1 = l1 > 0.f ? 1.0f / l1 : 0.f;
+#pragma unroll
+    for (int nb2 = 0; nb2 < HD / 8; nb2++) {
+        const int col = nb2 * 8 + 2 * t;
+        if (r0 < L) {
+            size_t oi = (size_t)r0 * a.out_stride + (size_t)h * HD + col;
+            float v0 = oacc[nb2][0] * inv0, v1 = oacc[nb2][1] * inv0;
+            *(float2 *)(a.out + oi) = make_float2(v0, v1);
+            if (a.out16) *(uint32_t *)(a.out16 + oi) = (uint32_t)crk_f2bf(v0) | ((uint32_t)crk_f2bf(v1) << 16);
+        }
+        if (r1 < L) {
+            size_t oi = (size_t)r1 * a.out_stride + (size_t)h * HD + col;
+            float v0 = oacc[nb2][2] * inv1, v1 = oacc[nb2][3] * inv1;
+            *(float2 *)(a.out + oi) = make_float2(v0, v1);
+            if (a.out16) *(uint32_t *)(a.out16 + oi) = (uint32_t)crk_f2bf(v0) | ((uint32_t)crk_f2bf(v1) << 16);
+        }
+    }
+    if (t == 0) {
+        if (r0 < L) { a.work[((size_t)h * L + r0) * 2] = mr0; a.work[((size_t)h * L + r0) * 2 + 1] = inv0; }
+        if (r1 < L) { a.work[((size_t)h * L + r1) * 2] = mr1; a.work[((size_t)h * L + r1) * 2 + 1] = inv1; }
+    }
+}
+
+template <int HD>
+__global__ void __launch_bounds__(128) attn_p2_tc(crk_attn a) {
+    constexpr int RS = HD + 8;
+    extern __shared__ __align__(16) uint16_t tsm[];
+    uint16_t *Ks = tsm;                          /* [64][RS] */
+    uint16_t *Qs = tsm + TC_BN * RS;             /* [2][64][RS] */
+    float *stt = (float *)(Qs + 2 * TC_BM * RS); /* [2][3][64]: max, 1/sum, w */
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int kvh = blockIdx.y, n_rep = a.n_head / a.n_kv, L = a.L;
+    const int nc = a.st->n_sinks + a.st->nv, nk = nc + L;
+    const int k0 = blockIdx.x * TC_BN;
+    if (k0 >= nk) return;
+    const uint16_t *Kg = a.kbuf + (size_t)kvh * a.kv_rows * HD;
+    const int lm_i = lane >> 3, lm_r = lane & 7;
+    tc_load_rows<HD>(Ks, Kg, HD, k0, nk);
+    cp_async_commit();
+    const int qstart = k0 >= nc ? ((k0 - nc) & ~(TC_BM - 1)) : 0;
+    const int nqt = (L - qstart + TC_BM - 1) / TC_BM, total = n_rep * nqt;
+    const size_t qstride = (size_t)a.n_head * HD;
+    auto issue = [&](int it, int buf) {
+        const int gg = it / nqt, q0 = qstart + (it % nqt) * TC_BM, h = kvh * n_rep + gg;
+        tc_load_rows<HD>(Qs + buf * TC_BM * RS, a.q16 + (size_t)h * HD, qstride, q0, L);
+        if (tid < TC_BM) {
+            const int m = q0 + tid;
+            const bool in = m < L;
+            float *sb = stt + buf * 3 * TC_BM;
+            sb[tid] = in ? a.work[((size_t)h * L + m) * 2] : 0.f;
+            sb[TC_BM + tid] = in ? a.work[((size_t)h * L + m) * 2 + 1] : 0.f;
+            sb[2 * TC_BM + tid] = in ? a.w[m] : 0.f;
+        }
+        cp_async_commit();
+    };
+    if (total > 0) issue(0, 0);
+    cp_async_wait<0>();
+    __syncthreads();
+    const int kr0 = warp * 16 + g, kr1 = kr0 + 8;
+    uint32_t ka[HD / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; kk++)
+        ldsm_x4(ka[kk][0], ka[kk][1], ka[kk][2], ka[kk][3], Ks + (warp * 16 + (lm_i & 1) * 8 + lm_r) * RS + kk * 16 + (lm_i >> 1) * 8);
+    const int key0 = k0 + kr0, key1 = k0 + kr1;
+    const int cj0 = key0 >= nc ? key0 - nc : -1, cj1 = key1 >= nc ? key1 - nc : -1;
+    const float sl2 = (1.0f / sqrtf((float)HD)) * LOG2E;
+    float acc0 = 0.f, acc1 = 0.f, best0 = 0.f, best1 = 0.f;
+    for (int it = 0; it < total; it++) {
+        const int buf = it & 1, gg = it / nqt, q0 = qstart + (it % nqt) * TC_BM;
+        if (it + 1 < total) {
+            issue(it + 1, buf ^ 1);
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        const uint16_t *Qb = Qs + buf * TC_BM * RS;
+        const float *sb = stt + buf * 3 * TC_BM;
+        float sacc[8][4];
+#pragma unroll
+        for (int nb = 0; nb < 8; nb++) sacc[nb][0] = sacc[nb][1] = sacc[nb][2] = sacc[nb][3] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; kk++) {
+#pragma unroll
+            for (int nb = 0; nb < 8; nb += 2) {
+                uint32_t b0, b1, b2, b3;
+                ldsm_x4(b0, b1, b2, b3, Qb + ((nb + (lm_i >> 1)) * 8 + lm_r) * RS + kk * 16 + (lm_i & 1) * 8);
+                mma16816(sacc[nb], ka[kk], b0, b1);
+                mma16816(sacc[nb + 1], ka[kk], b2, b3);
+            }
+        }
+        const bool need_mask = k0 + TC_BN > nc || q0 + TC_BM > L;
+#pragma unroll
+        for (int nb = 0; nb < 8; nb++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int qi = nb * 8 + 2 * t + (e & 1), m = q0 + qi;
+                const bool second = e >= 2;
+                bool ok = true;
+                if (need_mask) {
+                    const int cj = second ? cj1 : cj0, key = second ? key1 : key0;
+                    ok = m < L && key < nk && cj <= m;
+                }
+                if (ok) {
+                    float v = sb[2 * TC_BM + qi] * (exp2f(sacc[nb][e] * sl2 - sb[qi]) * sb[TC_BM + qi]);
+                    if (second) acc1 += v; else acc0 += v;
+                }
+            }
+        }
+        if (it + 1 == total || (it + 1) / nqt != gg) {   /* last query tile of this head */
+            float x0 = acc0, x1 = acc1;
+            x0 += __shfl_xor_sync(0xffffffffu, x0, 1);
+            x0 += __shfl_xor_sync(0xffffffffu, x0, 2);
+            x1 += __shfl_xor_sync(0xffffffffu, x1, 1);
+            x1 += __shfl_xor_sync(0xffffffffu, x1, 2);
+            if (gg == 0 || x0 > best0) best0 = x0;
+            if (gg == 0 || x1 > best1) best1 = x1;
+            acc0 = acc1 = 0.f;
+        }
+        __syncthreads();
+    }
+    if (t == 0) {
+        if (key0 < nk) a.r[(size_t)kvh * a.r_stride + a.kdst[key0]] = best0;
+        if (key1 < nk) a.r[(size_t)kvh * a.r_stride + a.kdst[key1]] = best1;
+    }
+}
+
+/* ================================================================ dispatch */
+
+extern "C" int crk_attn_fast_ok(int hd, int rope_pairs) {
+    return (hd == 64 || hd == 128) && rope_pairs % 8 == 0;
+}
+
+extern "C" size_t crk_attn_work_floats(int S, int N, int max_L, int n_head, int hd) {
+    size_t stats = (size_t)n_head * (max_L > 0 ? max_L : 1) * 2;
+    size_t nk = (size_t)S + N + 1;
+    size_t nsplit = (nk + CRK_DEC_KS - 1) / CRK_DEC_KS;
+    size_t dec = crk_dec_part_off(n_head, S, N) + nsplit * n_head * ((size_t)hd + 2);
+    return (stats > dec ? stats : dec) + 64;
+}
+
+template <int NDMAX>
+static void launch_p1_simt(const crk_attn *a, cudaStream_t s) {
+    size_t smem = simt_p1_smem(a->hd);
+    static int attr_done = 0;   /* once, before any graph capture: sized for head dim 256 */
+    if (!attr_done) { cudaFuncSetAttribute(attn_p1_simt<NDMAX>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)simt_p1_smem(256)); attr_done = 1; }
+    dim3 grid(crk_cdiv(a->L, S1_BM), a->n_head);
+    attn_p1_simt<NDMAX><<<grid, 128, smem, s>>>(*a);
+}
+
+template <int HD>
+static void launch_tc(const crk_attn *a, cudaStream_t s) {
+    constexpr int RS = HD + 8;
+    const size_t sm1 = sizeof(uint16_t) * 4 * TC_BN * RS;
+    const size_t sm2 = sizeof(uint16_t) * (TC_BN + 2 * TC_BM) * RS + sizeof(float) * 2 * 3 * TC_BM;
+    static int attr_done = 0;
+    if (!attr_done) {
+        cudaFuncSetAttribute(attn_p1_tc<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm1);
+        cudaFuncSetAttribute(attn_p2_tc<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm2);
+        attr_done = 1;
+    }
+    crk_kv_gather(a, s);
+    const int nk_max = a->S + a->N + a->L;
+    attn_p1_tc<HD><<<dim3(crk_cdiv(a->L, TC_BM), a->n_head), 128, sm1, s>>>(*a);
+    attn_p2_tc<HD><<<dim3(crk_cdiv(nk_max, TC_BN), a->n_kv), 128, sm2, s>>>(*a);
+}
+
+extern "C" void crk_attn_chunk(const crk_attn *a, crk_stream s) {
+    if (a->L <= 0) return;
+    const int nk = a->S + a->N + a->L;
+    const bool fast = a->mode != CRK_ATTN_PRECISE && a->q16 && a->kbuf && a->vbuf && a->kdst &&
+                      a->kv_rows >= nk + 64 && crk_attn_fast_ok(a->hd, a->rope_pairs);
+    if (fast) {
+        if (a->hd == 64) launch_tc<64>(a, s);
+        else launch_tc<128>(a, s);
+        return;
+    }
+    const int nd = a->hd / 8;
+    if (nd <= 1) launch_p1_simt<1>(a, s);
+    else if (nd <= 2) launch_p1_simt<2>(a, s);
+    else if (nd <= 4) launch_p1_simt<4>(a, s);
+    else if (nd <= 8) launch_p1_simt<8>(a, s);
+    else if (nd <= 16) launch_p1_simt<16>(a, s);
+    else launch_p1_simt<32>(a, s);
+    size_t smem2 = simt_p2_smem(a->hd);
+    static int attr2_done = 0;
+    if (!attr2_done) { cudaFuncSetAttribute(attn_p2_simt, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)simt_p2_smem(256)); attr2_done = 1; }
+    attn_p2_simt<<<dim3(crk_cdiv(nk, S2_BK), a->n_kv), 128, smem2, s>>>(*a);
+}

@@ -1,0 +1,43 @@
+/* Key addressing shared by the chunk and decode attention kernels.
+ * Key index k of KV head h: [0, S) sinks (valid below n_sinks, position k),
+ * [S, S+N) cache slots (valid when slot_pos >= 0, position slot_pos),
+ * [S+N, S+N+L) chunk keys (position p0 + j, visible to queries m >= j). */
+#pragma once
+#include "common.cuh"
+
+struct crk_kinfo {
+    const uint16_t *k, *v;
+    int pos;     /* RoPE position, -1 when the key is not valid */
+    int cj;      /* chunk index, -1 for sinks and cache slots */
+};
+
+__device__ __forceinline__ crk_kinfo crk_key_info(const crk_attn &a, int kvh, int kidx, int n_sinks, int64_t p0) {
+    crk_kinfo o;
+    o.k = o.v = nullptr; o.pos = -1; o.cj = -1;
+    if (kidx < a.S) {
+        if (kidx < n_sinks) {
+            size_t off = ((size_t)kvh * a.S + kidx) * a.hd;
+            o.k = a.sink_k + off; o.v = a.sink_v + off; o.pos = kidx;
+        }
+    } else if (kidx < a.S + a.N) {
+        int s = kidx - a.S, p = a.slot_pos[s];
+        if (p >= 0) {
+            size_t off = ((size_t)kvh * a.N + s) * a.hd;
+            o.k = a.ck + off; o.v = a.cv + off; o.pos = p;
+        }
+    } else {
+        int j = kidx - a.S - a.N;
+        if (j < a.L) {
+            size_t off = (size_t)j * a.kv_stride + (size_t)kvh * a.hd;
+            o.k = a.kc + off; o.v = a.vc + off; o.pos = (int)(p0 + j); o.cj = j;
+        }
+    }
+    return o;
+}
+
+/* Work buffer layout (floats): row statistics [n_head][L][2] (max, 1/sum) from offset 0;
+ * decode (L = 1) also keeps its logits [n_head][S+N+1] and split partials after them. */
+__host__ __device__ static inline size_t crk_dec_lg_off(int n_head) { return (size_t)n_head * 2; }
+__host__ __device__ static inline size_t crk_dec_part_off(int n_head, int S, int N) { return (size_t)n_head * 2 + (size_t)n_head * (S + N + 1); }
+#define CRK_DEC_KS 64    /* keys per decode split (256 measured 126 us/layer with the old serial combine; untested with this one) */
+#define CRK_DEC_R 8      /* query heads per decode block */

@@ -1,0 +1,282 @@
+/* Decode attention (one query token) over [sinks | cache slots | the token itself],
+ * flash-decoding: the keys are split across blocks (CRK_DEC_KS keys each); every block
+ * rotates its keys once, computes the logits of all query heads of one KV head (GQA: each
+ * key is read once for the whole group), and keeps (max, sum, sum p.v) of its split; a
+ * combine kernel merges the splits, and a score kernel turns the stored logits into the
+ * EMA score columns r = max_g w_0 * p_g. All fp32 (keys and values read as fp16). */
+#include "attn_common.cuh"
+
+/* Lanes per key: LPK = hd / 8 (each lane holds 8 dimensions). */
+template <int LPK>
+__global__ void __launch_bounds__(128) attn_dec_p1(crk_attn a, int nsplit) {
+    extern __shared__ __align__(16) float dsm[];
+    const int hd = 8 * LPK;
+    float *qs = dsm;                          /* [R][hd] */
+    float *lg = qs + CRK_DEC_R * hd;          /* [R][KS] logits, then p */
+    float *red = lg + CRK_DEC_R * CRK_DEC_KS; /* [4 warps][R][hd] */
+    __shared__ float smx[CRK_DEC_R], ssum[CRK_DEC_R];
+    const int split = blockIdx.x, kvh = blockIdx.y, g0 = blockIdx.z * CRK_DEC_R;
+    const int n_rep = a.n_head / a.n_kv, nr = min(CRK_DEC_R, n_rep - g0);
+    const int nk = a.S + a.N + 1;
+    const int kb0 = split * CRK_DEC_KS, kb1 = min(nk, kb0 + CRK_DEC_KS);
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int lik = tid % LPK, grp = tid / LPK, ngrp = 128 / LPK;
+    const int gbase = lane & ~(LPK - 1);
+    const unsigned gmask = LPK == 32 ? 0xffffffffu : (((1u << LPK) - 1u) << gbase);
+    const int n_sinks = a.st->n_sinks;
+    const int64_t p0 = a.st->p0;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int rp = a.rope_pairs, rp8 = rp / 8;
+    float *glg = a.work + crk_dec_lg_off(a.n_head);
+
+    for (int i = tid; i < nr * hd; i += 128) {
+        int r = i / hd, d = i % hd;
+        qs[i] = a.q[(size_t)(kvh * n_rep + g0 + r) * hd + d];
+    }
+    __syncthreads();
+
+    for (int kb = kb0 + grp; kb < kb1; kb += ngrp) {
+        crk_kinfo ki = crk_key_info(a, kvh, kb, n_sinks, p0);
+        const bool valid = ki.pos >= 0;
+        uint4 raw = make_uint4(0, 0, 0, 0);
+        if (valid) raw = *(const uint4 *)(ki.k + 8 * lik);
+        float k[8];
+        {
+            const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+            for (int e = 0; e < 4; e++) { k[2 * e] = crk_h2f((uint16_t)(w[e] & 0xFFFF)); k[2 * e + 1] = crk_h2f((uint16_t)(w[e] >> 16)); }
+        }
+        if (a.neox) {
+            const int c = lik;
+            const int pc = c < rp8 ? c + rp8 : (c < 2 * rp8 ? c - rp8 : c);
+            uint4 pr;
+            pr.x = __shfl_sync(gmask, raw.x, gbase + pc);
+            pr.y = __shfl_sync(gmask, raw.y, gbase + pc);
+            pr.z = __shfl_sync(gmask, raw.z, gbase + pc);
+            pr.w = __shfl_sync(gmask, raw.w, gbase + pc);
+            if (valid && c < 2 * rp8) {
+                const uint32_t w[4] = {pr.x, pr.y, pr.z, pr.w};
+                float kp[8];
+#pragma unroll
+                for (int e = 0; e < 4; e++) { kp[2 * e] = crk_h2f((uint16_t)(w[e] & 0xFFFF)); kp[2 * e + 1] = crk_h2f((uint16_t)(w[e] >> 16)); }
+                const float *cs = a.rope_cs + (size_t)ki.pos * rp * 2;
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    int d = 8 * c + e;
+                    if (d < rp) {
+                        float co = cs[2 * d], si = cs[2 * d + 1];
+                        k[e] = k[e] * co - kp[e] * si;         /* x0 * c - x1 * s */
+                    } else {
+                        int p = d - rp;
+                        float co = cs[2 * p], si = cs[2 * p + 1];
+                        k[e] = kp[e] * si + k[e] * co;         /* x0 * s + x1 * c */
+                    }
+                }
+            }
+        } else if (valid) {
+            const float *cs = a.rope_cs + (size_t)ki.pos * rp * 2;
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int p = 4 * lik + e;
+                if (p < rp) {
+                    float co = cs[2 * p], si = cs[2 * p + 1];
+                    float x0 = k[2 * e], x1 = k[2 * e + 1];
+                    k[2 * e] = x0 * co - x1 * si;
+                    k[2 * e + 1] = x0 * si + x1 * co;
+                }
+            }
+        }
+#pragma unroll
+        for (int r = 0; r < CRK_DEC_R; r++) {
+            if (r < nr) {
+                float part = 0.f;
+#pragma unroll
+                for (int e = 0; e < 8; e++) part += qs[r * hd + 8 * lik + e] * k[e];
+#pragma unroll
+                for (int o = LPK / 2; o > 0; o >>= 1) part += __shfl_xor_sync(gmask, part, o);
+                if (lik == 0) {
+                    float s = valid ? part * scale : -INFINITY;
+                    lg[r * CRK_DEC_KS + (kb - kb0)] = s;
+                    glg[(size_t)(kvh * n_rep + g0 + r) * nk + kb] = s;
+                }
+            }
+        }
+    }
+    __syncthreads();
+    const int cnt = kb1 - kb0;
+    for (int r = warp; r < nr; r += 4) {
+        float mx = -INFINITY;
+        for (int i = lane; i < cnt; i += 32) mx = fmaxf(mx, lg[r * CRK_DEC_KS + i]);
+        mx = crk_warp_max(mx);
+        float sum = 0.f;
+        for (int i = lane; i < cnt; i += 32) {
+            float p = mx == -INFINITY ? 0.f : expf(lg[r * CRK_DEC_KS + i] - mx);
+            lg[r * CRK_DEC_KS + i] = p;
+            sum += p;
+        }
+        sum = crk_warp_sum(sum);
+        if (lane == 0) { smx[r] = mx; ssum[r] = sum; }
+    }
+    __syncthreads();
+    float o[CRK_DEC_R][8];
+#pragma unroll
+    for (int r = 0; r < CRK_DEC_R; r++)
+#pragma unroll
+        for (int e = 0; e < 8; e++) o[r][e] = 0.f;
+    for (int kb = kb0 + grp; kb < kb1; kb += ngrp) {
+        crk_kinfo ki = crk_key_info(a, kvh, kb, n_sinks, p0);
+        if (ki.pos < 0) continue;
+        uint4 raw = *(const uint4 *)(ki.v + 8 * lik);
+        const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
+        float v[8];
+#pragma unroll
+        for (int e = 0; e < 4; e++) { v[2 * e] = crk_h2f((uint16_t)(w[e] & 0xFFFF)); v[2 * e + 1] = crk_h2f((uint16_t)(w[e] >> 16)); }
+#pragma unroll
+        for (int r = 0; r < CRK_DEC_R; r++) {
+            if (r < nr) {
+                float p = lg[r * CRK_DEC_KS + (kb - kb0)];
+#pragma unroll
+                for (int e = 0; e < 8; e++) o[r][e] += p * v[e];
+            }
+        }
+    }
+    /* sum over the key groups: first the groups of a warp (lanes lik, lik + LPK, ...), then the 4 warps */
+#pragma unroll
+    for (int r = 0; r < CRK_DEC_R; r++) {
+        if (r < nr) {
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                float v = o[r][e];
+#pragma unroll
+                for (int off = LPK; off < 32; off <<= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+                if (lane < LPK) red[((size_t)warp * CRK_DEC_R + r) * hd + 8 * lik + e] = v;
+            }
+        }
+    }
+    __syncthreads();
+    float *part = a.work + crk_dec_part_off(a.n_head, a.S, a.N);
+    for (int i = tid; i < nr * hd; i += 128) {
+        int r = i / hd, d = i % hd;
+        float s = red[(size_t)r * hd + d] + red[((size_t)CRK_DEC_R + r) * hd + d] + red[((size_t)2 * CRK_DEC_R + r) * hd + d] +
+                  red[((size_t)3 * CRK_DEC_R + r) * hd + d];
+        part[((size_t)split * a.n_head + kvh * n_rep + g0 + r) * (hd + 2) + 2 + d] = s;
+    }
+    if (tid < nr) {
+        size_t pi = ((size_t)split * a.n_head + kvh * n_rep + g0 + tid) * (hd + 2);
+        part[pi] = smx[tid];
+        part[pi + 1] = ssum[tid];
+    }
+}
+
+__device__ __forceinline__ float block_reduce(float v, bool is_max, float *sred) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        float u = __shfl_xor_sync(0xffffffffu, v, o);
+        v = is_max ? fmaxf(v, u) : v + u;
+    }
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) sred[threadIdx.x >> 5] = v;
+    __syncthreads();
+    float r = sred[0];
+    for (int w = 1; w < (int)(blockDim.x >> 5); w++) r = is_max ? fmaxf(r, sred[w]) : r + sred[w];
+    return r;
+}
+
+/* Merge the splits of one query head: 256 threads; the output dimensions are split over
+ * P = 256 / hd groups of splits, then summed. */
+__global__ void __launch_bounds__(256) attn_dec_combine(crk_attn a, int nsplit) {
+    const int h = blockIdx.x, hd = a.hd, tid = threadIdx.x;
+    const float *part = a.work + crk_dec_part_off(a.n_head, a.S, a.N);
+    const size_t pstride = (size_t)a.n_head * (hd + 2);
+    __shared__ float sred[8];
+    __shared__ float osum[256];
+    float m = -INFINITY;
+    for (int i = tid; i < nsplit; i += 256) m = fmaxf(m, part[i * pstride + (size_t)h * (hd + 2)]);
+    const float M = block_reduce(m, true, sred);
+    float lt = 0.f;
+    for (int i = tid; i < nsplit; i += 256) {
+        const float *pp = part + i * pstride + (size_t)h * (hd + 2);
+        if (pp[0] > -INFINITY) lt += pp[1] * expf(pp[0] - M);
+    }
+    const float Lt = block_reduce(lt, false, sred);
+    const float inv = 1.0f / Lt;
+    const int P = 256 / hd, d = tid % hd, pi = tid / hd;
+    float o = 0.f;
+    if (pi < P) {
+#pragma unroll 4
+        for (int i = pi; i < nsplit; i += P) {
+            const float *pp = part + i * pstride + (size_t)h * (hd + 2);
+            const float mx = pp[0];
+            if (mx > -INFINITY) o += pp[2 + d] * expf(mx - M);
+        }
+    }
+    osum[tid] = o;
+    __syncthreads();
+    if (tid < hd) {
+        float v = 0.f;
+        for (int p = 0; p < P; p++) v += osum[p * hd + tid];
+        v *= inv;
+        a.out[(size_t)h * hd + tid] = v;
+        if (a.out16) a.out16[(size_t)h * hd + tid] = crk_f2bf(v);
+        if (a.out_q8 && (hd & 31) == 0) crk_quantize_block(v, tid & 31, a.out_q8 + ((size_t)h * hd + tid) / 32);
+    }
+    if (tid == 0) { a.work[(size_t)h * 2] = M; a.work[(size_t)h * 2 + 1] = inv; }
+}
+
+__global__ void attn_dec_score(crk_attn a) {
+    const int kvh = blockIdx.y, k = blockIdx.x * blockDim.x + threadIdx.x;
+    const int nk = a.S + a.N + 1;
+    if (k >= nk) return;
+    bool valid;
+    if (k < a.S) valid = k < a.st->n_sinks;
+    else if (k < a.S + a.N) valid = a.slot_pos[k - a.S] >= 0;
+    else valid = true;
+    const int n_rep = a.n_head / a.n_kv;
+    const float *glg = a.work + crk_dec_lg_off(a.n_head);
+    const float w0 = a.w[0];
+    float best = 0.f;
+    if (valid) {
+        for (int g = 0; g < n_rep; g++) {
+            int h = kvh * n_rep + g;
+            float p = expf(glg[(size_t)h * nk + k] - a.work[(size_t)h * 2]) * a.work[(size_t)h * 2 + 1];
+            float c = w0 * p;
+            if (g == 0 || c > best) best = c;
+        }
+    }
+    a.r[(size_t)kvh * a.r_stride + k] = best;
+}
+
+template <int LPK>
+static void launch_dec(const crk_attn *a, int nsplit, cudaStream_t s) {
+    const int hd = 8 * LPK;
+    size_t smem = sizeof(float) * ((size_t)CRK_DEC_R * hd + (size_t)CRK_DEC_R * CRK_DEC_KS + (size_t)4 * CRK_DEC_R * hd);
+    static int attr_done = 0;
+    if (!attr_done) { cudaFuncSetAttribute(attn_dec_p1<LPK>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem); attr_done = 1; }
+    const int n_rep = a->n_head / a->n_kv;
+    dim3 grid(nsplit, a->n_kv, crk_cdiv(n_rep, CRK_DEC_R));
+    attn_dec_p1<LPK><<<grid, 128, smem, s>>>(*a, nsplit);
+}
+
+extern "C" void crk_attn_decode(const crk_attn *a, crk_stream s) {
+    const int hd = a->hd;
+    const bool ok = a->L == 1 && (hd == 8 || hd == 16 || hd == 32 || hd == 64 || hd == 128 || hd == 256) &&
+                    (!a->neox || a->rope_pairs % 8 == 0);
+    if (!ok) {
+        crk_attn_chunk(a, s);
+        if (a->out_q8) crk_quantize_q8(a->out, 1, a->n_head * hd, a->out_q8, s);
+        return;
+    }
+    const int nk = a->S + a->N + 1;
+    const int nsplit = (int)crk_cdiv(nk, CRK_DEC_KS);
+    switch (hd) {
+    case 8: launch_dec<1>(a, nsplit, s); break;
+    case 16: launch_dec<2>(a, nsplit, s); break;
+    case 32: launch_dec<4>(a, nsplit, s); break;
+    case 64: launch_dec<8>(a, nsplit, s); break;
+    case 128: launch_dec<16>(a, nsplit, s); break;
+    default: launch_dec<32>(a, nsplit, s); break;
+    }
+    attn_dec_combine<<<a->n_head, 256, 0, s>>>(*a, nsplit);
+    if (a->out_q8 && (hd & 31)) crk_quantize_q8(a->out, 1, a->n_head * hd, a->out_q8, s);
+    attn_dec_score<<<dim3(crk_cdiv(nk, 256), a->n_kv), 256, 0, s>>>(*a);
+}

@@ -1,0 +1,90 @@
+/* Key gather for the tensor-core chunk attention: every key visible to the chunk, rotated
+ * once (RoPE of its slot position, fp32 arithmetic as rope_rotate, rounded to fp16) and
+ * copied with its value into contiguous buffers in the compact order of attn_chunk_cpu:
+ * [n_sinks sinks | the nv filled slots in slot order | L chunk keys]. Filled slots of
+ * cascade i are its local slots 0 .. stored[i]-1 (a cascade only wraps once full), so compact
+ * slot q lies in cascade i with below[i] <= q < below[i] + stored[i]. kdst[k] is the key's
+ * index in the [S | N | L] layout of the score columns r. One thread per 8 dimensions. */
+#include "attn_common.cuh"
+
+__device__ __forceinline__ void g_unpack8(const uint4 &u, float *f) {
+    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int e = 0; e < 4; e++) { f[2 * e] = crk_h2f((uint16_t)(w[e] & 0xFFFF)); f[2 * e + 1] = crk_h2f((uint16_t)(w[e] >> 16)); }
+}
+__device__ __forceinline__ uint32_t g_pack2(float lo, float hi) {
+    return (uint32_t)crk_f2h(lo) | ((uint32_t)crk_f2h(hi) << 16);
+}
+__device__ __forceinline__ uint4 g_pack8(const float *f) {
+    return make_uint4(g_pack2(f[0], f[1]), g_pack2(f[2], f[3]), g_pack2(f[4], f[5]), g_pack2(f[6], f[7]));
+}
+
+__global__ void kv_gather_k(crk_attn a) {
+    const int kvh = blockIdx.y, hd = a.hd, nch = hd / 8;
+    const crk_step *st = a.st;
+    const int ns = st->n_sinks, nv = st->nv, nk = ns + nv + a.L;
+    const int rp = a.rope_pairs, rp8 = rp / 8;
+    const size_t total = (size_t)nk * nch;
+    for (size_t it = blockIdx.x * (size_t)blockDim.x + threadIdx.x; it < total; it += (size_t)gridDim.x * blockDim.x) {
+        const int k = (int)(it / nch), ci = (int)(it % nch);
+        const uint16_t *kp, *vp;
+        int pos, dst;
+        if (k < ns) {
+            size_t off = ((size_t)kvh * a.S + k) * hd;
+            kp = a.sink_k + off; vp = a.sink_v + off; pos = k; dst = k;
+        } else if (k < ns + nv) {
+            int q = k - ns, i = 0, below = 0;
+            while (i < st->C - 1 && q >= below + st->stored[i]) { below += st->stored[i]; i++; }
+            const int s = i * st->W + (q - below);
+            size_t off = ((size_t)kvh * a.N + s) * hd;
+            kp = a.ck + off; vp = a.cv + off; pos = a.slot_pos[s]; dst = a.S + s;
+        } else {
+            const int j = k - ns - nv;
+            size_t off = (size_t)j * a.kv_stride + (size_t)kvh * hd;
+            kp = a.kc + off; vp = a.vc + off; pos = (int)(st->p0 + j); dst = a.S + a.N + j;
+        }
+        if (kvh == 0 && ci == 0) a.kdst[k] = dst;
+        uint16_t *ko = a.kbuf + ((size_t)kvh * a.kv_rows + k) * hd, *vo = a.vbuf + ((size_t)kvh * a.kv_rows + k) * hd;
+        *(uint4 *)(vo + ci * 8) = *(const uint4 *)(vp + ci * 8);
+        const float *cs = a.rope_cs + (size_t)pos * rp * 2;
+        if (a.neox) {
+            if (ci < rp8) {
+                float x0[8], x1[8], y0[8], y1[8];
+                g_unpack8(*(const uint4 *)(kp + ci * 8), x0);
+                g_unpack8(*(const uint4 *)(kp + rp + ci * 8), x1);
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    int p = ci * 8 + e;
+                    float co = cs[2 * p], si = cs[2 * p + 1];
+                    y0[e] = x0[e] * co - x1[e] * si;
+                    y1[e] = x0[e] * si + x1[e] * co;
+                }
+                *(uint4 *)(ko + ci * 8) = g_pack8(y0);
+                *(uint4 *)(ko + rp + ci * 8) = g_pack8(y1);
+            } else if (ci >= 2 * rp8) {
+                *(uint4 *)(ko + ci * 8) = *(const uint4 *)(kp + ci * 8);
+            }
+        } else {
+            float x[8];
+            g_unpack8(*(const uint4 *)(kp + ci * 8), x);
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int p = ci * 4 + e;
+                if (p < rp) {
+                    float co = cs[2 * p], si = cs[2 * p + 1];
+                    float x0 = x[2 * e], x1 = x[2 * e + 1];
+                    x[2 * e] = x0 * co - x1 * si;
+                    x[2 * e + 1] = x0 * si + x1 * co;
+                }
+            }
+            *(uint4 *)(ko + ci * 8) = g_pack8(x);
+        }
+    }
+}
+
+extern "C" void crk_kv_gather(const crk_attn *a, crk_stream s) {
+    const size_t upper = (size_t)(a->S + a->N + a->L) * (a->hd / 8);
+    size_t blocks = (upper + 255) / 256;
+    if (blocks > 4096) blocks = 4096;
+    kv_gather_k<<<dim3((unsigned)(blocks ? blocks : 1), a->n_kv), 256, 0, s>>>(*a);
+}

@@ -1,0 +1,155 @@
+/* Matrix-vector product for decode (one token): y[r] (+)= W[r] . x.
+ * Quantized rows are read in their block format and multiplied with q8 activations in
+ * integer arithmetic (dp4a per 16 elements), the same decomposition as vec_dot_q of
+ * engine/quant.c: acc += x.d * (d0 * sum_lo + d1 * sum_hi) + m * x.s.
+ * Float rows (F32, F16, BF16) multiply the f32 activations. One warp per row. */
+#include "common.cuh"
+
+#define MV_WARPS 4
+
+template <int T>
+__global__ void __launch_bounds__(MV_WARPS * 32) matvec_q(const uint8_t *w, int64_t rows, int nb, size_t row_bytes, const crk_q8 *xq, float *y, int accumulate) {
+    const int64_t r = (int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    const uint8_t *row = w + (size_t)r * row_bytes;
+    float sum = 0.f;
+#pragma unroll 2
+    for (int b = lane; b < nb; b += 32) {
+        crk_blk k;
+        crk_unpack<T>(row, b, k);
+        const crk_q8 *x = xq + b;
+        const int2 *xp = (const int2 *)x->q;
+        int2 a0 = xp[0], a1 = xp[1], a2 = xp[2], a3 = xp[3];
+        int lo = 0, hi = 0;
+        lo = __dp4a(k.q[0], a0.x, lo); lo = __dp4a(k.q[1], a0.y, lo);
+        lo = __dp4a(k.q[2], a1.x, lo); lo = __dp4a(k.q[3], a1.y, lo);
+        hi = __dp4a(k.q[4], a2.x, hi); hi = __dp4a(k.q[5], a2.y, hi);
+        hi = __dp4a(k.q[6], a3.x, hi); hi = __dp4a(k.q[7], a3.y, hi);
+        sum += x->d * (k.d0 * (float)lo + k.d1 * (float)hi) + k.m * x->s;
+    }
+    sum = crk_warp_sum(sum);
+    if (lane == 0) y[r] = accumulate ? y[r] + sum : sum;
+}
+
+/* Q4_K: a warp computes two rows; a lane takes half a super-block (4 blocks of 32: 64 bytes
+ * of nibbles, 4 loads of 16 B per row) and uses each activation block for both rows. */
+__device__ __forceinline__ float q4k_half(const uint4 &qa, const uint4 &qb, const uint4 &qc, const uint4 &qd, const uint8_t *p, int half,
+                                          const int2 (&xa)[4][4], const float (&xd)[4], const float (&xs)[4]) {
+    const float dd = crk_ldh(p), dmin = crk_ldh(p + 2);
+    float sum = 0.f;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        const int jb = 4 * half + k;
+        int sd, sm;
+        crk_scale_min_k4(jb, p + 4, sd, sm);
+        const uint4 &u0 = k < 2 ? qa : qc, &u1 = k < 2 ? qb : qd;
+        const int sh = 4 * (k & 1);
+        int lo = 0, hi = 0;
+        lo = __dp4a((int)((u0.x >> sh) & 0x0F0F0F0Fu), xa[k][0].x, lo); lo = __dp4a((int)((u0.y >> sh) & 0x0F0F0F0Fu), xa[k][0].y, lo);
+        lo = __dp4a((int)((u0.z >> sh) & 0x0F0F0F0Fu), xa[k][1].x, lo); lo = __dp4a((int)((u0.w >> sh) & 0x0F0F0F0Fu), xa[k][1].y, lo);
+        hi = __dp4a((int)((u1.x >> sh) & 0x0F0F0F0Fu), xa[k][2].x, hi); hi = __dp4a((int)((u1.y >> sh) & 0x0F0F0F0Fu), xa[k][2].y, hi);
+        hi = __dp4a((int)((u1.z >> sh) & 0x0F0F0F0Fu), xa[k][3].x, hi); hi = __dp4a((int)((u1.w >> sh) & 0x0F0F0F0Fu), xa[k][3].y, hi);
+        const float d0 = dd * (float)sd;
+        sum += xd[k] * (d0 * (float)lo + d0 * (float)hi) + (-dmin * (float)sm) * xs[k];
+    }
+    return sum;
+}
+
+__global__ void __launch_bounds__(MV_WARPS * 32) matvec_q4k(const uint8_t *w, int64_t rows, int nsb, size_t row_bytes, const crk_q8 *xq, float *y, int accumulate) {
+    const int64_t r0 = ((int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5)) * 2;
+    const int lane = threadIdx.x & 31;
+    if (r0 >= rows) return;
+    const bool two = r0 + 1 < rows;
+    const uint8_t *row0 = w + (size_t)r0 * row_bytes, *row1 = two ? row0 + row_bytes : row0;
+    float s0 = 0.f, s1 = 0.f;
+    for (int hs = lane; hs < 2 * nsb; hs += 32) {
+        const int sb = hs >> 1, half = hs & 1;
+        const uint8_t *p0 = row0 + 144 * (size_t)sb, *p1 = row1 + 144 * (size_t)sb;
+        const uint4 *q0 = (const uint4 *)(p0 + 16 + 64 * half), *q1 = (const uint4 *)(p1 + 16 + 64 * half);
+        const uint4 a0 = q0[0], b0 = q0[1], c0 = q0[2], d0 = q0[3];
+        const uint4 a1 = q1[0], b1 = q1[1], c1 = q1[2], d1 = q1[3];
+        int2 xa[4][4];
+        float xd[4], xs[4];
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const crk_q8 *x = xq + (size_t)sb * 8 + 4 * half + k;
+            const int2 *xp = (const int2 *)x->q;
+            xa[k][0] = xp[0]; xa[k][1] = xp[1]; xa[k][2] = xp[2]; xa[k][3] = xp[3];
+            xd[k] = x->d; xs[k] = x->s;
+        }
+        s0 += q4k_half(a0, b0, c0, d0, p0, half, xa, xd, xs);
+        s1 += q4k_half(a1, b1, c1, d1, p1, half, xa, xd, xs);
+    }
+    s0 = crk_warp_sum(s0);
+    s1 = crk_warp_sum(s1);
+    if (lane == 0) {
+        y[r0] = accumulate ? y[r0] + s0 : s0;
+        if (two) y[r0 + 1] = accumulate ? y[r0 + 1] + s1 : s1;
+    }
+}
+
+template <int T>
+__global__ void __launch_bounds__(MV_WARPS * 32) matvec_f(const uint8_t *w, int64_t rows, int64_t cols, size_t row_bytes, const float *x, float *y, int accumulate) {
+    const int64_t r = (int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    const uint8_t *row = w + (size_t)r * row_bytes;
+    float sum = 0.f;
+    const bool vec = (cols % 256 == 0) && (((uintptr_t)row & 15) == 0);
+    if (vec && T == GGML_TYPE_F32) {
+        const float4 *rp = (const float4 *)row;
+        const float4 *xp = (const float4 *)x;
+#pragma unroll 4
+        for (int64_t i = lane; i < cols / 4; i += 32) {
+            float4 a = rp[i], b = xp[i];
+            sum += a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w;
+        }
+    } else if (vec) {
+        const uint4 *rp = (const uint4 *)row;
+#pragma unroll 4
+        for (int64_t i = lane; i < cols / 8; i += 32) {
+            uint4 a = rp[i];
+            const float4 *xp = (const float4 *)(x + 8 * i);
+            float4 b0 = xp[0], b1 = xp[1];
+            uint32_t u[4] = {a.x, a.y, a.z, a.w};
+            float xs[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float lo, hi;
+                if (T == GGML_TYPE_F16) { lo = crk_h2f((uint16_t)(u[e] & 0xFFFF)); hi = crk_h2f((uint16_t)(u[e] >> 16)); }
+                else { lo = crk_bf2f((uint16_t)(u[e] & 0xFFFF)); hi = crk_bf2f((uint16_t)(u[e] >> 16)); }
+                sum += lo * xs[2 * e] + hi * xs[2 * e + 1];
+            }
+        }
+    } else {
+        for (int64_t i = lane; i < cols; i += 32) sum += crk_fval(T, row, i) * x[i];
+    }
+    sum = crk_warp_sum(sum);
+    if (lane == 0) y[r] = accumulate ? y[r] + sum : sum;
+}
+
+template <int T>
+static void launch_mv_q(const uint8_t *w, int64_t rows, int64_t cols, size_t row_bytes, const crk_q8 *xq, float *y, int acc, cudaStream_t s) {
+    matvec_q<T><<<crk_cdiv(rows, MV_WARPS), MV_WARPS * 32, 0, s>>>(w, rows, (int)(cols / 32), row_bytes, xq, y, acc);
+}
+
+extern "C" void crk_matvec(const void *w, uint32_t type, int64_t rows, int64_t cols, size_t row_bytes,
+                           const float *x, const crk_q8 *xq, float *y, int accumulate, crk_stream s) {
+    if (rows <= 0) return;
+    const uint8_t *wb = (const uint8_t *)w;
+    unsigned g = crk_cdiv(rows, MV_WARPS);
+    switch (type) {
+    case GGML_TYPE_F32: matvec_f<GGML_TYPE_F32><<<g, MV_WARPS * 32, 0, s>>>(wb, rows, cols, row_bytes, x, y, accumulate); return;
+    case GGML_TYPE_F16: matvec_f<GGML_TYPE_F16><<<g, MV_WARPS * 32, 0, s>>>(wb, rows, cols, row_bytes, x, y, accumulate); return;
+    case GGML_TYPE_BF16: matvec_f<GGML_TYPE_BF16><<<g, MV_WARPS * 32, 0, s>>>(wb, rows, cols, row_bytes, x, y, accumulate); return;
+    case GGML_TYPE_Q4_K:
+        if (((uintptr_t)wb & 15) == 0 && row_bytes % 16 == 0) {
+            matvec_q4k<<<crk_cdiv(rows, 2 * MV_WARPS), MV_WARPS * 32, 0, s>>>(wb, rows, (int)(cols / 256), row_bytes, xq, y, accumulate);
+            return;
+        }
+        break;
+    default: break;
+    }
+    CRK_DISPATCH_QTYPE(type, launch_mv_q, wb, rows, cols, row_bytes, xq, y, accumulate, s)
+}

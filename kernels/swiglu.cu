@@ -1,0 +1,38 @@
+/* SwiGLU: h = silu(gate) * up, from the fused [L][2*ffn] gate|up buffer. */
+#include "common.cuh"
+
+__device__ __forceinline__ float silu_mul(float g, float u) {
+    return __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u);
+}
+
+__global__ void swiglu_k(const float *gu, int L, int ffn, float *h, uint16_t *h16) {
+    const size_t n = (size_t)L * ffn;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        size_t t = i / ffn, c = i % ffn;
+        float v = silu_mul(gu[t * 2 * ffn + c], gu[t * 2 * ffn + ffn + c]);
+        if (h) h[i] = v;
+        if (h16) h16[i] = crk_f2bf(v);
+    }
+}
+
+/* with q8 output: one warp per block of 32 (ffn % 32 == 0) */
+__global__ void swiglu_q8_k(const float *gu, int L, int ffn, float *h, uint16_t *h16, crk_q8 *hq) {
+    const int lane = threadIdx.x & 31, nb = ffn / 32;
+    const size_t nblk = (size_t)L * nb;
+    for (size_t b = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5; b < nblk; b += ((size_t)gridDim.x * blockDim.x) >> 5) {
+        const size_t t = b / nb, c = (b % nb) * 32 + lane, i = t * ffn + c;
+        float v = silu_mul(gu[t * 2 * ffn + c], gu[t * 2 * ffn + ffn + c]);
+        if (h) h[i] = v;
+        if (h16) h16[i] = crk_f2bf(v);
+        crk_quantize_block(v, lane, hq + b);
+    }
+}
+
+extern "C" void crk_swiglu(const float *gu, int L, int ffn, float *h, uint16_t *h16, crk_q8 *hq, crk_stream s) {
+    size_t n = (size_t)L * ffn;
+    if (!n) return;
+    unsigned g = crk_cdiv(n, 256);
+    if (g > 65535u * 4) g = 65535u * 4;
+    if (hq) swiglu_q8_k<<<g, 256, 0, s>>>(gu, L, ffn, h, h16, hq);
+    else swiglu_k<<<g, 256, 0, s>>>(gu, L, ffn, h, h16);
+}

@@ -140,5 +140,8 @@ deps:
 clean:
 	rm -rf build build-asan $(BIN)
 
+# app/prompts.c embeds assets/* with .incbin (not seen by -MMD)
+$(B)/app/prompts.o: $(wildcard assets/*)
+
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
 .SECONDARY:

@@ -1,27 +1,47 @@
 #include <stdio.h>
 #include "cli.h"
 #include "chat.h"
+#include "config.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void cli_usage(FILE *f) {
     fputs(
-"usage: cascade-read [OPTIONS] --model MODEL.gguf MODE\n"
+"usage: cascade-read [OPTIONS] [--model MODEL.gguf] DOCUMENT...\n"
+"       cascade-read [OPTIONS] [--model MODEL.gguf] MODE\n"
 "Read documents far longer than a model's context through a cascading KV cache.\n"
+"Without a mode flag, on a terminal, the documents open in the full-screen interface.\n"
 "\n"
 "Modes:\n"
+"  --ask QUESTION         read the documents, answer QUESTION with citations\n"
+"  --summarize            read the documents, write notes per chapter and a summary\n"
+"  --grep QUESTION        rank the documents' lines by relevance to QUESTION\n"
+"      -m NUM             with --grep: the NUM best lines (default 20)\n"
+"      -C NUM             with --grep: NUM lines of context around each\n"
+"      -n                 with --grep: print line numbers (file:line: text)\n"
+"  --read                 read the documents into the cache (with --save), no question\n"
 "  --generate PROMPT      write the model's continuation of PROMPT (\"\" = BOS alone)\n"
 "  --perplexity DOC       stream DOC through the cache; print tokens and perplexity\n"
-"      --max-tokens N     with --perplexity: stop after N tokens\n"
+"      --max-tokens N     with --perplexity or --read: stop after N tokens\n"
 "  --tokenize TEXT        print the token ids of TEXT (no BOS), space separated\n"
 "  --detokenize \"ID ...\"  print the text of the token ids\n"
 "  --info                 print the model's hyper-parameters and cache defaults\n"
 "  --extract FILE...      print the documents' text exactly as the model reads it\n"
 "      --map              with --extract: one line per section: offset<TAB>line<TAB>title\n"
 "\n"
-"Documents: FILE (.txt, .log, .epub, optionally .gz), http(s) URL, or - for stdin.\n"
+"Documents: FILE (.txt, .log, .epub, optionally .gz), http(s) URL, or - for stdin;\n"
+"a snapshot FILE.cas given as a document resumes it.\n"
 "  --keep-boilerplate     keep Project Gutenberg headers and footers (stripped by default)\n"
+"\n"
+"Sessions and snapshots:\n"
+"  --save FILE.cas        save the session (cache, documents, conversation) after reading\n"
+"  --autosave K           also save every K tokens read (needs --save)\n"
+"  --resume FILE.cas      continue a saved session (a partly read document continues)\n"
+"  --snapshot-quant q8    lossy snapshots: K/V stored as q8_0 (smaller, small logit error)\n"
+"  --snapshot-info FILE.cas  print a snapshot's header and sections\n"
+"  --pull URL             download a GGUF model into the models folder\n"
 "\n"
 "Model and device:\n"
 "  -m, --model FILE       GGUF model (llama or qwen2 architecture)\n"
@@ -48,6 +68,8 @@ void cli_usage(FILE *f) {
 "Output:\n"
 "  -v, --verbose          timings (prefill and decode tokens/s) on stderr\n"
 "  -q, --quiet            no progress on stderr\n"
+"  --json                 machine-readable output (--ask, --grep, --summarize, --read)\n"
+"  --no-tui               never open the full-screen interface\n"
 "  -h, --help             this help      --version   the version\n"
 "\n"
 "Exit status: 0 ok, 1 bad input, 2 usage, 3 model or device error, 130 interrupted.\n",
@@ -74,7 +96,7 @@ static int parse_dbl(const char *s, double lo, double hi, double *out) {
 
 int cli_parse(cr_opts *o, int argc, char **argv) {
     memset(o, 0, sizeof *o);
-    o->n_predict = 256; o->device = "auto";
+    o->n_predict = 256; o->device = NULL; o->color = -1;    /* device: "auto" unless configured */
     o->policy = -1; o->cache_n = o->cascades = o->sinks = o->stride = -1; o->beta = -1;
     sampler_cfg_default(&o->samp);
     o->samp.temp = 0; o->samp.seed = 1;
@@ -87,6 +109,8 @@ int cli_parse(cr_opts *o, int argc, char **argv) {
         double d;
         if (IS("-h") || IS("--help")) { cli_usage(stdout); return -1; }
         else if (IS("--version")) { printf("cascade-read %s\n", CR_VERSION); return -1; }
+        else if (IS("-m") && o->mode == MODE_GREP) { NEED(); if (parse_int(v, 1, 1 << 30, &o->grep_k)) return bad("invalid -m", v); }
+        else if (IS("-n") && o->mode == MODE_GREP && !(v && v[0] >= '0' && v[0] <= '9')) o->grep_line_numbers = 1;
         else if (IS("-m") || IS("--model")) { NEED(); o->model = v; }
         else if (IS("--tokenizer")) { NEED(); o->tokenizer = v; }
         else if (IS("--chat-template")) { NEED(); if (chat_kind_from_name(v) < 0) return bad("unknown --chat-template (llama2, llama3, chatml, mistral, phi3, raw)", v); o->chat_template = v; }
@@ -98,6 +122,19 @@ int cli_parse(cr_opts *o, int argc, char **argv) {
         else if (IS("--detokenize")) { NEED(); o->mode = MODE_DETOKENIZE; o->text = v; }
         else if (IS("--max-tokens")) { NEED(); if (parse_int(v, 1, 2000000000, &o->max_tokens)) return bad("invalid --max-tokens", v); }
         else if (IS("--info")) o->mode = MODE_INFO;
+        else if (IS("--ask")) { NEED(); o->mode = MODE_ASK; o->question = v; }
+        else if (IS("--grep")) { NEED(); o->mode = MODE_GREP; o->question = v; }
+        else if (IS("--summarize")) o->mode = MODE_SUMMARIZE;
+        else if (IS("--read")) o->mode = MODE_READ;
+        else if (IS("--pull")) { NEED(); o->mode = MODE_PULL; o->pull_url = v; }
+        else if (IS("--snapshot-info")) { NEED(); o->mode = MODE_SNAPINFO; o->snapinfo_path = v; }
+        else if (IS("-C")) { NEED(); if (parse_int(v, 0, 1000, &o->grep_context)) return bad("invalid -C", v); }
+        else if (IS("--save")) { NEED(); o->save_path = v; }
+        else if (IS("--resume")) { NEED(); o->resume_path = v; }
+        else if (IS("--autosave")) { NEED(); char *e; errno = 0; long long k = strtoll(v, &e, 10); if (errno || *e || e == v || k < 1) return bad("invalid --autosave", v); o->autosave = k; }
+        else if (IS("--snapshot-quant")) { NEED(); if (strcmp(v, "q8") == 0) o->snapshot_quant = 1; else if (strcmp(v, "none") == 0) o->snapshot_quant = 0; else return bad("--snapshot-quant must be q8 or none", v); }
+        else if (IS("--json")) o->json = 1;
+        else if (IS("--no-tui")) o->no_tui = 1;
         else if (IS("--extract")) o->mode = MODE_EXTRACT;
         else if (IS("--map")) o->map = 1;
         else if (IS("--keep-boilerplate")) o->no_strip = 1;
@@ -121,9 +158,29 @@ int cli_parse(cr_opts *o, int argc, char **argv) {
 #undef NEED
 #undef IS
     }
-    if (o->mode == MODE_NONE) return bad("no mode given (e.g. --generate PROMPT)", NULL);
-    if (!o->model && o->mode != MODE_EXTRACT) return bad("--model is required", NULL);
-    return 0;
+    o->grep_k = o->grep_k ? o->grep_k : 20;
+    /* a .cas document resumes it */
+    for (int i = 0; i < o->n_inputs; i++) {
+        size_t n = strlen(o->inputs[i]);
+        if (n > 4 && strcmp(o->inputs[i] + n - 4, ".cas") == 0) {
+            if (o->resume_path) return bad("more than one snapshot given", o->inputs[i]);
+            o->resume_path = o->inputs[i];
+            memmove(&o->inputs[i], &o->inputs[i + 1], (size_t)(o->n_inputs - i - 1) * sizeof *o->inputs);
+            o->n_inputs--; i--;
+        }
+    }
+    if (o->autosave && !o->save_path) return bad("--autosave needs --save FILE.cas", NULL);
+    if (o->mode == MODE_NONE) {
+        if (o->n_inputs == 0 && !o->resume_path) return bad("no document and no mode given (e.g. book.epub, or --generate PROMPT)", NULL);
+        /* documents without a mode flag: the full-screen interface on a terminal, else read
+         * (and --save) */
+        o->mode = (!o->no_tui && isatty(0) && isatty(1)) ? MODE_TUI : MODE_READ;
+    }
+    if ((o->mode == MODE_ASK || o->mode == MODE_SUMMARIZE || o->mode == MODE_GREP || o->mode == MODE_READ) &&
+        o->n_inputs == 0 && !o->resume_path)
+        return bad("no document given", NULL);
+    /* configuration file, then the model lookup (app/config.c) */
+    return config_apply(o);
 }
 
 static int floor_pow2(int x) { int p = 1; while (p * 2 <= x) p *= 2; return p; }

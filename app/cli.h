@@ -7,7 +7,10 @@
 
 enum cr_exit { CR_EXIT_OK = 0, CR_EXIT_INPUT = 1, CR_EXIT_USAGE = 2, CR_EXIT_MODEL = 3, CR_EXIT_INTR = 130 };
 
-enum cr_mode { MODE_NONE, MODE_GENERATE, MODE_PERPLEXITY, MODE_TOKENIZE, MODE_DETOKENIZE, MODE_EXTRACT, MODE_INFO };
+enum cr_mode { MODE_NONE, MODE_GENERATE, MODE_PERPLEXITY, MODE_TOKENIZE, MODE_DETOKENIZE, MODE_EXTRACT, MODE_INFO,
+               MODE_TUI,        /* documents (or --resume) on a terminal without a mode flag: ui/ */
+               MODE_READ,       /* read the documents (and --save / --autosave), no question */
+               MODE_ASK, MODE_SUMMARIZE, MODE_GREP, MODE_PULL, MODE_SNAPINFO };
 
 typedef struct {
     int mode;
@@ -24,6 +27,21 @@ typedef struct {
     int policy, cache_n, cascades, sinks, stride;
     double beta;
     const char **inputs; int n_inputs;
+    /* sessions and snapshots */
+    const char *save_path;       /* --save FILE.cas (after reading) */
+    const char *resume_path;     /* --resume FILE.cas, or a .cas given as a document */
+    long long autosave;          /* --autosave K: every K tokens (0 = off) */
+    int snapshot_quant;          /* --snapshot-quant q8: 1 (lossy fp16 -> q8_0 K/V) */
+    /* questions */
+    const char *question;        /* --ask / --grep QUESTION */
+    int grep_k;                  /* --grep: -m NUM best lines (default 20) */
+    int grep_context;            /* --grep: -C NUM lines of context (default 0) */
+    int grep_line_numbers;       /* --grep: -n */
+    const char *pull_url;        /* --pull URL */
+    const char *snapinfo_path;   /* --snapshot-info FILE.cas */
+    int no_tui;                  /* --no-tui: never curses, even on a terminal */
+    const char *colors;          /* config `colors`: the interface's color theme (NULL = default) */
+    int color;                   /* config `color` / NO_COLOR: -1 auto, 0 never, 1 always */
 } cr_opts;
 
 /* Parse argv. Returns 0 to continue, or an exit code (help/version print and

@@ -74,8 +74,10 @@ static uint64_t run_tok(const docmap *m, const docmap_block *b, uint64_t i) {
 
 int docmap_add_run(docmap *m, uint64_t tok_first, uint32_t doc, uint64_t offset,
                    uint64_t line, uint32_t section) {
-    if (doc >= m->ndocs || section >= m->docs[doc].nsec) return -1;
-    uint32_t gsec = m->docs[doc].sec_first + section;
+    uint32_t gsec;
+    if (doc == DOCMAP_CONV) gsec = DOCMAP_SEC_CONV;
+    else if (doc >= m->ndocs || section >= m->docs[doc].nsec) return -1;
+    else gsec = m->docs[doc].sec_first + section;
     if (m->nruns) {
         docmap_block *b = &m->blocks[m->nblocks - 1];
         uint64_t last = m->nruns - 1;
@@ -129,9 +131,13 @@ int docmap_lookup(const docmap *m, uint64_t tok, docmap_loc *out) {
         if (m->runs[mid].tok <= rel) rlo = mid; else rhi = mid;
     }
     const docmap_run *r = &m->runs[rlo];
-    const docmap_sec *s = &m->secs[r->sec];
-    out->doc = s->doc;
-    out->section = r->sec - m->docs[s->doc].sec_first;
+    if (r->sec == DOCMAP_SEC_CONV) {
+        out->doc = DOCMAP_CONV; out->section = 0;
+    } else {
+        const docmap_sec *s = &m->secs[r->sec];
+        out->doc = s->doc;
+        out->section = r->sec - m->docs[s->doc].sec_first;
+    }
     out->offset = b->off_base + r->off;
     out->line = b->line_base + (uint64_t)(int64_t)(int32_t)r->line;
     out->tok_first = b->tok_base + r->tok;
@@ -155,6 +161,7 @@ const char *docmap_doc_title(const docmap *m, uint32_t doc) {
 int docmap_cite(const docmap *m, uint64_t tok, char *buf, size_t n) {
     docmap_loc l;
     if (docmap_lookup(m, tok, &l)) return -1;
+    if (l.doc == DOCMAP_CONV) return snprintf(buf, n, "conversation");
     const docmap_doc *d = &m->docs[l.doc];
     if (d->nsec > 1)
         return snprintf(buf, n, "%s, %s", d->title, docmap_section_title(m, l.doc, l.section));
@@ -325,7 +332,7 @@ int docmap_read(docmap *m, const uint8_t *buf, size_t len, char *err, size_t err
     for (uint64_t i = 0; i < nr && !r.bad; i++) {
         docmap_run *x = &t.runs[i];
         x->tok = r32(&r); x->off = r32(&r); x->line = r32(&r); x->sec = r32(&r);
-        if (x->sec >= ns) return rfail(&t, err, errlen, "run %llu: bad section", (unsigned long long)i);
+        if (x->sec >= ns && x->sec != DOCMAP_SEC_CONV) return rfail(&t, err, errlen, "run %llu: bad section", (unsigned long long)i);
     }
     if (r.bad) return rfail(&t, err, errlen, "truncated run table");
     if (r.i != r.n) return rfail(&t, err, errlen, "trailing bytes");

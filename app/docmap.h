@@ -19,6 +19,15 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* Conversation tokens (questions, answers, notes) are runs of the pseudo document
+ * DOCMAP_CONV: docmap_add_run(m, tok, DOCMAP_CONV, offset, 0, 0) (offset: where the stream
+ * stood, so offsets still never decrease); docmap_lookup gives doc = DOCMAP_CONV, section 0,
+ * and docmap_cite "conversation". In the run table their section index is DOCMAP_SEC_CONV. */
+#ifndef DOCMAP_CONV
+#define DOCMAP_CONV 0xffffffffu
+#endif
+#define DOCMAP_SEC_CONV 0xffffffffu
+
 typedef struct docmap_doc {
     char    *title;
     char    *path;
@@ -80,7 +89,8 @@ int  docmap_lookup(const docmap *m, uint64_t tok, docmap_loc *out);
 const char *docmap_section_title(const docmap *m, uint32_t doc, uint32_t section);
 const char *docmap_doc_title(const docmap *m, uint32_t doc);
 /* A citation for token tok: "Title, Section title" when the document has chapters (more than
- * one section), else "name:line" (name = basename of the path). Returns snprintf's length, or
+ * one section), else "name:line" (name = basename of the path); "conversation" for a
+ * conversation token. Returns snprintf's length, or
  * -1 if tok is not mapped. */
 int  docmap_cite(const docmap *m, uint64_t tok, char *buf, size_t n);
 /* Bytes used by the map (arrays and strings). */

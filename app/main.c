@@ -14,6 +14,13 @@ int main(int argc, char **argv) {
     case MODE_TOKENIZE: case MODE_DETOKENIZE: r = run_tokenize(&o); break;
     case MODE_INFO: r = run_info(&o); break;
     case MODE_EXTRACT: r = run_extract(&o); break;
+    case MODE_READ: r = run_read(&o); break;
+    case MODE_SNAPINFO: r = run_snapinfo(&o); break;
+    case MODE_PULL: r = run_pull(&o); break;
+    case MODE_ASK: r = run_ask(&o); break;
+    case MODE_SUMMARIZE: r = run_summarize(&o); break;
+    case MODE_GREP: r = run_grep(&o); break;
+    case MODE_TUI: r = run_tui(&o); break;
     default: r = CR_EXIT_USAGE; break;
     }
     free(o.inputs);

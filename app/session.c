@@ -34,6 +34,13 @@ int session_open(cr_session *s, const cr_opts *o, int with_state) {
         fprintf(stderr, "cascade-read: %s\n", err); session_close(s); return CR_EXIT_MODEL;
     }
     s->has_state = 1;
+    /* --device: cuda must work; auto takes the GPU when one is usable */
+    char desc[256];
+    int want_gpu = strcmp(o->device, "cuda") == 0 || (strcmp(o->device, "auto") == 0 && state_cuda_available(desc, sizeof desc) > 0);
+    if (want_gpu && state_use_cuda(&s->st, err, sizeof err)) {
+        fprintf(stderr, "cascade-read: %s\n", err); session_close(s); return CR_EXIT_MODEL;
+    }
+    if (o->verbose) fprintf(stderr, "device: %s\n", state_device_name(&s->st));
     if (o->verbose)
         fprintf(stderr, "model %s: %d layers, dim %d, %d/%d heads, vocab %d, context %d; cache: %s S=%d N=%d C=%d stride %d beta %.9g; %d threads\n",
                 s->model.name, s->model.hp.n_layer, s->model.hp.dim, s->model.hp.n_head, s->model.hp.n_kv,

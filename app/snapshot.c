@@ -34,7 +34,7 @@
 #define MAX_SECTIONS 1000000
 
 enum { SEC_MODEL = 1, SEC_CACHE, SEC_LAYER, SEC_SAMPLER, SEC_DOCS, SEC_DOCMAP, SEC_CONV, SEC_EXTRA, SEC_END = 255 };
-enum { SECF_SHUFFLE = 1 };
+enum { SECF_SHUFFLE = 1, SECF_Q8 = 2 };   /* SECF_Q8: a LAYER section's K/V in q8_0 (state_io.h) */
 enum { CODEC_STORED = 0, CODEC_DEFLATE = 1 };
 
 static const char *sec_name(uint32_t t) {
@@ -589,8 +589,10 @@ int snapshot_save(const char *path, const snap_content *c, char *err, size_t err
 
     cr_ostream os = {&w, sec_put};
     if (sec_begin(&w, SEC_CACHE, 0, 0) || state_write_meta(st, &os) || sec_end(&w)) goto done;
+    const int q8 = c->quant == SNAP_QUANT_Q8;
     for (int l = 0; l < st->m->hp.n_layer; l++)
-        if (sec_begin(&w, SEC_LAYER, (uint32_t)l, w.shuffle ? SECF_SHUFFLE : 0) || state_write_layer(st, l, &os) || sec_end(&w)) {
+        if (sec_begin(&w, SEC_LAYER, (uint32_t)l, (w.shuffle ? SECF_SHUFFLE : 0) | (q8 ? SECF_Q8 : 0)) ||
+            state_write_layer_q(st, l, q8 ? STATE_QUANT_Q8 : STATE_QUANT_NONE, &os) || sec_end(&w)) {
             if (!w.err_no) stage = "cannot serialize the cache";
             goto done;
         }
@@ -735,7 +737,8 @@ static int sec_open(srd *r) {
     if (r->block_size < 4096 || r->block_size > MAX_BLOCK_SIZE || (r->block_size & (r->block_size - 1)))
         return rfail(r, "corrupt snapshot (section %s: bad block size %u)", lb, (unsigned)r->block_size);
     if ((uint64_t)r->nblocks * BLK_HDR > r->csize || r->usize > (uint64_t)r->nblocks * r->block_size ||
-        (r->usize == 0) != (r->nblocks == 0) || (r->flags & ~(uint32_t)SECF_SHUFFLE))
+        (r->usize == 0) != (r->nblocks == 0) || (r->flags & ~(uint32_t)(SECF_SHUFFLE | SECF_Q8)) ||
+        ((r->flags & SECF_Q8) && r->type != SEC_LAYER))
         return rfail(r, "corrupt snapshot (section %s: inconsistent sizes)", lb);
     r->blocks_left = r->nblocks; r->payload_left = r->csize; r->produced = 0;
     r->crc_acc = (uint32_t)crc32(0L, Z_NULL, 0);
@@ -1098,11 +1101,13 @@ int snapshot_load(const char *path, const cr_model *m, snap_content *out, cr_sta
             rfail(&r, "corrupt snapshot (section %s %u where layer %d was expected)", sec_name(r.type), (unsigned)r.index, l);
             goto done;
         }
-        if (r.usize != layer_bytes) {
-            rfail(&r, "corrupt snapshot (layer %d holds %llu bytes, expected %llu)", l, (unsigned long long)r.usize, (unsigned long long)layer_bytes);
+        const int q8 = (r.flags & SECF_Q8) != 0;
+        const uint64_t lb = q8 ? state_layer_bytes_q(&meta, STATE_QUANT_Q8) : layer_bytes;
+        if (r.usize != lb) {
+            rfail(&r, "corrupt snapshot (layer %d holds %llu bytes, expected %llu)", l, (unsigned long long)r.usize, (unsigned long long)lb);
             goto done;
         }
-        if (state_read_layer(target, &meta, l, &is, why, sizeof why)) { if (!r.failed) rfail(&r, "corrupt snapshot (%s)", why); goto done; }
+        if (state_read_layer_q(target, &meta, l, q8 ? STATE_QUANT_Q8 : STATE_QUANT_NONE, &is, why, sizeof why)) { if (!r.failed) rfail(&r, "corrupt snapshot (%s)", why); goto done; }
         if (sec_close(&r)) goto done;
     }
 
@@ -1191,10 +1196,10 @@ int snapshot_info(const char *path, FILE *f) {
         if (sec_open(&r)) goto done;
         char lb[32];
         sec_label(&r, lb, sizeof lb);
-        fprintf(f, "  @%-10llu %-13s %12llu -> %12llu bytes (%5.2fx) %6u block%s crc32 %08x%s\n",
+        fprintf(f, "  @%-10llu %-13s %12llu -> %12llu bytes (%5.2fx) %6u block%s crc32 %08x%s%s\n",
                 (unsigned long long)r.sec_off, lb, (unsigned long long)r.usize, (unsigned long long)r.csize,
                 r.csize ? (double)r.usize / (double)r.csize : 0.0, (unsigned)r.nblocks, r.nblocks == 1 ? " " : "s",
-                (unsigned)r.crc, (r.flags & SECF_SHUFFLE) ? " shuffled" : "");
+                (unsigned)r.crc, (r.flags & SECF_SHUFFLE) ? " shuffled" : "", (r.flags & SECF_Q8) ? " q8_0" : "");
         tot_u += r.usize; tot_c += r.csize + SEC_HDR;
         uint32_t t = r.type;
         if (t == SEC_LAYER || (t > SEC_EXTRA && t != SEC_END) || r.usize > (64u << 20)) { sec_skip(&r); continue; }

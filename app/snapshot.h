@@ -45,6 +45,7 @@
 #define SNAP_HASH_MAX 72            /* hash text, NUL included */
 
 enum { SNAP_DOC_DONE = 1 };         /* snap_doc.flags: the document was read to its end */
+enum { SNAP_QUANT_NONE = 0, SNAP_QUANT_Q8 = 1 };   /* snap_content.quant */
 
 typedef struct {
     char *path;                     /* file path or URL */
@@ -73,6 +74,7 @@ typedef struct {
     int no_shuffle;                 /* 1: no byte-plane shuffle (benchmarks) */
     int n_threads;                  /* compression threads; 0: the state's thread count
                                      * (memory: about (n_threads + 4) MiB of block buffers) */
+    int quant;                      /* SNAP_QUANT_NONE (lossless) or SNAP_QUANT_Q8 (lossy K/V) */
     /* load: what the header says */
     char writer[24];                /* CR_VERSION of the writer */
     int64_t created;                /* Unix time of the save */

@@ -66,9 +66,11 @@ void attn_chunk_cpu(const attn_args *a) {
             float *o = a->out + (size_t)m * a->out_stride + (size_t)g * hd;
             memset(o, 0, sizeof(float) * hd);
             float wm = a->w[m];
+            float *pr = a->probe && m >= a->probe_m0 ? a->probe : NULL;
             for (int k = 0; k < n; k++) {
                 float p = row[k] * inv;
                 cg[k] += wm * p;
+                if (pr) pr[k] += p;
                 const float *vk = V + (size_t)k * hd;
                 for (int d = 0; d < hd; d++) o[d] += p * vk[d];
             }

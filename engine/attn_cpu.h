@@ -29,6 +29,9 @@ typedef struct {
     size_t out_stride;
     float *r;              /* [n_sinks + nv + L] out: max over the group of sum_m w_m p_g[m][k] */
     float *scratch;        /* attn_scratch_floats() floats */
+    float *probe;          /* NULL, or [n_sinks + nv + L] += probability of each key, summed over
+                              the group and the queries m >= probe_m0 (attn_probe.h) */
+    int probe_m0;
 } attn_args;
 
 size_t attn_scratch_floats(int S, int N, int L, int hd, int n_rep);

@@ -103,6 +103,11 @@ typedef struct {
     uint16_t *kbuf, *vbuf;              /* [n_kv][kv_rows][hd] */
     int32_t *kdst;                      /* [kv_rows] */
     int kv_rows;                        /* >= S + N + L + 64 */
+    /* decode only, optional: the attention probe (engine/attn_probe.h). For every valid key,
+     * the softmax probability summed over the query heads of its group is added (atomically)
+     * to probe[og], og = the key's original index (sinks: their index; slots: og[h*N + slot];
+     * the token itself: st->t0). NULL = off. */
+    float *probe; const int64_t *og;    /* og: this layer's [n_kv][N] */
 } crk_attn;
 size_t crk_attn_work_floats(int S, int N, int max_L, int n_head, int hd);
 /* 1 when the tensor-core path handles this shape (head dim 64 or 128, rope dims % 16 == 0).

@@ -91,6 +91,8 @@ struct cuda_state {
     int timing;
     float last_ms;
     char desc[320];
+    /* attention probe (decode steps only): dense [probe_cap] floats indexed by original index */
+    float *probe; int64_t probe_cap; int probe_on, probe_l0, probe_l1;
 };
 
 typedef struct { size_t step, w, tok, tgt, tfo, ops, touched, sinks, total; } stage_layout;
@@ -536,7 +538,7 @@ void cuda_state_free(cuda_state *g) {
     void *bufs[] = {g->wsp, g->vecs, g->rope_cs, g->sink_k, g->sink_v, g->ck, g->cv, g->score, g->og, g->k16, g->v16, g->r,
                     g->x, g->xb, g->qkv, g->att, g->gu, g->hb, g->work, g->logits, g->nll, g->xb16, g->att16, g->hb16, g->q16,
                     g->xq, g->slot_pos, g->d_argmax, g->src, g->rscratch, g->stage_k, g->stage_v, g->stage_og, g->d_stage,
-                    g->kbuf, g->vbuf, g->kdst};
+                    g->kbuf, g->vbuf, g->kdst, g->probe};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]);
     if (g->h_stage) cudaFreeHost(g->h_stage);
     if (g->h_logits) cudaFreeHost(g->h_logits);
@@ -685,6 +687,8 @@ static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay,
             .out_q8 = decode && quant_uses_q8(W[M_O].type) ? g->xq : NULL,
             .r = r, .r_stride = g->r_stride, .work = g->work, .mode = g->attn_mode,
             .kbuf = g->kbuf, .vbuf = g->vbuf, .kdst = g->kdst, .kv_rows = g->kv_rows,
+            .probe = decode && g->probe_on && l >= g->probe_l0 && l < g->probe_l1 ? g->probe : NULL,
+            .og = g->og + (size_t)l * nkv * g->N,
         };
         if (decode) crk_attn_decode(&aa, g->st);
         else crk_attn_chunk(&aa, g->st);
@@ -800,7 +804,7 @@ int cuda_forward(cuda_state *g, const cascade_ctrl *pre, const cascade_plan *pla
 
     if (g->timing) CUDA_CHECK(cudaEventRecord(g->ev0, g->st));
     const int mi = mode_index(out_mode);
-    const int use_graph = L == 1 && g->opts.graph && g->decode_warm;
+    const int use_graph = L == 1 && g->opts.graph && g->decode_warm && !g->probe_on;
     if (use_graph && !g->gexec[mi]) {
         cudaGraph_t graph;
         CUDA_CHECK(cudaStreamBeginCapture(g->st, cudaStreamCaptureModeThreadLocal));
@@ -832,6 +836,38 @@ int cuda_forward(cuda_state *g, const cascade_ctrl *pre, const cascade_plan *pla
     else if (out_mode == CR_OUT_LAST || (out_mode == CR_OUT_ALL && L == 1)) memcpy(out, g->h_logits, V * 4);
     else if (out_mode == CR_OUT_NLL && L == 1) out[0] = g->h_logits[0];
     else if (out_mode == CR_OUT_NLL) CUDA_CHECK(cudaMemcpy(out, g->nll, (size_t)L * 4, cudaMemcpyDeviceToHost));
+    return 0;
+}
+
+int cuda_probe_set(cuda_state *g, int on, int layer_from, int layer_to, int64_t cap, char *err, size_t n) {
+    if (on && cap > g->probe_cap) {
+        int64_t c = cap < 4096 ? 4096 : cap + cap / 4;
+        float *p = NULL;
+        CUDA_CHECK(cudaStreamSynchronize(g->st));
+        if (cudaMalloc((void **)&p, (size_t)c * 4) != cudaSuccess) {
+            cudaGetLastError();
+            snprintf(err, n, "CUDA: out of memory for the attention probe (%.1f MiB)", c * 4 / 1048576.0);
+            return -1;
+        }
+        CUDA_CHECK(cudaMemset(p, 0, (size_t)c * 4));
+        if (g->probe) {
+            CUDA_CHECK(cudaMemcpy(p, g->probe, (size_t)g->probe_cap * 4, cudaMemcpyDeviceToDevice));
+            cudaFree(g->probe);
+        }
+        g->probe = p; g->probe_cap = c;
+    }
+    g->probe_on = on && g->probe != NULL;
+    g->probe_l0 = layer_from < 0 ? 0 : layer_from;
+    g->probe_l1 = layer_to <= 0 || layer_to > g->hp.n_layer ? g->hp.n_layer : layer_to;
+    return 0;
+}
+
+int cuda_probe_take(cuda_state *g, float *host, int64_t n) {
+    if (!g->probe) { memset(host, 0, (size_t)n * 4); return 0; }
+    if (n > g->probe_cap) { memset(host + g->probe_cap, 0, (size_t)(n - g->probe_cap) * 4); n = g->probe_cap; }
+    CUDA_CHECK(cudaStreamSynchronize(g->st));
+    CUDA_CHECK(cudaMemcpy(host, g->probe, (size_t)n * 4, cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemset(g->probe, 0, (size_t)n * 4));
     return 0;
 }
 

@@ -55,6 +55,13 @@ void cuda_state_reset(cuda_state *g);
  * the GPU has finished (the next call or a download waits). 0, or -1 with err. */
 int cuda_forward(cuda_state *g, const cascade_ctrl *pre, const cascade_plan *plan, const int32_t *tok, int L,
                  int out_mode, const int32_t *targets, float *out, char *err, size_t n);
+/* Attention probe for decode steps (engine/attn_probe.h): while on, every L == 1 step adds,
+ * for the layers in [layer_from, layer_to) (0, 0 = all), the probability each key receives
+ * (summed over its group's query heads) into a dense device array indexed by original token
+ * index, of at least cap entries (grown as needed). Decode steps then run without CUDA
+ * graphs. cuda_probe_take copies entries [0, n) to host and zeroes them. 0, or -1 + err. */
+int cuda_probe_set(cuda_state *g, int on, int layer_from, int layer_to, int64_t cap, char *err, size_t n);
+int cuda_probe_take(cuda_state *g, float *host, int64_t n);
 /* Wait for queued work. 0, or -1 with err (an asynchronous CUDA error). */
 int cuda_sync(cuda_state *g, char *err, size_t n);
 

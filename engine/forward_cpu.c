@@ -2,11 +2,15 @@
  * cache (strided prefill when L > 1, decode when L == 1). */
 #include "state.h"
 #include "attn_cpu.h"
+#include "attn_probe.h"
 #include "matmul.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef CR_CUDA
+#include "cuda_state.h"
+#endif
 
 #define NLL_BLOCK 16
 
@@ -69,6 +73,9 @@ int state_init(cr_state *s, const cr_model *m, const cascade_cfg *cfg, int max_L
 }
 
 void state_free(cr_state *s) {
+#ifdef CR_CUDA
+    if (s->gpu) cuda_state_free(s->gpu);
+#endif
     if (s->heads && s->m)
         for (int i = 0; i < s->m->hp.n_layer * s->m->hp.n_kv; i++) cascade_head_free(&s->heads[i]);
     free(s->heads);
@@ -82,6 +89,10 @@ void state_free(cr_state *s) {
 
 void state_reset(cr_state *s) {
     cascade_ctrl_reset(&s->ctrl);
+#ifdef CR_CUDA
+    if (s->gpu) cuda_state_reset(s->gpu);
+    s->heads_stale = 0;
+#endif
     int S = s->ctrl.cfg.S, N = s->ctrl.cfg.N;
     for (int i = 0; i < s->m->hp.n_layer * s->m->hp.n_kv; i++) {
         cascade_head *h = &s->heads[i];
@@ -125,6 +136,10 @@ static void attn_task(void *p, int64_t h0, int64_t h1, int tid) {
             .out = s->att + (size_t)h * n_rep * hd, .out_stride = (size_t)hp->n_head * hd,
             .r = r, .scratch = rest,
         };
+        if (s->probe) {   /* attention probe (attn_probe.h): off unless attached */
+            a.probe = probe_row(s->probe, c->layer, (int)h, &a.probe_m0);
+            probe_slots(s->probe, c->layer, (int)h, ch->og, s->vslots, c->nv);
+        }
         attn_chunk_cpu(&a);
         memset(rN, 0, sizeof(float) * N);
         for (int i = 0; i < c->nv; i++) rN[s->vslots[i]] = r[c->n_sinks + i];
@@ -163,6 +178,7 @@ int forward(cr_state *s, const int32_t *tok, int L, int out_mode, const int32_t 
     if (L < 1 || L > s->max_L) { snprintf(err, errlen, "chunk of %d tokens (stride is %d)", L, s->max_L); return -1; }
     for (int t = 0; t < L; t++)
         if (tok[t] < 0 || tok[t] >= hp->n_vocab) { snprintf(err, errlen, "token id %d out of range (vocabulary %d)", tok[t], hp->n_vocab); return -1; }
+    if (s->gpu) return forward_gpu(s, tok, L, out_mode, targets, out, err, errlen);
     const int dim = hp->dim, hd = hp->head_dim, qd = hp->n_head * hd, kvd = hp->n_kv * hd;
     /* cache state at the chunk's start, then the insertion plan */
     int nv = cascade_positions(&s->ctrl, s->slot_pos);
@@ -171,6 +187,7 @@ int forward(cr_state *s, const int32_t *tok, int L, int out_mode, const int32_t 
     int64_t p0 = cascade_query_pos(&s->ctrl);
     int n_sinks = s->ctrl.n_sinks;
     if (cascade_plan_chunk(&s->ctrl, L, &s->plan, err, errlen)) return -1;
+    if (s->probe) probe_chunk_begin(s->probe, n_sinks, nv, L, s->plan.t0);
     cascade_ema_weights(s->ctrl.cfg.beta, L, s->ema_w);
     float decay = cascade_ema_decay(s->ctrl.cfg.beta, L);
 
@@ -208,6 +225,7 @@ int forward(cr_state *s, const int32_t *tok, int L, int out_mode, const int32_t 
         matmul(s->tp, &W->down, s->hb, L, s->xb, s->xq);
         for (size_t i = 0; i < (size_t)L * dim; i++) s->x[i] += s->xb[i];
     }
+    if (s->probe && probe_chunk_end(s->probe)) { snprintf(err, errlen, "out of memory in the attention probe"); return -1; }
     if (out_mode == CR_OUT_NONE) return 0;
     int first = out_mode == CR_OUT_LAST ? L - 1 : 0;
     for (int t = first; t < L; t++) rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, m->out_norm, dim, hp->eps);

@@ -1,7 +1,9 @@
 /* Block formats of ggml (layouts byte-exact with ggml-common.h) and the
  * CPU dot-product kernels. Quantized rows are unpacked 32 elements at a time
- * into int8 values with a scale per 16 elements and a min per 32, then
- * multiplied with q8 activations in integer arithmetic (AVX2 when built for it). */
+ * into int8 values with a scale per 16 elements and a min per 32 (the GEMM's panels),
+ * and decode multiplies one row with q8 activations through fused per-type kernels
+ * (Q8_0, Q4_0, Q5_0, Q4_K, Q6_K; AVX2, with AVX-512 VNNI dot products when built for
+ * it), the other types through the unpacked form. */
 #include "quant.h"
 #include "gguf.h"
 #include <math.h>
@@ -63,10 +65,17 @@ static inline void scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
     else { *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4); *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4); }
 }
 
+#if defined(__AVX2__)
+static int unpack_fast(uint32_t type, const uint8_t *w, int64_t n, int8_t *q, float *d, float *m);
+#endif
+
 /* Unpack a whole row: q[n], d[2*n/32], m[n/32]. */
 void unpack_row_q(uint32_t type, const void *wv, int64_t n, int8_t *q, float *d, float *m) {
     const uint8_t *w = wv;
     int64_t nb = n / 32;
+#if defined(__AVX2__)
+    if (unpack_fast(type, w, n, q, d, m)) return;
+#endif
     switch (type) {
     case GGML_TYPE_Q8_0:
         for (int64_t b = 0; b < nb; b++, w += 34) {
@@ -179,19 +188,51 @@ void dequant_row(uint32_t type, const void *src, float *dst, int64_t n) {
 }
 
 /* Same rounding as ggml's quantize_row_q8_0: d = amax/127 rounded to fp16, q = roundf(x/d). */
+static void quantize_q8_scalar(const float *xb, q8_block *y) {
+    float amax = 0;
+    for (int i = 0; i < 32; i++) { float a = fabsf(xb[i]); if (a > amax) amax = a; }
+    float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+    int sum = 0;
+    for (int i = 0; i < 32; i++) {
+        float r = roundf(xb[i] * id);
+        int v = r == r ? (int)r : 0;         /* NaN activations: no UB, the NaN shows in d */
+        y->q[i] = (int8_t)v; sum += v;
+    }
+    y->d = f16_to_f32(f32_to_f16(d)); y->s = y->d * (float)sum;
+}
+
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+/* roundf (halves away from zero) on 16 lanes, exactly: trunc, then +-1 where |x - trunc| >= 0.5 */
+static inline __m512 round_away16(__m512 x) {
+    __m512 t = _mm512_roundscale_ps(x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __m512 frac = _mm512_abs_ps(_mm512_sub_ps(x, t));
+    __mmask16 up = _mm512_cmp_ps_mask(frac, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    __m512 one = _mm512_or_ps(_mm512_set1_ps(1.0f), _mm512_and_ps(x, _mm512_set1_ps(-0.0f)));
+    return _mm512_mask_add_ps(t, up, t, one);
+}
+#endif
+
 void quantize_q8(const float *x, q8_block *y, int64_t n) {
     for (int64_t b = 0; b < n / 32; b++) {
         const float *xb = x + 32 * b;
-        float amax = 0;
-        for (int i = 0; i < 32; i++) { float a = fabsf(xb[i]); if (a > amax) amax = a; }
-        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
-        int sum = 0;
-        for (int i = 0; i < 32; i++) {
-            float r = roundf(xb[i] * id);
-            int v = r == r ? (int)r : 0;         /* NaN activations: no UB, the NaN shows in d */
-            y[b].q[i] = (int8_t)v; sum += v;
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+        __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        if ((_mm512_cmp_ps_mask(v0, v0, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v1, v1, _CMP_UNORD_Q)) || !(amax <= 3.4e38f)) {
+            quantize_q8_scalar(xb, &y[b]);      /* NaN / infinity: the scalar path's rules */
+            continue;
         }
+        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        __m512 vid = _mm512_set1_ps(id);
+        __m512i q0 = _mm512_cvttps_epi32(round_away16(_mm512_mul_ps(v0, vid)));
+        __m512i q1 = _mm512_cvttps_epi32(round_away16(_mm512_mul_ps(v1, vid)));
+        _mm_storeu_si128((__m128i *)y[b].q, _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(y[b].q + 16), _mm512_cvtepi32_epi8(q1));
+        int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
         y[b].d = f16_to_f32(f32_to_f16(d)); y[b].s = y[b].d * (float)sum;
+#else
+        quantize_q8_scalar(xb, &y[b]);
+#endif
     }
 }
 
@@ -225,7 +266,235 @@ float dot_unpacked_q(const int8_t *q, const float *d, const float *m, const q8_b
 #endif
 }
 
+#if defined(__AVX2__)
+/* ---- fused decode kernels: one weight row against q8 activations, block by block ---- */
+static inline float hsum8(__m256 a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+/* 8 int32 lane sums of w * x over 4 consecutive bytes each: w unsigned (0..127), x signed */
+static inline __m256i dot_u8(__m256i w, __m256i x) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+#endif
+}
+/* same with w signed (-128..127), x in -127..127 */
+static inline __m256i dot_s8(__m256i w, __m256i x) {
+    return dot_u8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+}
+static inline __m256i nibbles32(const uint8_t *p) {        /* 16 bytes -> low nibbles, then high nibbles */
+    __m128i b = _mm_loadu_si128((const __m128i *)p);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), _mm256_set1_epi8(15));
+}
+static inline __m256i bits32(const uint8_t *p) {           /* 32 bits -> 0xff bytes where set */
+    uint32_t v; memcpy(&v, p, 4);
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+    return _mm256_movm_epi8((__mmask32)v);
+#else
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    __m256i r = _mm256_shuffle_epi8(_mm256_set1_epi32((int)v), shuf);
+    r = _mm256_or_si256(r, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    return _mm256_cmpeq_epi8(r, _mm256_set1_epi8(-1));
+#endif
+}
+
+/* unpack_row_q for the common types with the same values, 32 codes per vector */
+static int unpack_fast(uint32_t type, const uint8_t *w, int64_t n, int8_t *q, float *d, float *m) {
+    int64_t nb = n / 32;
+    const __m256i m4 = _mm256_set1_epi8(15);
+    switch (type) {
+    case GGML_TYPE_Q8_0:
+        for (int64_t b = 0; b < nb; b++, w += 34) {
+            d[2 * b] = d[2 * b + 1] = h2f(w); m[b] = 0;
+            _mm256_storeu_si256((__m256i *)(q + 32 * b), _mm256_loadu_si256((const __m256i *)(w + 2)));
+        }
+        return 1;
+    case GGML_TYPE_Q4_0:
+        for (int64_t b = 0; b < nb; b++, w += 18) {
+            d[2 * b] = d[2 * b + 1] = h2f(w); m[b] = 0;
+            _mm256_storeu_si256((__m256i *)(q + 32 * b), _mm256_sub_epi8(nibbles32(w + 2), _mm256_set1_epi8(8)));
+        }
+        return 1;
+    case GGML_TYPE_Q5_0:
+        for (int64_t b = 0; b < nb; b++, w += 22) {
+            d[2 * b] = d[2 * b + 1] = h2f(w); m[b] = 0;
+            __m256i v = _mm256_or_si256(nibbles32(w + 6), _mm256_and_si256(bits32(w + 2), _mm256_set1_epi8(16)));
+            _mm256_storeu_si256((__m256i *)(q + 32 * b), _mm256_sub_epi8(v, _mm256_set1_epi8(16)));
+        }
+        return 1;
+    case GGML_TYPE_Q4_K:
+        for (int64_t sb = 0; sb < nb / 8; sb++, w += 144) {
+            float dd = h2f(w), dmin = h2f(w + 2);
+            const uint8_t *sc = w + 4, *qs = w + 16;
+            for (int j = 0; j < 4; j++) {
+                uint8_t s0, m0, s1, m1;
+                scale_min_k4(2 * j, sc, &s0, &m0); scale_min_k4(2 * j + 1, sc, &s1, &m1);
+                int64_t b0 = sb * 8 + 2 * j;
+                d[2 * b0] = d[2 * b0 + 1] = dd * s0; m[b0] = -dmin * m0;
+                d[2 * b0 + 2] = d[2 * b0 + 3] = dd * s1; m[b0 + 1] = -dmin * m1;
+                __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+                _mm256_storeu_si256((__m256i *)(q + 32 * b0), _mm256_and_si256(v, m4));
+                _mm256_storeu_si256((__m256i *)(q + 32 * b0 + 32), _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+            }
+        }
+        return 1;
+    case GGML_TYPE_Q6_K: {
+        const __m256i m3 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+        for (int64_t sb = 0; sb < nb / 8; sb++, w += 210) {
+            const uint8_t *ql = w, *qh = w + 128; const int8_t *sc = (const int8_t *)(w + 192);
+            float dd = h2f(w + 208);
+            int8_t *qq = q + 256 * sb; float *ds = d + 16 * sb;
+            for (int h = 0; h < 2; h++, ql += 64, qh += 32, sc += 8, ds += 8, qq += 128) {
+                __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+                __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+                __m256i v[4] = {
+                    _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4)),
+                    _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4)),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4)),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4)),
+                };
+                for (int k = 0; k < 4; k++) {
+                    _mm256_storeu_si256((__m256i *)(qq + 32 * k), _mm256_sub_epi8(v[k], off));
+                    ds[2 * k] = dd * sc[2 * k]; ds[2 * k + 1] = dd * sc[2 * k + 1];
+                    m[sb * 8 + h * 4 + k] = 0;
+                }
+            }
+        }
+        return 1;
+    }
+    default:
+        return 0;
+    }
+}
+
+static float dot_q8_0(const uint8_t *w, const q8_block *x, int64_t nb) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2, w += 68) {
+        __m256i p0 = dot_s8(_mm256_loadu_si256((const __m256i *)(w + 2)), _mm256_loadu_si256((const __m256i *)x[b].q));
+        __m256i p1 = dot_s8(_mm256_loadu_si256((const __m256i *)(w + 36)), _mm256_loadu_si256((const __m256i *)x[b + 1].q));
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(h2f(w) * x[b].d), a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(h2f(w + 34) * x[b + 1].d), a1);
+    }
+    if (b < nb) {
+        __m256i p0 = dot_s8(_mm256_loadu_si256((const __m256i *)(w + 2)), _mm256_loadu_si256((const __m256i *)x[b].q));
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(h2f(w) * x[b].d), a0);
+    }
+    return hsum8(_mm256_add_ps(a0, a1));
+}
+
+/* Q4_0 / Q5_0: unsigned codes (0..15 / 0..31) in integer dots, the offset (8 / 16) applied
+ * through the activations' block sums: d_w * (d_x * sum(u * x) - off * s_x). */
+static float dot_q4_0(const uint8_t *w, const q8_block *x, int64_t nb) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    float macc = 0;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2, w += 36) {
+        __m256i p0 = dot_u8(nibbles32(w + 2), _mm256_loadu_si256((const __m256i *)x[b].q));
+        __m256i p1 = dot_u8(nibbles32(w + 20), _mm256_loadu_si256((const __m256i *)x[b + 1].q));
+        float d0 = h2f(w), d1 = h2f(w + 18);
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * x[b].d), a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d1 * x[b + 1].d), a1);
+        macc += d0 * x[b].s + d1 * x[b + 1].s;
+    }
+    if (b < nb) {
+        __m256i p0 = dot_u8(nibbles32(w + 2), _mm256_loadu_si256((const __m256i *)x[b].q));
+        float d0 = h2f(w);
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * x[b].d), a0);
+        macc += d0 * x[b].s;
+    }
+    return hsum8(_mm256_add_ps(a0, a1)) - 8 * macc;
+}
+
+static float dot_q5_0(const uint8_t *w, const q8_block *x, int64_t nb) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    const __m256i h16 = _mm256_set1_epi8(16);
+    float macc = 0;
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2, w += 44) {
+        __m256i q0 = _mm256_or_si256(nibbles32(w + 6), _mm256_and_si256(bits32(w + 2), h16));
+        __m256i q1 = _mm256_or_si256(nibbles32(w + 28), _mm256_and_si256(bits32(w + 24), h16));
+        __m256i p0 = dot_u8(q0, _mm256_loadu_si256((const __m256i *)x[b].q));
+        __m256i p1 = dot_u8(q1, _mm256_loadu_si256((const __m256i *)x[b + 1].q));
+        float d0 = h2f(w), d1 = h2f(w + 22);
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * x[b].d), a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d1 * x[b + 1].d), a1);
+        macc += d0 * x[b].s + d1 * x[b + 1].s;
+    }
+    if (b < nb) {
+        __m256i q0 = _mm256_or_si256(nibbles32(w + 6), _mm256_and_si256(bits32(w + 2), h16));
+        __m256i p0 = dot_u8(q0, _mm256_loadu_si256((const __m256i *)x[b].q));
+        float d0 = h2f(w);
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * x[b].d), a0);
+        macc += d0 * x[b].s;
+    }
+    return hsum8(_mm256_add_ps(a0, a1)) - 16 * macc;
+}
+
+static float dot_q4_k(const uint8_t *w, const q8_block *x, int64_t nb) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(15);
+    float macc = 0;
+    for (int64_t sb = 0; sb < nb / 8; sb++, w += 144, x += 8) {
+        float dd = h2f(w), dmin = h2f(w + 2);
+        const uint8_t *sc = w + 4, *qs = w + 16;
+        for (int j = 0; j < 4; j++) {
+            uint8_t s0, m0, s1, m1;
+            scale_min_k4(2 * j, sc, &s0, &m0); scale_min_k4(2 * j + 1, sc, &s1, &m1);
+            __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
+            __m256i p0 = dot_u8(_mm256_and_si256(q, m4), _mm256_loadu_si256((const __m256i *)x[2 * j].q));
+            __m256i p1 = dot_u8(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), _mm256_loadu_si256((const __m256i *)x[2 * j + 1].q));
+            a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(dd * s0 * x[2 * j].d), a0);
+            a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(dd * s1 * x[2 * j + 1].d), a1);
+            macc -= dmin * (m0 * x[2 * j].s + m1 * x[2 * j + 1].s);
+        }
+    }
+    return hsum8(_mm256_add_ps(a0, a1)) + macc;
+}
+
+static float dot_q6_k(const uint8_t *w, const q8_block *x, int64_t nb) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+    for (int64_t sb = 0; sb < nb / 8; sb++, w += 210) {
+        const uint8_t *ql = w, *qh = w + 128; const int8_t *sc = (const int8_t *)(w + 192);
+        float dd = h2f(w + 208);
+        for (int h = 0; h < 2; h++, ql += 64, qh += 32, sc += 8, x += 4) {
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i q[4] = {
+                _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4)),
+                _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4)),
+            };
+            for (int k = 0; k < 4; k++) {
+                __m256i p = dot_s8(_mm256_sub_epi8(q[k], off), _mm256_loadu_si256((const __m256i *)x[k].q));
+                float dx = dd * x[k].d;
+                __m256 scv = _mm256_set_m128(_mm_set1_ps(dx * sc[2 * k + 1]), _mm_set1_ps(dx * sc[2 * k]));
+                if (k & 1) a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scv, a1);
+                else a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), scv, a0);
+            }
+        }
+    }
+    return hsum8(_mm256_add_ps(a0, a1));
+}
+#endif
+
 float vec_dot_q(uint32_t type, const void *w, const q8_block *x, int64_t n) {
+#if defined(__AVX2__)
+    switch (type) {
+    case GGML_TYPE_Q8_0: return dot_q8_0(w, x, n / 32);
+    case GGML_TYPE_Q4_0: return dot_q4_0(w, x, n / 32);
+    case GGML_TYPE_Q5_0: return dot_q5_0(w, x, n / 32);
+    case GGML_TYPE_Q4_K: return dot_q4_k(w, x, n / 32);
+    case GGML_TYPE_Q6_K: return dot_q6_k(w, x, n / 32);
+    default: break;
+    }
+#endif
     /* Unpack 256 elements at a time (a K-quant super-block, or 8 small blocks). */
     int8_t q[256]; float d[16], m[8];
     int64_t bytes = (int64_t)ggml_row_size(type, 256);

@@ -10,8 +10,13 @@
 
 enum cr_out { CR_OUT_NONE, CR_OUT_LAST, CR_OUT_ALL, CR_OUT_NLL };
 
+struct cuda_state;
+
 typedef struct cr_state {
     const cr_model *m;
+    struct cuda_state *gpu;    /* non-NULL: forward() runs on the GPU (state_device.c); the
+                                * cache lives there and `heads` is a host mirror */
+    int heads_stale;           /* the GPU cache changed since the mirror was last synced */
     cascade_ctrl ctrl;
     cascade_plan plan;
     cascade_head *heads;       /* [n_layer * n_kv] */
@@ -31,6 +36,7 @@ typedef struct cr_state {
     size_t tscratch_floats;
     float *logits;             /* [16][n_vocab] */
     size_t cache_bytes;
+    struct cr_probe *probe;    /* attention probe (engine/attn_probe.h), NULL = off */
     /* last chunk's attention to cached tokens, for citations: per cached slot
      * (layer-averaged max over heads) — see forward_cpu.c */
 } cr_state;
@@ -43,5 +49,19 @@ void state_reset(cr_state *s);
  * CR_OUT_ALL logits[L][n_vocab]; CR_OUT_NLL out[j] = -log p(targets[j]) at token j.
  * Returns 0, or -1 with err (bad token id, cache policy overflow). */
 int forward(cr_state *s, const int32_t *tok, int L, int out_mode, const int32_t *targets, float *out, char *err, size_t errlen);
+
+/* Devices (state_device.c). state_use_cuda moves the cache and the weights to the GPU
+ * (an empty state, or its current cache is uploaded): -1 + err when this build has no CUDA,
+ * no usable GPU is present, or it does not fit (the message says what was requested and
+ * what is free, and which --cache would fit). */
+int  state_use_cuda(cr_state *s, char *err, size_t errlen);
+int  state_cuda_available(char *desc, size_t n);   /* usable GPUs (0 without CUDA) */
+const char *state_device_name(const cr_state *s);  /* "cpu" or the GPU's description */
+/* Bring the host mirror (s->heads) up to date with the GPU before reading it (snapshots,
+ * citations, cache maps): no-op on the CPU. 0, or -1 + err. */
+int  state_sync_host(cr_state *s, char *err, size_t errlen);
+/* After s->heads were written on the host (snapshot load): upload them. */
+int  state_sync_device(cr_state *s, char *err, size_t errlen);
+int  forward_gpu(cr_state *s, const int32_t *tok, int L, int out_mode, const int32_t *targets, float *out, char *err, size_t errlen);
 
 #endif

@@ -1,5 +1,6 @@
 /* Serialization of cr_state to a stream interface: see state_io.h for the layout. */
 #include "state_io.h"
+#include "quant.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -95,9 +96,52 @@ int state_meta_fits(const cr_state *s, const state_meta *meta) {
            meta->ctrl.cfg.C == s->ctrl.cfg.C;
 }
 
-uint64_t state_layer_bytes(const state_meta *meta) {
+uint64_t state_layer_bytes(const state_meta *meta) { return state_layer_bytes_q(meta, 0); }
+
+/* q8_0 blocks of an array of n fp16 values */
+static size_t q8_blocks(size_t n) { return (n + 31) / 32; }
+
+uint64_t state_layer_bytes_q(const state_meta *meta, int quant) {
     const uint64_t S = (uint64_t)meta->ctrl.cfg.S, N = (uint64_t)meta->ctrl.cfg.N, D = (uint64_t)meta->head_dim;
-    return LAYER_FIXED + (uint64_t)meta->n_kv * ((2 * S + 2 * N) * D * 2 + 12 * N);
+    uint64_t kv = quant == STATE_QUANT_Q8 ? 2 * (uint64_t)q8_blocks((size_t)(N * D)) * 34 : 2 * N * D * 2;
+    return LAYER_FIXED + (uint64_t)meta->n_kv * (2 * S * D * 2 + kv + 12 * N);
+}
+
+/* fp16 array -> q8_0: per 32 values one fp16 scale d = max|x| / 127 and 32 int8 round(x / d).
+ * Scales go to sc[nb], quants to q[nb * 32] (the tail of the last block is zero). */
+static void q8_encode(const uint16_t *x, size_t n, uint16_t *sc, int8_t *q) {
+    size_t nb = q8_blocks(n);
+    for (size_t b = 0; b < nb; b++) {
+        size_t i0 = b * 32, k = n - i0 < 32 ? n - i0 : 32;
+        float v[32], amax = 0;
+        for (size_t i = 0; i < k; i++) { v[i] = f16_to_f32(x[i0 + i]); float a = fabsf(v[i]); if (a > amax) amax = a; }
+        uint16_t dh = f32_to_f16(amax / 127.0f);
+        float d = f16_to_f32(dh);
+        float id = d > 0 ? 1.0f / d : 0.0f;
+        sc[b] = dh;
+        for (size_t i = 0; i < 32; i++) {
+            float r = i < k ? roundf(v[i] * id) : 0.0f;
+            q[b * 32 + i] = (int8_t)(r > 127 ? 127 : r < -127 ? -127 : r);
+        }
+    }
+}
+static void q8_decode(const uint16_t *sc, const int8_t *q, size_t n, uint16_t *x) {
+    for (size_t i = 0; i < n; i++) x[i] = f32_to_f16((float)q[i] * f16_to_f32(sc[i / 32]));
+}
+
+/* one K or V array in q8_0: scales (elem 2) then quants (elem 1) */
+static int put_q8(const cr_ostream *o, const uint16_t *x, size_t n, uint16_t *sc, int8_t *q) {
+    q8_encode(x, n, sc, q);
+    size_t nb = q8_blocks(n);
+    return o->put(o->ctx, sc, nb * 2, 2) || o->put(o->ctx, q, nb * 32, 1);
+}
+static int get_q8(const cr_istream *in, uint16_t *x, size_t n, uint16_t *sc, int8_t *q) {
+    size_t nb = q8_blocks(n);
+    if (in->get(in->ctx, sc, nb * 2, 2) || in->get(in->ctx, q, nb * 32, 1)) return -1;
+    for (size_t b = 0; b < nb; b++)
+        if ((sc[b] & 0x7C00) == 0x7C00 || (sc[b] & 0x8000)) return -1;   /* Inf, NaN or negative scale */
+    q8_decode(sc, q, n, x);
+    return 0;
 }
 
 static void layer_header(uint8_t *b, int layer, int n_kv, int D, int S, int N) {
@@ -110,23 +154,32 @@ static void layer_header(uint8_t *b, int layer, int n_kv, int D, int S, int N) {
     put_u32(b + 24, (uint32_t)N);
 }
 
-int state_write_layer(const cr_state *s, int layer, const cr_ostream *o) {
+int state_write_layer(const cr_state *s, int layer, const cr_ostream *o) { return state_write_layer_q(s, layer, 0, o); }
+
+int state_write_layer_q(const cr_state *s, int layer, int quant, const cr_ostream *o) {
     const hparams *hp = &s->m->hp;
     if (layer < 0 || layer >= hp->n_layer) return -1;
     const int S = s->ctrl.cfg.S, N = s->ctrl.cfg.N, D = hp->head_dim;
     uint8_t b[LAYER_FIXED];
     layer_header(b, layer, hp->n_kv, D, S, N);
     if (o->put(o->ctx, b, sizeof b, 1)) return -1;
-    for (int h = 0; h < hp->n_kv; h++) {
+    const int q8 = quant == STATE_QUANT_Q8;
+    const size_t nv = (size_t)N * D, nb = q8_blocks(nv);
+    uint16_t *sc = q8 ? malloc(nb * 2) : NULL;
+    int8_t *qq = q8 ? malloc(nb * 32) : NULL;
+    int rc = q8 && (!sc || !qq) ? -1 : 0;
+    for (int h = 0; h < hp->n_kv && !rc; h++) {
         const cascade_head *ch = &s->heads[(size_t)layer * hp->n_kv + h];
-        if (!ch->og) return -1;
-        size_t sd = (size_t)S * D * 2, nd = (size_t)N * D * 2;
+        if (!ch->og) { rc = -1; break; }
+        size_t sd = (size_t)S * D * 2, nd = nv * 2;
         if ((sd && (o->put(o->ctx, ch->sink_k, sd, 2) || o->put(o->ctx, ch->sink_v, sd, 2))) ||
-            o->put(o->ctx, ch->k, nd, 2) || o->put(o->ctx, ch->v, nd, 2) ||
+            (q8 ? put_q8(o, ch->k, nv, sc, qq) || put_q8(o, ch->v, nv, sc, qq)
+                : o->put(o->ctx, ch->k, nd, 2) || o->put(o->ctx, ch->v, nd, 2)) ||
             o->put(o->ctx, ch->score, (size_t)N * 4, 4) || o->put(o->ctx, ch->og, (size_t)N * 8, 8))
-            return -1;
+            rc = -1;
     }
-    return 0;
+    free(sc); free(qq);
+    return rc;
 }
 
 /* Index of the first fp16 Inf or NaN in p[0..n), or -1. */
@@ -187,6 +240,10 @@ static int check_head(const cascade_ctrl *c, const cascade_head *h, int32_t *pos
 }
 
 int state_read_layer(cr_state *s, const state_meta *meta, int layer, const cr_istream *in, char *err, size_t errlen) {
+    return state_read_layer_q(s, meta, layer, 0, in, err, errlen);
+}
+
+int state_read_layer_q(cr_state *s, const state_meta *meta, int layer, int quant, const cr_istream *in, char *err, size_t errlen) {
     if (!state_meta_fits(s, meta)) { seterr(err, errlen, "cache state: the state does not fit the saved configuration"); return -1; }
     const hparams *hp = &s->m->hp;
     const cascade_ctrl *c = &meta->ctrl;
@@ -203,15 +260,20 @@ int state_read_layer(cr_state *s, const state_meta *meta, int layer, const cr_is
                     (unsigned)get_u32(b + 24), layer, hp->n_kv, D, S, N);
         return -1;
     }
+    const int q8 = quant == STATE_QUANT_Q8;
+    const size_t nv = (size_t)N * D, nb = q8_blocks(nv);
     int32_t *pos = malloc(sizeof(int32_t) * (size_t)N);
     int64_t *ret = malloc(sizeof(int64_t) * ((size_t)S + N));
-    if (!pos || !ret) { free(pos); free(ret); seterr(err, errlen, "cache state: out of memory"); return -1; }
+    uint16_t *sc = q8 ? malloc(nb * 2) : NULL;
+    int8_t *qq = q8 ? malloc(nb * 32) : NULL;
+    if (!pos || !ret || (q8 && (!sc || !qq))) { free(pos); free(ret); free(sc); free(qq); seterr(err, errlen, "cache state: out of memory"); return -1; }
     int rc = 0;
     for (int h = 0; h < hp->n_kv && !rc; h++) {
         cascade_head *ch = &s->heads[(size_t)layer * hp->n_kv + h];
-        size_t sd = (size_t)S * D * 2, nd = (size_t)N * D * 2;
+        size_t sd = (size_t)S * D * 2, nd = nv * 2;
         if ((sd && (in->get(in->ctx, ch->sink_k, sd, 2) || in->get(in->ctx, ch->sink_v, sd, 2))) ||
-            in->get(in->ctx, ch->k, nd, 2) || in->get(in->ctx, ch->v, nd, 2) ||
+            (q8 ? get_q8(in, ch->k, nv, sc, qq) || get_q8(in, ch->v, nv, sc, qq)
+                : in->get(in->ctx, ch->k, nd, 2) || in->get(in->ctx, ch->v, nd, 2)) ||
             in->get(in->ctx, ch->score, (size_t)N * 4, 4) || in->get(in->ctx, ch->og, (size_t)N * 8, 8)) {
             seterr(err, errlen, "cache state: layer %d head %d truncated", layer, h);
             rc = -1;
@@ -219,7 +281,7 @@ int state_read_layer(cr_state *s, const state_meta *meta, int layer, const cr_is
             rc = check_head(c, ch, pos, ret, layer, h, err, errlen);
         }
     }
-    free(pos); free(ret);
+    free(pos); free(ret); free(sc); free(qq);
     return rc;
 }
 

@@ -62,6 +62,18 @@ int  state_meta_fits(const cr_state *s, const state_meta *meta);
 /* Bytes of one layer record for meta's shape and configuration (for size checks). */
 uint64_t state_layer_bytes(const state_meta *meta);
 
+/* Lossy layer records (STATE_QUANT_Q8): the slot keys and values (not the sinks) of every
+ * head as q8_0 over the flat [N*D] array: per 32 values an fp16 scale d = max|x|/127 and 32
+ * int8 round(x/d), all scales of the array (elem 2) then all quants (elem 1); the reader
+ * dequantizes to fp16 (q*d rounded), so the loaded state differs from the saved one by at
+ * most d/2 per value (plus the fp16 rounding). Nothing in the record says it is quantized:
+ * the container must (app/snapshot.c: a section flag). quant 0 = the lossless layout. */
+enum { STATE_QUANT_NONE = 0, STATE_QUANT_Q8 = 1 };
+uint64_t state_layer_bytes_q(const state_meta *meta, int quant);
+int  state_write_layer_q(const cr_state *s, int layer, int quant, const cr_ostream *o);
+int  state_read_layer_q(cr_state *s, const state_meta *meta, int layer, int quant, const cr_istream *in,
+                        char *err, size_t errlen);
+
 /* One layer's heads. read fills s's heads of that layer (s must fit meta: state_meta_fits)
  * and validates them against meta->ctrl; on error the layer is partly overwritten. */
 int  state_write_layer(const cr_state *s, int layer, const cr_ostream *o);

@@ -40,4 +40,4 @@ __device__ __forceinline__ crk_kinfo crk_key_info(const crk_attn &a, int kvh, in
 __host__ __device__ static inline size_t crk_dec_lg_off(int n_head) { return (size_t)n_head * 2; }
 __host__ __device__ static inline size_t crk_dec_part_off(int n_head, int S, int N) { return (size_t)n_head * 2 + (size_t)n_head * (S + N + 1); }
 #define CRK_DEC_KS 64    /* keys per decode split (256 measured 126 us/layer with the old serial combine; untested with this one) */
-#define CRK_DEC_R 8      /* query heads per decode block */
+/* query heads per decode block: a template parameter of attn_decode.cu (the GQA group size) */

@@ -7,20 +7,22 @@
 #include "attn_common.cuh"
 
 /* Lanes per key: LPK = hd / 8 (each lane holds 8 dimensions). */
-template <int LPK>
-__global__ void __launch_bounds__(128) attn_dec_p1(crk_attn a, int nsplit) {
+template <int LPK, int R>
+#define DEC_NT 128   /* threads per decode block (256 measured slower: 92 vs 85 us) */
+#define DEC_NW (DEC_NT / 32)
+__global__ void __launch_bounds__(DEC_NT, R == 8 ? 2 : 4) attn_dec_p1(crk_attn a, int nsplit) {
     extern __shared__ __align__(16) float dsm[];
     const int hd = 8 * LPK;
     float *qs = dsm;                          /* [R][hd] */
-    float *lg = qs + CRK_DEC_R * hd;          /* [R][KS] logits, then p */
-    float *red = lg + CRK_DEC_R * CRK_DEC_KS; /* [4 warps][R][hd] */
-    __shared__ float smx[CRK_DEC_R], ssum[CRK_DEC_R];
-    const int split = blockIdx.x, kvh = blockIdx.y, g0 = blockIdx.z * CRK_DEC_R;
-    const int n_rep = a.n_head / a.n_kv, nr = min(CRK_DEC_R, n_rep - g0);
+    float *lg = qs + R * hd;          /* [R][KS] logits, then p */
+    float *red = lg + R * CRK_DEC_KS; /* [DEC_NW warps][R][hd] */
+    __shared__ float smx[R], ssum[R];
+    const int split = blockIdx.x, kvh = blockIdx.y, g0 = blockIdx.z * R;
+    const int n_rep = a.n_head / a.n_kv, nr = min(R, n_rep - g0);
     const int nk = a.S + a.N + 1;
     const int kb0 = split * CRK_DEC_KS, kb1 = min(nk, kb0 + CRK_DEC_KS);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int lik = tid % LPK, grp = tid / LPK, ngrp = 128 / LPK;
+    const int lik = tid % LPK, grp = tid / LPK;
     const int gbase = lane & ~(LPK - 1);
     const unsigned gmask = LPK == 32 ? 0xffffffffu : (((1u << LPK) - 1u) << gbase);
     const int n_sinks = a.st->n_sinks;
@@ -29,17 +31,43 @@ __global__ void __launch_bounds__(128) attn_dec_p1(crk_attn a, int nsplit) {
     const int rp = a.rope_pairs, rp8 = rp / 8;
     float *glg = a.work + crk_dec_lg_off(a.n_head);
 
-    for (int i = tid; i < nr * hd; i += 128) {
+    for (int i = tid; i < nr * hd; i += DEC_NT) {
         int r = i / hd, d = i % hd;
         qs[i] = a.q[(size_t)(kvh * n_rep + g0 + r) * hd + d];
     }
     __syncthreads();
 
-    for (int kb = kb0 + grp; kb < kb1; kb += ngrp) {
-        crk_kinfo ki = crk_key_info(a, kvh, kb, n_sinks, p0);
-        const bool valid = ki.pos >= 0;
-        uint4 raw = make_uint4(0, 0, 0, 0);
-        if (valid) raw = *(const uint4 *)(ki.k + 8 * lik);
+    /* every group's keys (KPG of them) are addressed, then all their K and V rows are
+     * loaded before any is used (KPG independent 16-byte loads in flight per lane), then
+     * their V rows while the softmax runs */
+    constexpr int NGRP = DEC_NT / LPK;
+    constexpr int KPG = (CRK_DEC_KS + NGRP - 1) / NGRP;
+    /* each lane's 8 dimensions of every query row, in registers (reading them from shared
+     * memory per key was bank-conflicted and dominated the kernel) */
+    float qr[R][8];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int e = 0; e < 8; e++) qr[r][e] = r < nr ? qs[r * hd + 8 * lik + e] : 0.f;
+    int kpos[KPG];
+    uint4 rk[KPG], rv[KPG];
+#pragma unroll
+    for (int j = 0; j < KPG; j++) {
+        const int kb = kb0 + grp + j * NGRP;
+        kpos[j] = -1;
+        rk[j] = rv[j] = make_uint4(0, 0, 0, 0);
+        if (kb < kb1) {
+            crk_kinfo ki = crk_key_info(a, kvh, kb, n_sinks, p0);
+            kpos[j] = ki.pos;
+            if (ki.pos >= 0) rk[j] = *(const uint4 *)(ki.k + 8 * lik);
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < KPG; j++) {
+        const int kb = kb0 + grp + j * NGRP;
+        if (kb >= kb1) break;          /* uniform across the group's lanes */
+        const bool valid = kpos[j] >= 0;
+        const uint4 raw = rk[j];
         float k[8];
         {
             const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
@@ -59,7 +87,7 @@ __global__ void __launch_bounds__(128) attn_dec_p1(crk_attn a, int nsplit) {
                 float kp[8];
 #pragma unroll
                 for (int e = 0; e < 4; e++) { kp[2 * e] = crk_h2f((uint16_t)(w[e] & 0xFFFF)); kp[2 * e + 1] = crk_h2f((uint16_t)(w[e] >> 16)); }
-                const float *cs = a.rope_cs + (size_t)ki.pos * rp * 2;
+                const float *cs = a.rope_cs + (size_t)kpos[j] * rp * 2;
 #pragma unroll
                 for (int e = 0; e < 8; e++) {
                     int d = 8 * c + e;
@@ -74,11 +102,20 @@ __global__ void __launch_bounds__(128) attn_dec_p1(crk_attn a, int nsplit) {
                 }
             }
         } else if (valid) {
-            const float *cs = a.rope_cs + (size_t)ki.pos * rp * 2;
+            const float4 *cs4 = (const float4 *)(a.rope_cs + (size_t)kpos[j] * rp * 2);
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
+            for (int e = 0; e < 4; e += 2) {
                 int p = 4 * lik + e;
-                if (p < rp) {
+                if (p + 1 < rp && (rp & 1) == 0) {
+                    const float4 c2 = cs4[p / 2];   /* cos, sin of pairs p and p + 1 */
+                    float x0 = k[2 * e], x1 = k[2 * e + 1];
+                    k[2 * e] = x0 * c2.x - x1 * c2.y;
+                    k[2 * e + 1] = x0 * c2.y + x1 * c2.x;
+                    x0 = k[2 * e + 2]; x1 = k[2 * e + 3];
+                    k[2 * e + 2] = x0 * c2.z - x1 * c2.w;
+                    k[2 * e + 3] = x0 * c2.w + x1 * c2.z;
+                } else if (p < rp) {
+                    const float *cs = a.rope_cs + (size_t)kpos[j] * rp * 2;
                     float co = cs[2 * p], si = cs[2 * p + 1];
                     float x0 = k[2 * e], x1 = k[2 * e + 1];
                     k[2 * e] = x0 * co - x1 * si;
@@ -87,26 +124,36 @@ __global__ void __launch_bounds__(128) attn_dec_p1(crk_attn a, int nsplit) {
             }
         }
 #pragma unroll
-        for (int r = 0; r < CRK_DEC_R; r++) {
+        for (int r = 0; r < R; r++) {
             if (r < nr) {
                 float part = 0.f;
 #pragma unroll
-                for (int e = 0; e < 8; e++) part += qs[r * hd + 8 * lik + e] * k[e];
+                for (int e = 0; e < 8; e++) part += qr[r][e] * k[e];
 #pragma unroll
                 for (int o = LPK / 2; o > 0; o >>= 1) part += __shfl_xor_sync(gmask, part, o);
-                if (lik == 0) {
-                    float s = valid ? part * scale : -INFINITY;
-                    lg[r * CRK_DEC_KS + (kb - kb0)] = s;
-                    glg[(size_t)(kvh * n_rep + g0 + r) * nk + kb] = s;
-                }
+                if (lik == 0) lg[r * CRK_DEC_KS + (kb - kb0)] = valid ? part * scale : -INFINITY;
             }
+        }
+    }
+    /* the values are loaded now (the keys' registers are free), in flight during the softmax */
+#pragma unroll
+    for (int j = 0; j < KPG; j++) {
+        const int kb = kb0 + grp + j * NGRP;
+        if (kb < kb1 && kpos[j] >= 0) {
+            crk_kinfo ki = crk_key_info(a, kvh, kb, n_sinks, p0);
+            rv[j] = *(const uint4 *)(ki.v + 8 * lik);
         }
     }
     __syncthreads();
     const int cnt = kb1 - kb0;
-    for (int r = warp; r < nr; r += 4) {
+    for (int r = warp; r < nr; r += DEC_NW) {
         float mx = -INFINITY;
-        for (int i = lane; i < cnt; i += 32) mx = fmaxf(mx, lg[r * CRK_DEC_KS + i]);
+        float *grow = glg + (size_t)(kvh * n_rep + g0 + r) * nk + kb0;
+        for (int i = lane; i < cnt; i += 32) {
+            const float v = lg[r * CRK_DEC_KS + i];
+            grow[i] = v;          /* the logits for the score kernel, stored coalesced */
+            mx = fmaxf(mx, v);
+        }
         mx = crk_warp_max(mx);
         float sum = 0.f;
         for (int i = lane; i < cnt; i += 32) {
@@ -118,21 +165,23 @@ __global__ void __launch_bounds__(128) attn_dec_p1(crk_attn a, int nsplit) {
         if (lane == 0) { smx[r] = mx; ssum[r] = sum; }
     }
     __syncthreads();
-    float o[CRK_DEC_R][8];
+    float o[R][8];
 #pragma unroll
-    for (int r = 0; r < CRK_DEC_R; r++)
+    for (int r = 0; r < R; r++)
 #pragma unroll
         for (int e = 0; e < 8; e++) o[r][e] = 0.f;
-    for (int kb = kb0 + grp; kb < kb1; kb += ngrp) {
-        crk_kinfo ki = crk_key_info(a, kvh, kb, n_sinks, p0);
-        if (ki.pos < 0) continue;
-        uint4 raw = *(const uint4 *)(ki.v + 8 * lik);
+#pragma unroll
+    for (int j = 0; j < KPG; j++) {
+        const int kb = kb0 + grp + j * NGRP;
+        if (kb >= kb1) break;
+        if (kpos[j] < 0) continue;
+        const uint4 raw = rv[j];
         const uint32_t w[4] = {raw.x, raw.y, raw.z, raw.w};
         float v[8];
 #pragma unroll
         for (int e = 0; e < 4; e++) { v[2 * e] = crk_h2f((uint16_t)(w[e] & 0xFFFF)); v[2 * e + 1] = crk_h2f((uint16_t)(w[e] >> 16)); }
 #pragma unroll
-        for (int r = 0; r < CRK_DEC_R; r++) {
+        for (int r = 0; r < R; r++) {
             if (r < nr) {
                 float p = lg[r * CRK_DEC_KS + (kb - kb0)];
 #pragma unroll
@@ -142,23 +191,24 @@ __global__ void __launch_bounds__(128) attn_dec_p1(crk_attn a, int nsplit) {
     }
     /* sum over the key groups: first the groups of a warp (lanes lik, lik + LPK, ...), then the 4 warps */
 #pragma unroll
-    for (int r = 0; r < CRK_DEC_R; r++) {
+    for (int r = 0; r < R; r++) {
         if (r < nr) {
 #pragma unroll
             for (int e = 0; e < 8; e++) {
                 float v = o[r][e];
 #pragma unroll
                 for (int off = LPK; off < 32; off <<= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-                if (lane < LPK) red[((size_t)warp * CRK_DEC_R + r) * hd + 8 * lik + e] = v;
+                if (lane < LPK) red[((size_t)warp * R + r) * hd + 8 * lik + e] = v;
             }
         }
     }
     __syncthreads();
     float *part = a.work + crk_dec_part_off(a.n_head, a.S, a.N);
-    for (int i = tid; i < nr * hd; i += 128) {
+    for (int i = tid; i < nr * hd; i += DEC_NT) {
         int r = i / hd, d = i % hd;
-        float s = red[(size_t)r * hd + d] + red[((size_t)CRK_DEC_R + r) * hd + d] + red[((size_t)2 * CRK_DEC_R + r) * hd + d] +
-                  red[((size_t)3 * CRK_DEC_R + r) * hd + d];
+        float s = 0.f;
+#pragma unroll
+        for (int w = 0; w < DEC_NW; w++) s += red[((size_t)w * R + r) * hd + d];
         part[((size_t)split * a.n_head + kvh * n_rep + g0 + r) * (hd + 2) + 2 + d] = s;
     }
     if (tid < nr) {
@@ -182,14 +232,15 @@ __device__ __forceinline__ float block_reduce(float v, bool is_max, float *sred)
     return r;
 }
 
-/* Merge the splits of one query head: 256 threads; the output dimensions are split over
- * P = 256 / hd groups of splits, then summed. */
+/* Merge the splits: block (h, c) produces dimensions [32c, 32c + 32) of query head h; its 8
+ * warps take every 8th split, then sum through shared memory. */
 __global__ void __launch_bounds__(256) attn_dec_combine(crk_attn a, int nsplit) {
-    const int h = blockIdx.x, hd = a.hd, tid = threadIdx.x;
+    const int h = blockIdx.x, hd = a.hd, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int d = blockIdx.y * 32 + lane;
     const float *part = a.work + crk_dec_part_off(a.n_head, a.S, a.N);
     const size_t pstride = (size_t)a.n_head * (hd + 2);
     __shared__ float sred[8];
-    __shared__ float osum[256];
+    __shared__ float osum[8][32];
     float m = -INFINITY;
     for (int i = tid; i < nsplit; i += 256) m = fmaxf(m, part[i * pstride + (size_t)h * (hd + 2)]);
     const float M = block_reduce(m, true, sred);
@@ -200,27 +251,27 @@ __global__ void __launch_bounds__(256) attn_dec_combine(crk_attn a, int nsplit) 
     }
     const float Lt = block_reduce(lt, false, sred);
     const float inv = 1.0f / Lt;
-    const int P = 256 / hd, d = tid % hd, pi = tid / hd;
     float o = 0.f;
-    if (pi < P) {
+    if (d < hd) {
 #pragma unroll 4
-        for (int i = pi; i < nsplit; i += P) {
+        for (int i = warp; i < nsplit; i += 8) {
             const float *pp = part + i * pstride + (size_t)h * (hd + 2);
             const float mx = pp[0];
             if (mx > -INFINITY) o += pp[2 + d] * expf(mx - M);
         }
     }
-    osum[tid] = o;
+    osum[warp][lane] = o;
     __syncthreads();
-    if (tid < hd) {
+    if (warp == 0 && d < hd) {
         float v = 0.f;
-        for (int p = 0; p < P; p++) v += osum[p * hd + tid];
+#pragma unroll
+        for (int w = 0; w < 8; w++) v += osum[w][lane];
         v *= inv;
-        a.out[(size_t)h * hd + tid] = v;
-        if (a.out16) a.out16[(size_t)h * hd + tid] = crk_f2bf(v);
-        if (a.out_q8 && (hd & 31) == 0) crk_quantize_block(v, tid & 31, a.out_q8 + ((size_t)h * hd + tid) / 32);
+        a.out[(size_t)h * hd + d] = v;
+        if (a.out16) a.out16[(size_t)h * hd + d] = crk_f2bf(v);
+        if (a.out_q8 && (hd & 31) == 0) crk_quantize_block(v, d & 31, a.out_q8 + ((size_t)h * hd + d) / 32);
     }
-    if (tid == 0) { a.work[(size_t)h * 2] = M; a.work[(size_t)h * 2 + 1] = inv; }
+    if (tid == 0 && blockIdx.y == 0) { a.work[(size_t)h * 2] = M; a.work[(size_t)h * 2 + 1] = inv; }
 }
 
 __global__ void attn_dec_score(crk_attn a) {
@@ -234,27 +285,42 @@ __global__ void attn_dec_score(crk_attn a) {
     const int n_rep = a.n_head / a.n_kv;
     const float *glg = a.work + crk_dec_lg_off(a.n_head);
     const float w0 = a.w[0];
-    float best = 0.f;
+    float best = 0.f, psum = 0.f;
     if (valid) {
         for (int g = 0; g < n_rep; g++) {
             int h = kvh * n_rep + g;
             float p = expf(glg[(size_t)h * nk + k] - a.work[(size_t)h * 2]) * a.work[(size_t)h * 2 + 1];
             float c = w0 * p;
             if (g == 0 || c > best) best = c;
+            psum += p;
+        }
+        if (a.probe) {
+            const int64_t og = k < a.S ? (int64_t)k : k < a.S + a.N ? a.og[(size_t)kvh * a.N + (k - a.S)] : a.st->t0;
+            if (og >= 0) atomicAdd(a.probe + og, psum);
         }
     }
     a.r[(size_t)kvh * a.r_stride + k] = best;
 }
 
+template <int LPK, int R>
+static void launch_dec_r(const crk_attn *a, int nsplit, cudaStream_t s) {
+    const int hd = 8 * LPK;
+    size_t smem = sizeof(float) * ((size_t)R * hd + (size_t)R * CRK_DEC_KS + (size_t)DEC_NW * R * hd);
+    static int attr_done = 0;
+    if (!attr_done) { cudaFuncSetAttribute(attn_dec_p1<LPK, R>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem); attr_done = 1; }
+    const int n_rep = a->n_head / a->n_kv;
+    dim3 grid(nsplit, a->n_kv, crk_cdiv(n_rep, R));
+    attn_dec_p1<LPK, R><<<grid, DEC_NT, smem, s>>>(*a, nsplit);
+}
+/* R = query heads per block: the group size rounded up to a power of two, at most 8
+ * (registers hold R rows of the query and of the output) */
 template <int LPK>
 static void launch_dec(const crk_attn *a, int nsplit, cudaStream_t s) {
-    const int hd = 8 * LPK;
-    size_t smem = sizeof(float) * ((size_t)CRK_DEC_R * hd + (size_t)CRK_DEC_R * CRK_DEC_KS + (size_t)4 * CRK_DEC_R * hd);
-    static int attr_done = 0;
-    if (!attr_done) { cudaFuncSetAttribute(attn_dec_p1<LPK>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem); attr_done = 1; }
     const int n_rep = a->n_head / a->n_kv;
-    dim3 grid(nsplit, a->n_kv, crk_cdiv(n_rep, CRK_DEC_R));
-    attn_dec_p1<LPK><<<grid, 128, smem, s>>>(*a, nsplit);
+    if (n_rep <= 1) launch_dec_r<LPK, 1>(a, nsplit, s);
+    else if (n_rep <= 2) launch_dec_r<LPK, 2>(a, nsplit, s);
+    else if (n_rep <= 4) launch_dec_r<LPK, 4>(a, nsplit, s);
+    else launch_dec_r<LPK, 8>(a, nsplit, s);
 }
 
 extern "C" void crk_attn_decode(const crk_attn *a, crk_stream s) {
@@ -276,7 +342,7 @@ extern "C" void crk_attn_decode(const crk_attn *a, crk_stream s) {
     case 128: launch_dec<16>(a, nsplit, s); break;
     default: launch_dec<32>(a, nsplit, s); break;
     }
-    attn_dec_combine<<<a->n_head, 256, 0, s>>>(*a, nsplit);
+    attn_dec_combine<<<dim3(a->n_head, crk_cdiv(hd, 32)), 256, 0, s>>>(*a, nsplit);
     if (a->out_q8 && (hd & 31)) crk_quantize_q8(a->out, 1, a->n_head * hd, a->out_q8, s);
     attn_dec_score<<<dim3(crk_cdiv(nk, 256), a->n_kv), 256, 0, s>>>(*a);
 }

@@ -34,15 +34,25 @@ __global__ void __launch_bounds__(MV_WARPS * 32) matvec_q(const uint8_t *w, int6
 
 /* Q4_K: a warp computes two rows; a lane takes half a super-block (4 blocks of 32: 64 bytes
  * of nibbles, 4 loads of 16 B per row) and uses each activation block for both rows. */
-__device__ __forceinline__ float q4k_half(const uint4 &qa, const uint4 &qb, const uint4 &qc, const uint4 &qd, const uint8_t *p, int half,
+/* byte i (0..15) of a super-block's 16-byte header held in registers */
+__device__ __forceinline__ int q4k_hbyte(const uint4 &h, int i) {
+    const uint32_t w = i < 8 ? (i < 4 ? h.x : h.y) : (i < 12 ? h.z : h.w);
+    return (int)((w >> (8 * (i & 3))) & 0xFFu);
+}
+__device__ __forceinline__ float q4k_half(const uint4 &qa, const uint4 &qb, const uint4 &qc, const uint4 &qd, const uint4 &h, int half,
                                           const int2 (&xa)[4][4], const float (&xd)[4], const float (&xs)[4]) {
-    const float dd = crk_ldh(p), dmin = crk_ldh(p + 2);
+    const float dd = __half2float(__ushort_as_half((unsigned short)(h.x & 0xFFFFu)));
+    const float dmin = __half2float(__ushort_as_half((unsigned short)(h.x >> 16)));
     float sum = 0.f;
 #pragma unroll
     for (int k = 0; k < 4; k++) {
         const int jb = 4 * half + k;
-        int sd, sm;
-        crk_scale_min_k4(jb, p + 4, sd, sm);
+        int sd, sm;   /* ggml's get_scale_min_k4 on the 12 scale bytes (header bytes 4..15) */
+        if (jb < 4) { sd = q4k_hbyte(h, 4 + jb) & 63; sm = q4k_hbyte(h, 8 + jb) & 63; }
+        else {
+            sd = (q4k_hbyte(h, 8 + jb) & 0xF) | ((q4k_hbyte(h, jb) >> 6) << 4);
+            sm = (q4k_hbyte(h, 8 + jb) >> 4) | ((q4k_hbyte(h, 4 + jb) >> 6) << 4);
+        }
         const uint4 &u0 = k < 2 ? qa : qc, &u1 = k < 2 ? qb : qd;
         const int sh = 4 * (k & 1);
         int lo = 0, hi = 0;
@@ -69,6 +79,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32) matvec_q4k(const uint8_t *w, in
         const uint4 *q0 = (const uint4 *)(p0 + 16 + 64 * half), *q1 = (const uint4 *)(p1 + 16 + 64 * half);
         const uint4 a0 = q0[0], b0 = q0[1], c0 = q0[2], d0 = q0[3];
         const uint4 a1 = q1[0], b1 = q1[1], c1 = q1[2], d1 = q1[3];
+        const uint4 h0 = *(const uint4 *)p0, h1 = *(const uint4 *)p1;
         int2 xa[4][4];
         float xd[4], xs[4];
 #pragma unroll
@@ -78,8 +89,8 @@ __global__ void __launch_bounds__(MV_WARPS * 32) matvec_q4k(const uint8_t *w, in
             xa[k][0] = xp[0]; xa[k][1] = xp[1]; xa[k][2] = xp[2]; xa[k][3] = xp[3];
             xd[k] = x->d; xs[k] = x->s;
         }
-        s0 += q4k_half(a0, b0, c0, d0, p0, half, xa, xd, xs);
-        s1 += q4k_half(a1, b1, c1, d1, p1, half, xa, xd, xs);
+        s0 += q4k_half(a0, b0, c0, d0, h0, half, xa, xd, xs);
+        s1 += q4k_half(a1, b1, c1, d1, h1, half, xa, xd, xs);
     }
     s0 = crk_warp_sum(s0);
     s1 = crk_warp_sum(s1);

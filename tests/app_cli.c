@@ -60,7 +60,7 @@ static void test_help_matches_man(void) {
 static void test_usage_and_input_errors(void) {
     int st;
     char *o = run("--bogus", &st); T_CHECKF(st == 2, "status %d: %s", st, o); free(o);
-    o = run("--generate x", &st); T_CHECKF(st == 2 && strstr(o, "--model"), "status %d: %s", st, o); free(o);
+    o = run("--generate x", &st); T_CHECKF(st == 3 && strstr(o, "--model"), "status %d: %s", st, o); free(o);
     o = run("--model /nonexistent.gguf --generate x", &st);
     T_CHECKF(st == 1 && strstr(o, "/nonexistent.gguf") && strchr(o, '\n') == o + strlen(o) - 1, "status %d: %s", st, o); free(o);
     o = run("--model Makefile --generate x", &st); T_CHECKF(st == 1 && strstr(o, "not a GGUF"), "status %d: %s", st, o); free(o);
@@ -98,6 +98,9 @@ int main(void) {
     const char *b = getenv("CR_BUILD");
     snprintf(bin, sizeof bin, "%s/cascade-read", b && strcmp(b, "build") ? b : ".");
     if (access(bin, X_OK)) { printf("SKIP all: %s not built\n0 passed, 0 failed, 1 skipped\n", bin); return 0; }
+    /* no configuration file and no models folder of the user's (no model found: exit 3) */
+    setenv("XDG_CONFIG_HOME", "/nonexistent-cr-config", 1); setenv("XDG_DATA_HOME", "/nonexistent-cr-data", 1);
+    unsetenv("CASCADE_MODEL");
     T_RUN(test_help_matches_man);
     T_RUN(test_usage_and_input_errors);
     T_RUN(test_generate_only_continuation);

@@ -241,11 +241,44 @@ static void t_hostile_buffers(void) {
     free(buf);
 }
 
+/* conversation runs (DOCMAP_CONV) between documents: lookups, citations, serialization */
+static void t_conversation_runs(void) {
+    docmap m; docmap_init(&m);
+    T_CHECK(docmap_add_doc(&m, "Book", "/b/book.txt", 100) == 0);
+    T_CHECK(docmap_add_section(&m, 0, 0, 1, "Book") == 0);
+    T_CHECK(docmap_add_run(&m, 1, 0, 0, 1, 0) == 0);
+    T_CHECK(docmap_add_run(&m, 30, 0, 50, 4, 0) == 0);
+    T_CHECK(docmap_add_run(&m, 60, DOCMAP_CONV, 90, 0, 0) == 0);       /* a question */
+    T_CHECK(docmap_add_run(&m, 60, DOCMAP_CONV, 80, 0, 0) == -1);      /* offset goes back */
+    T_CHECK(docmap_add_doc(&m, "log", "/v/app.log", 10) == 1);
+    T_CHECK(docmap_add_section(&m, 1, 90, 1, "log") == 0);
+    T_CHECK(docmap_add_run(&m, 75, 1, 90, 1, 0) == 0);
+    T_CHECK(docmap_add_run(&m, 90, DOCMAP_CONV, 120, 0, 0) == 0);
+    docmap_loc l; char c[64];
+    T_CHECK(!docmap_lookup(&m, 59, &l) && l.doc == 0 && l.line == 4);
+    T_CHECK(!docmap_lookup(&m, 60, &l) && l.doc == DOCMAP_CONV && l.section == 0 && l.tok_first == 60 && l.tok_end == 75);
+    T_CHECK(!docmap_lookup(&m, 80, &l) && l.doc == 1);
+    T_CHECK(!docmap_lookup(&m, 1000, &l) && l.doc == DOCMAP_CONV && l.tok_end == UINT64_MAX);
+    T_CHECK(docmap_cite(&m, 61, c, sizeof c) > 0 && !strcmp(c, "conversation"));
+    T_CHECK(docmap_cite(&m, 80, c, sizeof c) > 0 && !strcmp(c, "app.log:1"));
+    size_t len; uint8_t *buf = serialize(&m, &len);
+    T_CHECK(buf);
+    docmap b; docmap_init(&b); char err[128];
+    T_CHECKF(!docmap_read(&b, buf, len, err, sizeof err), "%s", err);
+    for (uint64_t t = 0; t < 120; t++) {
+        docmap_loc x, y;
+        int rx = docmap_lookup(&m, t, &x), ry = docmap_lookup(&b, t, &y);
+        T_CHECK(rx == ry && (rx || (x.doc == y.doc && x.section == y.section && x.tok_first == y.tok_first && x.offset == y.offset)));
+    }
+    free(buf); docmap_free(&m); docmap_free(&b);
+}
+
 int main(void) {
     T_RUN(t_basic);
     T_RUN(t_random_vs_reference);
     T_RUN(t_size_per_entry);
     T_RUN(t_serialize);
     T_RUN(t_hostile_buffers);
+    T_RUN(t_conversation_runs);
     return t_summary();
 }

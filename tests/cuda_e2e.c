@@ -17,9 +17,11 @@ int main(void) { T_RUN(test_cuda_e2e); return t_summary(); }
 
 #include "cuda_state.h"
 #include "state.h"
+#include "attn_probe.h"
 #include "sampler.h"
 #include "quant.h"
 #include <time.h>
+#include <unistd.h>
 
 static int gpu_ok;
 static char gpu_desc[320];
@@ -344,6 +346,134 @@ static void test_out_of_memory_message(void) {
     T_CHECKF(strstr(err, "--cache") && strstr(err, "free"), "message: %s", err);
 }
 
+/* The public path: forward() on a cr_state moved to the GPU with state_use_cuda, against a
+ * CPU state fed the same tokens; then state_sync_host mirrors the GPU cache. */
+static void test_state_use_cuda(void) {
+    if (!gpu_ok) T_SKIP("no usable CUDA device: %s", gpu_desc);
+    if (!have260) T_SKIP("stories260K.gguf not found under %s/models", t_shared());
+    char err[512];
+    cascade_cfg cfg = mkcfg(4, 256, 4);
+    cr_state c, g;
+    T_CHECKF(state_init(&c, &M260, &cfg, 64, 0, err, sizeof err) == 0, "%s", err);
+    T_CHECKF(state_init(&g, &M260, &cfg, 64, 0, err, sizeof err) == 0, "%s", err);
+    /* a few CPU tokens first: state_use_cuda uploads a non-empty cache */
+    int32_t t[64]; tokens(t, 64, 7, M260.hp.n_vocab);
+    T_CHECK(forward(&c, t, 64, CR_OUT_NONE, NULL, NULL, err, sizeof err) == 0);
+    T_CHECK(forward(&g, t, 64, CR_OUT_NONE, NULL, NULL, err, sizeof err) == 0);
+    T_CHECKF(state_use_cuda(&g, err, sizeof err) == 0, "%s", err);
+    printf("     device: %s\n", state_device_name(&g));
+    int V = M260.hp.n_vocab;
+    float *lc = malloc(sizeof(float) * V), *lg = malloc(sizeof(float) * V);
+    double maxd = 0;
+    for (int i = 0; i < 160; i++) {   /* 10240 tokens: many evictions */
+        tokens(t, 64, 100 + i, V);
+        T_CHECK(forward(&c, t, 64, CR_OUT_LAST, NULL, lc, err, sizeof err) == 0);
+        T_CHECKF(forward(&g, t, 64, CR_OUT_LAST, NULL, lg, err, sizeof err) == 0, "%s", err);
+        for (int v = 0; v < V; v++) { double d = fabs((double)lc[v] - lg[v]); if (d > maxd) maxd = d; }
+    }
+    printf("     10304 tokens: max |logit diff| CPU vs GPU %.3g\n", maxd);
+    T_CHECK(maxd < 0.05);
+    T_CHECK(ctrl_equal(&c.ctrl, &g.ctrl));
+    T_CHECK(g.heads_stale == 1);
+    T_CHECKF(state_sync_host(&g, err, sizeof err) == 0, "%s", err);
+    int same = 1, nh = M260.hp.n_layer * M260.hp.n_kv;
+    for (int h = 0; h < nh; h++)
+        for (int j = 0; j < cfg.N; j++) if (c.heads[h].og[j] != g.heads[h].og[j]) same = 0;
+    T_CHECK(same);
+    /* greedy continuation through the public path */
+    int32_t a = 0, b = 0; int agree = 0;
+    for (int i = 0; i < 64; i++) {
+        int32_t ta = 0, tb = 0;
+        for (int v = 1; v < V; v++) { if (lc[v] > lc[ta]) ta = v; if (lg[v] > lg[tb]) tb = v; }
+        if (ta == tb) agree++;
+        a = ta; b = ta;   /* feed the CPU's choice to both */
+        T_CHECK(forward(&c, &a, 1, CR_OUT_LAST, NULL, lc, err, sizeof err) == 0);
+        T_CHECK(forward(&g, &b, 1, CR_OUT_LAST, NULL, lg, err, sizeof err) == 0);
+    }
+    printf("     greedy through forward(): %d/64 steps pick the same token\n", agree);
+    T_CHECK(agree >= 62);
+    /* reset empties both */
+    state_reset(&g);
+    T_CHECK(g.ctrl.seen == 0);
+    state_free(&c); state_free(&g);
+    free(lc); free(lg);
+}
+
+/* The attention probe (citations, grep) on the GPU against the CPU's: a prompt of 3000
+ * tokens, then 40 probed tokens fed as one chunk (CPU: one chunk; GPU: token by token, the
+ * same cache contents at each step only for the first; so compare on decode steps). */
+static void test_probe_gpu(void) {
+    if (!gpu_ok) T_SKIP("no usable CUDA device: %s", gpu_desc);
+    if (!have260) T_SKIP("stories260K.gguf not found under %s/models", t_shared());
+    char err[512];
+    cascade_cfg cfg = mkcfg(4, 256, 4);
+    cr_state c, g;
+    T_CHECKF(state_init(&c, &M260, &cfg, 64, 0, err, sizeof err) == 0, "%s", err);
+    T_CHECKF(state_init(&g, &M260, &cfg, 64, 0, err, sizeof err) == 0, "%s", err);
+    T_CHECKF(state_use_cuda(&g, err, sizeof err) == 0, "%s", err);
+    int V = M260.hp.n_vocab;
+    int32_t t[64];
+    for (int i = 0; i < 47; i++) {
+        tokens(t, 64, 300 + i, V);
+        T_CHECK(forward(&c, t, 64, CR_OUT_NONE, NULL, NULL, err, sizeof err) == 0);
+        T_CHECK(forward(&g, t, 64, CR_OUT_NONE, NULL, NULL, err, sizeof err) == 0);
+    }
+    cr_probe pc, pg;
+    T_CHECKF(probe_init(&pc, &c, err, sizeof err) == 0, "%s", err);
+    T_CHECKF(probe_init(&pg, &g, err, sizeof err) == 0, "%s", err);
+    probe_attach(&c, &pc); probe_attach(&g, &pg);
+    float *lc = malloc(sizeof(float) * V), *lg = malloc(sizeof(float) * V);
+    for (int i = 0; i < 24; i++) {   /* decode steps: identical semantics on both */
+        tokens(t, 1, 900 + i, V);
+        T_CHECK(forward(&c, t, 1, CR_OUT_LAST, NULL, lc, err, sizeof err) == 0);
+        T_CHECKF(forward(&g, t, 1, CR_OUT_LAST, NULL, lg, err, sizeof err) == 0, "%s", err);
+    }
+    cr_probe_hit hc[10], hg[10];
+    int nc = probe_top(&pc, hc, 10), ng = probe_top(&pg, hg, 10);
+    T_CHECK(nc == 10 && ng == 10);
+    int same = 0; double maxrel = 0;
+    for (int i = 0; i < 10; i++) {
+        for (int j = 0; j < 10; j++) if (hc[i].og == hg[j].og) same++;
+        double wg = probe_weight(&pg, hc[i].og), rel = fabs(wg - hc[i].w) / hc[i].w;
+        if (rel > maxrel) maxrel = rel;
+    }
+    printf("     probe over 24 decode steps: totals CPU %.3f GPU %.3f; top-10 original indices shared %d/10, max rel weight diff %.2e\n",
+           probe_total(&pc), probe_total(&pg), same, maxrel);
+    T_CHECK(fabs(probe_total(&pc) - probe_total(&pg)) < 1e-2 * probe_total(&pc));
+    T_CHECK(same >= 9);
+    T_CHECK(maxrel < 1e-2);
+    /* a probed chunk on the GPU runs token by token and still gives the last logits */
+    probe_clear(&pg);
+    tokens(t, 16, 999, V);
+    T_CHECKF(forward(&g, t, 16, CR_OUT_LAST, NULL, lg, err, sizeof err) == 0, "%s", err);
+    T_CHECK(probe_total(&pg) > 0);
+    probe_detach(&c); probe_detach(&g);
+    probe_free(&pc); probe_free(&pg);
+    state_free(&c); state_free(&g);
+    free(lc); free(lg);
+}
+
+/* The binary: --device cuda and --device cpu write the same greedy story. */
+static void test_cli_device(void) {
+    if (!gpu_ok) T_SKIP("no usable CUDA device: %s", gpu_desc);
+    if (!have260) T_SKIP("stories260K.gguf not found under %s/models", t_shared());
+    const char *b = getenv("CR_BUILD");
+    char bin[512], cmd[2048], outc[8192] = "", outg[8192] = "";
+    snprintf(bin, sizeof bin, "%s/cascade-read", b && strcmp(b, "build") ? b : ".");
+    if (access(bin, X_OK) != 0) T_SKIP("%s not built", bin);
+    const char *dev[2] = {"cpu", "cuda"};
+    char *outs[2] = {outc, outg};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, "%s -m %s/models/stories260K.gguf --device %s --generate '' -n 120 2>&1", bin, t_shared(), dev[i]);
+        FILE *p = popen(cmd, "r");
+        T_CHECK(p != NULL);
+        size_t n = fread(outs[i], 1, 8191, p); outs[i][n] = 0;
+        T_CHECK(pclose(p) == 0);
+    }
+    printf("     --device cuda: %.60s...\n", outg);
+    T_CHECKF(strcmp(outc, outg) == 0, "cpu: %s\ncuda: %s", outc, outg);
+}
+
 int main(void) {
     gpu_ok = cuda_device_info(gpu_desc, sizeof gpu_desc) > 0;
     char path[600], err[600];
@@ -358,6 +488,9 @@ int main(void) {
     T_RUN(test_long_prefill_100K_stories260K);
     T_RUN(test_long_decode_stories260K);
     T_RUN(test_out_of_memory_message);
+    T_RUN(test_state_use_cuda);
+    T_RUN(test_probe_gpu);
+    T_RUN(test_cli_device);
     if (have260) model_free(&M260);
     if (have656) model_free(&M656);
     return t_summary();

@@ -603,6 +603,8 @@ static void test_attn_decode(void) {
         {2, 60, 3, 1, 6, 2, 32, 16, 1, 500},       /* neox, partial rotary */
         {2, 60, 3, 1, 6, 2, 24, 24, 1, 500},       /* head dim 24: falls back to the chunk kernel */
         {3, 40, 2, 1, 4, 2, 256, 256, 0, 2},
+        {16, 512, 4, 1, 64, 4, 128, 128, 0, 1000},  /* 16 query heads per KV head: two blocks of 8 */
+        {16, 512, 4, 1, 64, 8, 64, 64, 1, 700},     /* 8 per KV head */
     };
     double wo = 0, wr = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

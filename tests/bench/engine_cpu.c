@@ -2,23 +2,35 @@
  *   engine_cpu models M1.gguf M2.gguf ...   prefill (pp512) and decode (tg128) tokens/s, next
  *                                            to the memory read bandwidth measured in the run
  *   engine_cpu scaling MODEL MAX_TOKENS      cascade prefill tokens/s against input length,
- *                                            and resident memory (must be flat) */
+ *                                            and resident memory (must be flat)
+ *   engine_cpu kernels M.gguf...             matrix kernels alone on layer 0's matrices and the
+ *                                            output matrix: GEMM (512 tokens) GMAC/s, GEMV GB/s */
 #include "state.h"
+#include "matmul.h"
 #include "threadpool.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
+/* CR_BENCH_CPUTIME=1: process CPU time instead of wall time (steadier on a shared machine
+ * with CR_THREADS=1; with more threads it adds up every thread's time). */
+static double now(void) {
+    static int cpu = -1;
+    if (cpu < 0) cpu = getenv("CR_BENCH_CPUTIME") && atoi(getenv("CR_BENCH_CPUTIME")) > 0;
+    struct timespec t; clock_gettime(cpu ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9;
+}
 
 typedef struct { const uint8_t *p; size_t n; double *sums; } bw_ctx;
 static void bw_task(void *c_, int64_t b, int64_t e, int tid) {
     bw_ctx *c = c_;
-    const uint64_t *p = (const uint64_t *)c->p;
-    uint64_t acc = 0;
-    for (int64_t i = b * 1024; i < e * 1024; i += 4) acc += p[i] ^ p[i + 1] ^ p[i + 2] ^ p[i + 3];
-    c->sums[tid] += (double)acc;
+    /* 32-byte vector loads (GCC vector extension): the loop must not be the bottleneck */
+    typedef uint64_t v4 __attribute__((vector_size(32)));
+    const v4 *p = (const v4 *)c->p;
+    v4 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    for (int64_t i = b * 256; i < e * 256; i += 4) { a0 ^= p[i]; a1 ^= p[i + 1]; a2 ^= p[i + 2]; a3 ^= p[i + 3]; }
+    v4 a = a0 ^ a1 ^ a2 ^ a3;
+    c->sums[tid] += (double)(a[0] + a[1] + a[2] + a[3]);
 }
 /* Read bandwidth (GB/s) with all threads over a buffer far larger than the caches. */
 static double mem_bandwidth(threadpool *tp) {
@@ -108,6 +120,40 @@ static int bench_scaling(const char *path, long max_tokens, int threads) {
     return 0;
 }
 
+static void bench_kernels(const char *path, threadpool *tp) {
+    cr_model m; char err[512];
+    if (model_load(&m, path, err, sizeof err)) { fprintf(stderr, "%s\n", err); return; }
+    const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    const wmat *mats[] = {&m.layers[0].q, &m.layers[0].gate, &m.layers[0].down, &m.output};
+    const char *names[] = {"attn_q", "ffn_gate", "ffn_down", "output"};
+    for (int i = 0; i < 4; i++) {
+        const wmat *W = mats[i];
+        int T = 512;
+        float *x = malloc(sizeof(float) * (size_t)T * W->cols), *y = malloc(sizeof(float) * (size_t)T * W->rows);
+        q8_block *xq = malloc(sizeof(q8_block) * (size_t)T * (W->cols / 32 + 1));
+        for (int64_t j = 0; j < T * W->cols; j++) x[j] = (float)((j * 7919) % 2001) / 1000.0f - 1.0f;
+        double gemm = 1e30, gemv = 1e30;
+        for (int r = 0; r < 5 && i < 3; r++) {
+            double t0 = now();
+            matmul(tp, W, x, T, y, xq);
+            double dt = now() - t0;
+            if (dt < gemm) gemm = dt;
+        }
+        int reps = (int)(2e8 / ((double)W->rows * W->row_bytes + 1)) + 3;
+        for (int r = 0; r < reps; r++) {
+            double t0 = now();
+            matmul(tp, W, x + (size_t)(r % T) * W->cols, 1, y, xq);
+            double dt = now() - t0;
+            if (dt < gemv) gemv = dt;
+        }
+        double bytes = (double)W->rows * W->row_bytes;
+        printf("| %-30s | %-8s | %-4s | %5lld x %5lld | %7.1f | %6.1f |\n", name, names[i], ggml_type_name(W->type), (long long)W->rows,
+               (long long)W->cols, i < 3 ? (double)T * W->rows * W->cols / gemm / 1e9 : 0.0, bytes / gemv / 1e9);
+        free(x); free(y); free(xq);
+    }
+    model_free(&m);
+}
+
 int main(int argc, char **argv) {
     int threads = getenv("CR_THREADS") ? atoi(getenv("CR_THREADS")) : tp_default_threads();
     if (argc >= 3 && strcmp(argv[1], "models") == 0) {
@@ -119,7 +165,15 @@ int main(int argc, char **argv) {
         for (int i = 2; i < argc; i++) bench_model(argv[i], threads, bw);
         return 0;
     }
+    if (argc >= 3 && strcmp(argv[1], "kernels") == 0) {
+        threadpool *tp = tp_create(threads);
+        printf("Matrix kernels, %d threads (GEMV: matrix bytes / best time; the output matrix may stay in cache)\n\n", threads);
+        printf("| model | matrix | type | rows x cols | GEMM T=512 GMAC/s | GEMV GB/s |\n|---|---|---|---:|---:|---:|\n");
+        for (int i = 2; i < argc; i++) bench_kernels(argv[i], tp);
+        tp_destroy(tp);
+        return 0;
+    }
     if (argc >= 4 && strcmp(argv[1], "scaling") == 0) return bench_scaling(argv[2], atol(argv[3]), threads);
-    fprintf(stderr, "usage: engine_cpu models M.gguf... | scaling M.gguf MAX_TOKENS\n");
+    fprintf(stderr, "usage: engine_cpu models M.gguf... | kernels M.gguf... | scaling M.gguf MAX_TOKENS\n");
     return 2;
 }

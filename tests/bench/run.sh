@@ -16,6 +16,9 @@ echo "== CPU engine (issue 2)"
 $B/bench/engine_cpu models "$S/models/stories260K.gguf" "$S/models/TinyStories-656K-Q8_0.gguf" \
    $M/smollm2-135m-shape-F32.gguf $M/smollm2-135m-shape-F16.gguf $M/smollm2-135m-shape-Q8_0.gguf $M/smollm2-135m-shape-Q4_K.gguf
 echo
+$B/bench/engine_cpu kernels $M/smollm2-135m-shape-F32.gguf $M/smollm2-135m-shape-F16.gguf \
+   $M/smollm2-135m-shape-Q8_0.gguf $M/smollm2-135m-shape-Q4_K.gguf
+echo
 echo "== Cascade prefill scaling (issue 4)"
 $B/bench/engine_cpu scaling "$S/models/stories260K.gguf" "${CR_BENCH_MAX:-1000000}"
 for b in tokenize ingest snapshot grep; do

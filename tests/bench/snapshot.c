@@ -260,14 +260,15 @@ int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s/cr-snapbench-XXXXXX", td && *td ? td : "/tmp");
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
     snprintf(path, sizeof path, "%s/bench.cas", dir);
-    struct { const char *name; int level, no_shuffle, threads; } v[] = {
-        {"deflate L1 + shuffle (default)", 0, 0, 0}, {"deflate L1, no shuffle", 1, 1, 0},
-        {"deflate L6 + shuffle", 6, 0, 0}, {"deflate L6, no shuffle", 6, 1, 0},
-        {"deflate L9 + shuffle", 9, 0, 0}, {"stored (no compression)", -1, 0, 0},
-        {"deflate L1 + shuffle, 1 thread", 0, 0, 1}};
+    struct { const char *name; int level, no_shuffle, threads, quant; } v[] = {
+        {"deflate L1 + shuffle (default)", 0, 0, 0, 0}, {"deflate L1, no shuffle", 1, 1, 0, 0},
+        {"deflate L6 + shuffle", 6, 0, 0, 0}, {"deflate L6, no shuffle", 6, 1, 0, 0},
+        {"deflate L9 + shuffle", 9, 0, 0, 0}, {"stored (no compression)", -1, 0, 0, 0},
+        {"deflate L1 + shuffle, 1 thread", 0, 0, 1, 0},
+        {"q8_0 K/V + L1 + shuffle (lossy)", 0, 0, 0, SNAP_QUANT_Q8}, {"q8_0 K/V, stored (lossy)", -1, 0, 0, SNAP_QUANT_Q8}};
     printf("%-32s %10s %8s %12s %12s\n", "variant", "file MB", "ratio", "save MB/s", "load MB/s");
     for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
-        snap_content c = {.st = &st, .level = v[i].level, .no_shuffle = v[i].no_shuffle, .n_threads = v[i].threads};
+        snap_content c = {.st = &st, .level = v[i].level, .no_shuffle = v[i].no_shuffle, .n_threads = v[i].threads, .quant = v[i].quant};
         result r;
         if (measure(path, &c, &m, 3, &r, err)) { fprintf(stderr, "%s\n", err); return 1; }
         printf("%-32s %10.3f %7.3fx %12.1f %12.1f\n", v[i].name, r.bytes / 1e6, (double)content / r.bytes,

@@ -30,3 +30,16 @@ echo
 for m in stories260K.gguf TinyStories-656K-Q8_0.gguf; do
   $B/bench/needle "$S/models/$m" 256; echo
 done
+# Passkey retrieval and grep-by-question recall: the story models, or CASCADE_TEST_MODEL when
+# set (then longer inputs: CR_EVAL_PASSKEY_LENGTHS, default 2000..1000000 tokens).
+if [ -n "$CASCADE_TEST_MODEL" ]; then
+  MODELS="$CASCADE_TEST_MODEL"; LENS=${CR_EVAL_PASSKEY_LENGTHS:-"2000 8000 32000 128000 1000000"}
+else
+  MODELS="$S/models/stories260K.gguf $S/models/TinyStories-656K-Q8_0.gguf"; LENS=${CR_EVAL_PASSKEY_LENGTHS:-"1000 4000"}
+fi
+echo "Passkey retrieval (--ask, greedy, default cache for the model; 'full' only below the context):"
+echo
+for m in $MODELS; do sh tests/eval/passkey.sh "$BIN" "$m" "$LENS"; echo; done
+echo "Grep by question, recall@K of an event template's lines (2000-line loghub logs) vs grep -i KEYWORD:"
+echo
+for m in $MODELS; do echo "$(basename "$m"):"; echo; sh tests/eval/grep_recall.sh "$BIN" "$m" 10 50; echo; done

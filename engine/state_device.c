@@ -1,0 +1,132 @@
+/* Where a cr_state runs: the CPU (forward_cpu.c) or a CUDA GPU (cuda_state.c). The
+ * cascade's control state always stays on the host and is planned exactly as on the CPU,
+ * so the GPU's cache holds the same tokens in the same slots; `heads` is then a host mirror
+ * synced on demand (snapshots, citations). */
+#include "state.h"
+#include "attn_probe.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef CR_CUDA
+#include "cuda_state.h"
+#endif
+
+int state_cuda_available(char *desc, size_t n) {
+#ifdef CR_CUDA
+    return cuda_device_info(desc, n);
+#else
+    snprintf(desc, n, "this build has no CUDA support (rebuild with nvcc on PATH)");
+    return 0;
+#endif
+}
+
+const char *state_device_name(const cr_state *s) {
+#ifdef CR_CUDA
+    if (s->gpu) return cuda_state_describe(s->gpu);
+#else
+    (void)s;
+#endif
+    return "cpu";
+}
+
+int state_use_cuda(cr_state *s, char *err, size_t errlen) {
+#ifdef CR_CUDA
+    if (s->gpu) return 0;
+    char desc[256];
+    if (cuda_device_info(desc, sizeof desc) < 1) { snprintf(err, errlen, "no usable GPU: %s", desc); return -1; }
+    cuda_state *g = cuda_state_create(s->m, &s->ctrl, s->max_L, err, errlen);
+    if (!g) return -1;
+    if (s->ctrl.seen > 0 && cuda_state_upload(g, s->heads)) {
+        snprintf(err, errlen, "cannot upload the cache to the GPU");
+        cuda_state_free(g); return -1;
+    }
+    s->gpu = g; s->heads_stale = 0;
+    return 0;
+#else
+    (void)s;
+    snprintf(err, errlen, "this build has no CUDA support (rebuild with nvcc on PATH, or use --device cpu)");
+    return -1;
+#endif
+}
+
+int state_sync_host(cr_state *s, char *err, size_t errlen) {
+#ifdef CR_CUDA
+    if (!s->gpu || !s->heads_stale) return 0;
+    if (cuda_sync(s->gpu, err, errlen)) return -1;
+    if (cuda_state_download(s->gpu, s->heads)) { snprintf(err, errlen, "cannot copy the cache from the GPU"); return -1; }
+    s->heads_stale = 0;
+#else
+    (void)s; (void)err; (void)errlen;
+#endif
+    return 0;
+}
+
+int state_sync_device(cr_state *s, char *err, size_t errlen) {
+#ifdef CR_CUDA
+    if (!s->gpu) return 0;
+    if (cuda_state_upload(s->gpu, s->heads)) { snprintf(err, errlen, "cannot copy the cache to the GPU"); return -1; }
+    s->heads_stale = 0;
+#else
+    (void)s; (void)err; (void)errlen;
+#endif
+    return 0;
+}
+
+#ifdef CR_CUDA
+static int gpu_chunk(cr_state *s, const int32_t *tok, int L, int out_mode, const int32_t *targets, float *out, char *err, size_t errlen) {
+    cascade_ctrl pre = s->ctrl;
+    if (cascade_plan_chunk(&s->ctrl, L, &s->plan, err, errlen)) return -1;
+    s->heads_stale = 1;
+    if (cuda_forward(s->gpu, &pre, &s->plan, tok, L, out_mode, targets, out, err, errlen)) { s->ctrl = pre; return -1; }
+    return 0;
+}
+
+/* With an attention probe attached, the chunk's counted queries (stream index >= q_from) run
+ * as single-token steps, whose decode attention adds every key's probability into a dense
+ * per-original-index array on the GPU; it is folded into the probe after each step. The
+ * uncounted head of the chunk runs as one chunk. */
+static int gpu_probed(cr_state *s, const int32_t *tok, int L, int out_mode, float *out, char *err, size_t errlen) {
+    cr_probe *pr = s->probe;
+    if (out_mode != CR_OUT_NONE && out_mode != CR_OUT_LAST) {
+        snprintf(err, errlen, "the attention probe on the GPU gives only the last token's logits");
+        return -1;
+    }
+    const int64_t t0 = s->ctrl.seen;
+    int n_pre = pr->q_from > t0 ? (pr->q_from - t0 < L ? (int)(pr->q_from - t0) : L) : 0;
+    if (n_pre > 0 && gpu_chunk(s, tok, n_pre, n_pre == L ? out_mode : CR_OUT_NONE, NULL, out, err, errlen)) return -1;
+    float *dense = NULL;
+    int rc = 0;
+    for (int j = n_pre; j < L && rc == 0; j++) {
+        const int64_t n = t0 + j + 1;
+        float *d2 = realloc(dense, (size_t)n * sizeof *dense);
+        if (!d2) { snprintf(err, errlen, "out of memory in the attention probe"); rc = -1; break; }
+        dense = d2;
+        if (cuda_probe_set(s->gpu, 1, pr->layer_from, pr->layer_to, n, err, errlen) ||
+            gpu_chunk(s, tok + j, 1, j == L - 1 ? out_mode : CR_OUT_NONE, NULL, out, err, errlen) ||
+            cuda_probe_take(s->gpu, dense, n)) { rc = -1; break; }
+        if (probe_add_dense(pr, dense, n, 1)) { snprintf(err, errlen, "out of memory in the attention probe"); rc = -1; }
+    }
+    char e2[64];
+    cuda_probe_set(s->gpu, 0, 0, 0, 0, e2, sizeof e2);
+    free(dense);
+    return rc;
+}
+#endif
+
+int forward_gpu(cr_state *s, const int32_t *tok, int L, int out_mode, const int32_t *targets, float *out, char *err, size_t errlen) {
+#ifdef CR_CUDA
+    if (s->probe) return gpu_probed(s, tok, L, out_mode, out, err, errlen);
+    cascade_ctrl pre = s->ctrl;
+    if (cascade_plan_chunk(&s->ctrl, L, &s->plan, err, errlen)) return -1;
+    s->heads_stale = 1;
+    if (cuda_forward(s->gpu, &pre, &s->plan, tok, L, out_mode, targets, out, err, errlen)) {
+        s->ctrl = pre;   /* the GPU cache may be partly updated: the caller treats this as fatal */
+        return -1;
+    }
+    return 0;
+#else
+    (void)s; (void)tok; (void)L; (void)out_mode; (void)targets; (void)out;
+    snprintf(err, errlen, "this build has no CUDA support");
+    return -1;
+#endif
+}

@@ -112,8 +112,17 @@ test: deps
 test-fast: tests-build
 	sh tests/run.sh $(B)
 
+# make run: the main job on the default model (the first the binary finds: $$CASCADE_MODEL, the
+# config file, $$XDG_DATA_HOME/cascade-read/models; else the story model in ../shared/models)
+# and a default document: on a terminal the full-screen interface, otherwise a question
+# with its cited sources.
+RUN_DOC ?= ../shared/data/books/txt/16-0.txt
+RUN_QUESTION ?= Who is Peter Pan?
 run: deps $(BIN)
-	./$(BIN) --model ../shared/models/stories260K.gguf --generate "" -n 200 --verbose
+	@m=""; if ! ./$(BIN) --info >/dev/null 2>&1 && [ -f ../shared/models/stories260K.gguf ]; then \
+	  m="--model ../shared/models/stories260K.gguf"; fi; \
+	if [ -t 0 ] && [ -t 1 ]; then set -x; ./$(BIN) $$m $(RUN_DOC); \
+	else set -x; ./$(BIN) $$m --ask "$(RUN_QUESTION)" -n 64 $(RUN_DOC); fi
 
 bench: $(BIN) $(BENCHES) $(TOOLS)
 	sh tests/bench/run.sh $(B)

@@ -24,7 +24,7 @@ void cli_usage(FILE *f) {
 "  --read                 read the documents into the cache (with --save), no question\n"
 "  --generate PROMPT      write the model's continuation of PROMPT (\"\" = BOS alone)\n"
 "  --perplexity DOC       stream DOC through the cache; print tokens and perplexity\n"
-"      --max-tokens N     with --perplexity or --read: stop after N tokens\n"
+"      --max-tokens N     with --perplexity, --read or --ask: stop reading after N tokens\n"
 "  --tokenize TEXT        print the token ids of TEXT (no BOS), space separated\n"
 "  --detokenize \"ID ...\"  print the text of the token ids\n"
 "  --info                 print the model's hyper-parameters and cache defaults\n"

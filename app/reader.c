@@ -765,3 +765,10 @@ fail:
     reader_free(r);
     return NULL;
 }
+
+cr_reader *reader_from_opts(cr_session *s, const cr_opts *o, cr_reader_cb *cb, char *err, size_t errlen) {
+    if (o->autosave && o->save_path) { cb->autosave_every = (uint64_t)o->autosave; cb->autosave_path = o->save_path; }
+    cr_reader *r = o->resume_path ? reader_resume(s, o->resume_path, cb, err, errlen) : reader_new(s, cb, err, errlen);
+    if (r && o->n_inputs && reader_add(r, o->inputs, o->n_inputs, err, errlen)) { reader_free(r); r = NULL; }
+    return r;
+}

@@ -101,6 +101,11 @@ const docmap    *reader_docmap(const cr_reader *r);
 const cr_ingest *reader_ingest(const cr_reader *r);
 sampler         *reader_sampler(cr_reader *r);       /* the session's sampler (saved in snapshots) */
 
+/* The reading modes' common start (--read, --ask, --summarize): resume o->resume_path or
+ * start a new reader, queue o->inputs, and autosave every o->autosave tokens to
+ * o->save_path; cb is completed with the autosave fields. NULL + err (nothing to free). */
+cr_reader *reader_from_opts(cr_session *s, const cr_opts *o, cr_reader_cb *cb, char *err, size_t errlen);
+
 /* Snapshot of everything (atomic write, see snapshot.h). 0 / -1 + one-line err. */
 int  reader_save(cr_reader *r, const char *path, char *err, size_t errlen);
 /* Restore a snapshot into a session opened on the same model (session_open with state);

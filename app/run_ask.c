@@ -65,17 +65,14 @@ int run_ask(const cr_opts *o) {
     cr_reader_cb cb = {0};
     cb.progress = on_progress; cb.warn = on_warn; cb.ud = &u;
     char err[1024];
-    cr_reader *r = o->resume_path ? reader_resume(&s, o->resume_path, &cb, err, sizeof err)
-                                  : reader_new(&s, &cb, err, sizeof err);
+    cr_reader *r = reader_from_opts(&s, o, &cb, err, sizeof err);
     if (!r) { fprintf(stderr, "cascade-read: %s\n", err); session_close(&s); return CR_EXIT_INPUT; }
-    if (o->n_inputs && reader_add(r, o->inputs, o->n_inputs, err, sizeof err)) {
-        fprintf(stderr, "cascade-read: %s\n", err); reader_free(r); session_close(&s); return CR_EXIT_INPUT;
-    }
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa); sa.sa_handler = on_sigint; sigemptyset(&sa.sa_mask);
     g_reader = r;
     sigaction(SIGINT, &sa, &old);
-    int k = reader_read(r, 0, err, sizeof err);
+    /* --max-tokens N: ask after N document tokens (the answer then says it is partial) */
+    int k = reader_read(r, o->max_tokens > 0 ? (uint64_t)o->max_tokens : 0, err, sizeof err);
     g_reader = NULL;
     if (u.shown) { fputc('\n', stderr); u.shown = 0; }
     if (k < 0) {
@@ -113,6 +110,11 @@ int run_ask(const cr_opts *o) {
     }
     fflush(stdout);
     rc = (res.stopped || g_interrupted) ? CR_EXIT_INTR : CR_EXIT_OK;
+    /* --save: the session with the question and its answer (resume it to ask more) */
+    if (o->save_path && reader_save(r, o->save_path, err, sizeof err)) {
+        fprintf(stderr, "cascade-read: %s\n", err);
+        if (rc == CR_EXIT_OK) rc = CR_EXIT_INPUT;
+    }
     ask_result_free(&res);
     reader_free(r);
     session_close(&s);

@@ -65,18 +65,11 @@ int run_read(const cr_opts *o) {
     ui_ctx u = {!o->quiet && isatty(2), 0, o};
     cr_reader_cb cb = {0};
     cb.progress = on_progress; cb.warn = on_warn; cb.ud = &u;
-    if (o->autosave && o->save_path) { cb.autosave_every = (uint64_t)o->autosave; cb.autosave_path = o->save_path; }
     char err[1024];
-    cr_reader *r = o->resume_path ? reader_resume(&s, o->resume_path, &cb, err, sizeof err)
-                                  : reader_new(&s, &cb, err, sizeof err);
+    cr_reader *r = reader_from_opts(&s, o, &cb, err, sizeof err);
     if (!r) {
         fprintf(stderr, "cascade-read: %s\n", err);
         session_close(&s);
-        return CR_EXIT_INPUT;
-    }
-    if (o->n_inputs && reader_add(r, o->inputs, o->n_inputs, err, sizeof err)) {
-        fprintf(stderr, "cascade-read: %s\n", err);
-        reader_free(r); session_close(&s);
         return CR_EXIT_INPUT;
     }
     struct sigaction sa, old_int, old_term;

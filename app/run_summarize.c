@@ -61,12 +61,8 @@ int run_summarize(const cr_opts *o) {
     if (!z) { fprintf(stderr, "cascade-read: out of memory\n"); session_close(&s); return CR_EXIT_MODEL; }
     cr_reader_cb cb = {0};
     cb.progress = summarize_progress; cb.section_end = summarize_section_end; cb.ud = z;
-    cr_reader *r = o->resume_path ? reader_resume(&s, o->resume_path, &cb, err, sizeof err)
-                                  : reader_new(&s, &cb, err, sizeof err);
+    cr_reader *r = reader_from_opts(&s, o, &cb, err, sizeof err);
     if (!r) { fprintf(stderr, "cascade-read: %s\n", err); summarize_free(z); session_close(&s); return CR_EXIT_INPUT; }
-    if (o->n_inputs && reader_add(r, o->inputs, o->n_inputs, err, sizeof err)) {
-        fprintf(stderr, "cascade-read: %s\n", err); reader_free(r); summarize_free(z); session_close(&s); return CR_EXIT_INPUT;
-    }
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa); sa.sa_handler = on_sigint; sigemptyset(&sa.sa_mask);
     g_reader = r;
@@ -108,6 +104,11 @@ int run_summarize(const cr_opts *o) {
     }
     fflush(stdout);
     rc = res.stopped ? CR_EXIT_INTR : CR_EXIT_OK;
+    /* --save: the session with its notes and summary in the conversation */
+    if (o->save_path && reader_save(r, o->save_path, err, sizeof err)) {
+        fprintf(stderr, "cascade-read: %s\n", err);
+        if (rc == CR_EXIT_OK) rc = CR_EXIT_INPUT;
+    }
     sum_result_free(&res);
     reader_free(r); summarize_free(z); session_close(&s);
     return rc;

@@ -11,15 +11,7 @@ static char bin[256];
 static char *run(const char *args, int *status) {
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin, args);
-    FILE *p = popen(cmd, "r");
-    size_t cap = 1 << 16, n = 0;
-    char *out = malloc(cap);
-    size_t k;
-    while ((k = fread(out + n, 1, cap - n - 1, p)) > 0) { n += k; if (n + 1 >= cap) { cap *= 2; out = realloc(out, cap); } }
-    out[n] = 0;
-    int st = pclose(p);
-    *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return out;
+    return t_popen_read(cmd, status);
 }
 
 /* long options (--xyz) of a text; man pages write \- for - */
@@ -82,6 +74,40 @@ static void test_generate_only_continuation(void) {
     free(x); free(y);
 }
 
+/* uncompressed size of the conversation section, from --snapshot-info */
+static long conv_bytes(const char *cas) {
+    char a[600]; int st;
+    snprintf(a, sizeof a, "--snapshot-info %s", cas);
+    char *o = run(a, &st), *p = strstr(o, " conversation ");
+    long n = p && st == 0 ? strtol(p + 14, NULL, 10) : -1;
+    free(o);
+    return n;
+}
+
+/* --ask --save keeps the question and the answer in the snapshot; --resume --ask continues
+ * the conversation (and the partly read book) and --save again holds both turns. */
+static void test_ask_save_resume(void) {
+    char a[2048], m[600], book[600], c1[64] = "/tmp/cr_cli_XXXXXX", c2[700], c3[700];
+    snprintf(m, sizeof m, "%s/models/stories260K.gguf", t_shared());
+    snprintf(book, sizeof book, "%s/data/books/txt/16-0.txt", t_shared());
+    if (access(m, R_OK) || access(book, R_OK)) T_SKIP("story model or book missing under %s", t_shared());
+    T_CHECK(mkdtemp(c1) != NULL);
+    snprintf(c2, sizeof c2, "%s/one.cas", c1); snprintf(c3, sizeof c3, "%s/two.cas", c1);
+    int st;
+    snprintf(a, sizeof a, "-m %s --ask 'Who is Peter?' -n 8 --max-tokens 600 --save %s %s", m, c2, book);
+    char *o = run(a, &st);
+    T_CHECKF(st == 0 && strstr(o, "(partial: asked after"), "status %d: %s", st, o); free(o);
+    long n1 = conv_bytes(c2);
+    T_CHECKF(n1 > 0, "conversation bytes %ld", n1);
+    snprintf(a, sizeof a, "-m %s --resume %s --ask 'And Wendy?' -n 8 --max-tokens 600 --json --save %s", m, c2, c3);
+    o = run(a, &st);
+    T_CHECKF(st == 0 && strstr(o, "\"answer\":") && strstr(o, "\"partial\":true"), "status %d: %s", st, o); free(o);
+    long n2 = conv_bytes(c3);
+    T_CHECKF(n2 > n1, "conversation %ld -> %ld bytes", n1, n2);
+    snprintf(a, sizeof a, "rm -rf %s", c1);
+    T_CHECK(system(a) == 0);
+}
+
 static void test_tokenize_roundtrip(void) {
     char a[512]; int st;
     snprintf(a, sizeof a, "--model %s/models/stories260K.gguf --tokenize 'Lily saw a big red ball.'", t_shared());
@@ -105,5 +131,6 @@ int main(void) {
     T_RUN(test_usage_and_input_errors);
     T_RUN(test_generate_only_continuation);
     T_RUN(test_tokenize_roundtrip);
+    T_RUN(test_ask_save_resume);
     return t_summary();
 }

@@ -90,14 +90,7 @@ static char *run(const char *env, const char *args, int *status) {
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "env -u CASCADE_MODEL -u NO_COLOR XDG_CONFIG_HOME=%s XDG_DATA_HOME=%s/data %s %s %s 2>&1",
              dir, dir, env, bin, args);
-    FILE *p = popen(cmd, "r");
-    size_t cap = 1 << 16, n = 0, k;
-    char *out = malloc(cap);
-    while ((k = fread(out + n, 1, cap - n - 1, p)) > 0) { n += k; if (n + 1 >= cap) { cap *= 2; out = realloc(out, cap); } }
-    out[n] = 0;
-    int st = pclose(p);
-    *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return out;
+    return t_popen_read(cmd, status);
 }
 
 static void t_model_lookup_order(void) {

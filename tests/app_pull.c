@@ -84,14 +84,7 @@ static int same_file(const char *x, const char *y) {
 static char *run(const char *args, int *status) {
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "env XDG_DATA_HOME=%s/data %s %s 2>&1", dir, bin, args);
-    FILE *p = popen(cmd, "r");
-    size_t cap = 1 << 16, n = 0, k;
-    char *out = malloc(cap);
-    while ((k = fread(out + n, 1, cap - n - 1, p)) > 0) { n += k; if (n + 1 >= cap) { cap *= 2; out = realloc(out, cap); } }
-    out[n] = 0;
-    int st = pclose(p);
-    *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return out;
+    return t_popen_read(cmd, status);
 }
 
 static int log_has(const char *line) {

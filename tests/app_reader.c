@@ -239,14 +239,7 @@ static void t_autosave_max_tokens_stop(void) {
 static char *run(const char *args, int *status) {
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin, args);
-    FILE *p = popen(cmd, "r");
-    size_t cap = 1 << 16, n = 0, k;
-    char *out = malloc(cap);
-    while ((k = fread(out + n, 1, cap - n - 1, p)) > 0) { n += k; if (n + 1 >= cap) { cap *= 2; out = realloc(out, cap); } }
-    out[n] = 0;
-    int st = pclose(p);
-    *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return out;
+    return t_popen_read(cmd, status);
 }
 
 static void t_cli_read_save_info(void) {

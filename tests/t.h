@@ -42,5 +42,19 @@ static inline const char *t_shared(void) {
     const char *s = getenv("CR_SHARED");
     return s ? s : "../shared";
 }
+/* Run a shell command, return everything it wrote on stdout (malloc'd, NUL-terminated) and
+ * its exit status in *status (-1 when it did not exit normally). */
+static inline char *t_popen_read(const char *cmd, int *status) {
+    FILE *p = popen(cmd, "r");
+    size_t cap = 1 << 16, n = 0, k;
+    char *out = malloc(cap);
+    if (!p) { out[0] = 0; *status = -1; return out; }
+    while ((k = fread(out + n, 1, cap - n - 1, p)) > 0) { n += k; if (n + 1 >= cap) { cap *= 2; out = realloc(out, cap); } }
+    out[n] = 0;
+    int st = pclose(p);
+    *status = (st != -1 && (st & 0x7f) == 0) ? (st >> 8) & 0xff : -1;
+    return out;
+}
+
 static inline int t_asan(void) { const char *s = getenv("CR_ASAN"); return s && *s == '1'; }
 #endif

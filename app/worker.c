@@ -36,7 +36,7 @@ void wk_cache_map_free(wk_cache_map *m) {
 
 void wk_event_free(wk_event *e) {
     if (!e) return;
-    free(e->text); free(e->title); free(e->cites); wk_cache_map_free(e->cache); free(e);
+    free(e->text); free(e->title); free(e->cites); free(e->lines); wk_cache_map_free(e->cache); free(e);
 }
 
 static void push_locked(wk *w, wk_event *e) {
@@ -313,13 +313,30 @@ static void rb_emit_text(rb *b, wk *w, int doc) {
     size_t cap = 0, len = 0; char *t = NULL;
     if (in) {
         cr_chunk c; int r;
+        uint64_t next_line = 0;     /* source line of text[len] if nothing was skipped */
+        size_t lines_cap = 0;
+        int di0_kind = 0;
         while ((r = cr_ingest_next(in, &c, err, sizeof err)) > 0 && len < WK_MAX_TEXT) {
+            if (!di0_kind) { const cr_docinfo *d0 = cr_ingest_doc(in, 0); di0_kind = d0 ? d0->kind : 0; }
             if (len + c.len + 1 > cap) {
                 size_t nc = cap ? cap * 2 : 65536;
                 while (nc < len + c.len + 1) nc *= 2;
                 char *nt = realloc(t, nc);
                 if (!nt) break;
                 t = nt; cap = nc;
+            }
+            if (c.line > 0 && c.line != next_line && di0_kind != CR_DOC_EPUB) {   /* a new (offset, line) pair */
+                if (e->nlines == lines_cap) {
+                    size_t nc = lines_cap ? 2 * lines_cap : 64;
+                    uint64_t *nl = realloc(e->lines, nc * 2 * sizeof *nl);
+                    if (nl) { e->lines = nl; lines_cap = nc; }
+                }
+                if (e->nlines < lines_cap) { e->lines[2 * e->nlines] = len; e->lines[2 * e->nlines + 1] = c.line; e->nlines++; }
+            }
+            if (c.line > 0) {
+                uint64_t k = 0;
+                for (const char *q = c.text; (q = memchr(q, '\n', (size_t)(c.text + c.len - q))); q++) k++;
+                next_line = c.line + k;
             }
             memcpy(t + len, c.text, c.len); len += c.len;
         }
@@ -483,12 +500,13 @@ static int rb_grep(void *ud, wk *w, const char *q, char *err, size_t n) {
     grep_opts go; grep_opts_default(&go);
     go.question = q; go.k = 10; go.threads = b->o.threads; go.stop = wk_stop_flag(w);
     const char **paths = calloc((size_t)b->npaths + 1, sizeof *paths);
+    int *pdoc = calloc((size_t)b->npaths + 1, sizeof *pdoc);   /* grep input -> document index */
     int np = 0;
-    for (int i = 0; paths && i < b->npaths; i++)
-        if (strcmp(b->paths[i], "-") && !strstr(b->paths[i], "://")) paths[np++] = b->paths[i];
-    if (!np) { free(paths); snprintf(err, n, ":grep needs local files"); return -1; }
+    for (int i = 0; paths && pdoc && i < b->npaths; i++)
+        if (strcmp(b->paths[i], "-") && !strstr(b->paths[i], "://")) { pdoc[np] = i; paths[np++] = b->paths[i]; }
+    if (!np) { free(paths); free(pdoc); snprintf(err, n, ":grep needs local files"); return -1; }
     grep_ctx *g = grep_new(&b->s.model, b->s.tok, &go, err, n);
-    if (!g) { free(paths); return -1; }
+    if (!g) { free(paths); free(pdoc); return -1; }
     wk_event *st = calloc(1, sizeof *st);
     if (st) { st->type = WK_EV_ANSWER_START; st->role = CONV_ASSISTANT; wk_emit(w, st); }
     int r = grep_paths(g, paths, np, NULL, NULL, err, n);
@@ -498,17 +516,24 @@ static int rb_grep(void *ud, wk *w, const char *q, char *err, size_t n) {
         e->type = WK_EV_ANSWER_END; e->code = r < 0 ? -1 : 0; e->stopped = r == 1;
         int nh = 0;
         const grep_hit *h = r == 0 ? grep_hits(g, &nh) : NULL;
+        /* the lines are the answer's citations: :cite N / F3 jump to them by source line */
+        e->cites = nh ? calloc((size_t)nh, sizeof *e->cites) : NULL;
         for (int i = 0; i < nh; i++) {
             const char *p = paths[h[i].file], *base = strrchr(p, '/');
             base = base ? base + 1 : p;
             char line[1200];
             int k = snprintf(line, sizeof line, "%s:%llu: %s\n", base, (unsigned long long)h[i].line, h[i].text ? h[i].text : "");
             wk_token(w, line, k < (int)sizeof line ? (size_t)k : sizeof line - 1);
+            if (e->cites) {
+                wk_cite *d = &e->cites[e->n_cites++];
+                d->doc = (uint32_t)pdoc[h[i].file]; d->line = h[i].line; d->rel = WK_REL_LINE; d->weight = h[i].score;
+                snprintf(d->label, sizeof d->label, "%s:%llu", base, (unsigned long long)h[i].line);
+            }
         }
         if (r == 0 && nh == 0) wk_token(w, "(no lines)", 10);
         wk_emit(w, e);
     }
-    grep_free(g); free(paths);
+    grep_free(g); free(paths); free(pdoc);
     return r < 0 ? -1 : 0;
 }
 

@@ -33,9 +33,10 @@ enum wk_ev_type {
     WK_EV_EXIT,         /* the worker thread ended */
 };
 
+#define WK_REL_LINE UINT64_MAX  /* wk_cite.rel unknown: the passage is found by its source line */
 typedef struct wk_cite {
     uint32_t doc;               /* document index */
-    uint64_t rel;               /* byte offset in the document's text (WK_EV_DOCTEXT) */
+    uint64_t rel;               /* byte offset in the document's text (WK_EV_DOCTEXT), or WK_REL_LINE */
     uint64_t line;              /* source line (0 = none) */
     float    weight;
     char     label[256];
@@ -61,6 +62,10 @@ typedef struct wk_event {
     char *title;
     wk_cite *cites; int n_cites;
     uint64_t doc_tokens;        /* document tokens read when the question was answered */
+    /* WK_EV_DOCTEXT: where source lines restart in the text: pairs (byte offset, source line),
+     * by offset; between two, each '\n' is one source line (skipped blank lines and stripped
+     * parts start a new pair). NULL when the document has no line numbers (EPUB). */
+    uint64_t *lines; size_t nlines;
     wk_cache_map *cache;
     struct wk_event *next;
 } wk_event;

@@ -226,6 +226,34 @@ static void test_resize_ctrl_c_grep_200x60(void) {
     /* :grep */
     text(":grep Wendy"); keys("Enter");
     T_CHECK(wait_for("peter.txt:"));
+    /* the hits are the answer's citations: "[N] peter.txt:LINE"; :cite N shows that line */
+    T_CHECK(wait_for("] peter.txt:"));
+    const char *hp = strstr(capture(), "] peter.txt:");
+    int cn = 0; long ln = 0;
+    if (hp) {
+        const char *b = hp;
+        while (b > screen && b[-1] >= '0' && b[-1] <= '9') b--;
+        cn = atoi(b); ln = atol(hp + 12);
+    }
+    T_CHECKF(cn > 0 && ln > 0, "no grep citation on the screen:\n%s", screen);
+    char gl[256] = ""; FILE *gf = fopen(book, "r");
+    for (long i = 1; gf && i <= ln && fgets(gl, sizeof gl, gf); i++) {}
+    if (gf) fclose(gf);
+    gl[strcspn(gl, "\r\n")] = 0;
+    int gcut = 20;
+    while (gcut > 0 && ((unsigned char)gl[gcut] & 0xc0) == 0x80) gcut--;
+    if ((size_t)gcut < strlen(gl)) gl[gcut] = 0;
+    char cc[32]; snprintf(cc, sizeof cc, ":cite %d", cn);
+    text(cc); keys("Enter");
+    if (gl[0]) {
+        /* the line is already on screen in the conversation: poll until the document pane
+         * (above it) shows it near its top */
+        const struct timespec gtick = { 0, 40 * 1000 * 1000 };
+        double gend = mono() + deadline_s;
+        int gr = -1;
+        while (mono() < gend) { capture(); gr = row_of(gl); if (gr >= 1 && gr < 8) break; nanosleep(&gtick, NULL); }
+        T_CHECKF(gr >= 1 && gr < 8, "grep line %ld ('%s') on row %d of the document pane:\n%s", ln, gl, gr, screen);
+    }
     keys("C-c");                         /* stops the reading if it still runs, else arms the quit */
     T_CHECK(wait_for("-- reading stopped after|(Ctrl-C again to quit) >|finished reading"));
     text(":quit"); keys("Enter");

@@ -34,7 +34,7 @@ static void msg_free(ui_msg *m) { free(m->text); free(m->cites); memset(m, 0, si
 static void clear_session(tui *t) {
     for (int i = 0; i < t->nmsgs; i++) msg_free(&t->msgs[i]);
     t->nmsgs = 0;
-    for (int i = 0; i < t->ndocs; i++) { free(t->docs[i].title); free(t->docs[i].text); }
+    for (int i = 0; i < t->ndocs; i++) { free(t->docs[i].title); free(t->docs[i].text); free(t->docs[i].lines); }
     free(t->docs); t->docs = NULL; t->ndocs = 0;
     t->cur_doc = 0; t->doc_top = 0; t->doc_follow = 1; t->conv_scroll = 0; t->cite_cur = -1;
 }
@@ -97,14 +97,29 @@ int tui_cite_at(const tui *t, int k, int *msg, int *cite) {
     return n;
 }
 
+/* A citation known by its source line (grep hits): find its byte offset in the document's
+ * text, where '\n' ends a source line and text[0] is on line line0. */
+static void resolve_cite(tui *t, wk_cite *c) {
+    if (c->rel != WK_REL_LINE || (int)c->doc >= t->ndocs || !t->docs[c->doc].text) return;
+    const ui_doc *d = &t->docs[c->doc];
+    size_t k = d->nlines;          /* the last pair starting at or before the line */
+    while (k > 0 && d->lines[2 * (k - 1) + 1] > c->line) k--;
+    if (k == 0) return;
+    uint64_t skip = c->line - d->lines[2 * (k - 1) + 1];
+    size_t i = (size_t)d->lines[2 * (k - 1)];
+    while (skip > 0 && i < d->len) { const char *nl = memchr(d->text + i, '\n', d->len - i); if (!nl) return; i = (size_t)(nl - d->text) + 1; skip--; }
+    if (skip == 0 && i < d->len) c->rel = i;
+}
+
 void tui_show_cite(tui *t, int k) {
     int n = tui_cite_at(t, -1, NULL, NULL);
     if (n == 0) { tui_note(t, CONV_NOTE, "no citations yet"); return; }
     if (k < 0 || k >= n) { tui_note(t, CONV_NOTE, "citation %d does not exist (1..%d)", k + 1, n); return; }
     int m = 0, c = 0;
     tui_cite_at(t, k, &m, &c);
-    const wk_cite *ct = &t->msgs[m].cites[c];
-    if ((int)ct->doc < 0 || (int)ct->doc >= t->ndocs || !t->docs[ct->doc].text) {
+    wk_cite *ct = &t->msgs[m].cites[c];
+    resolve_cite(t, ct);
+    if ((int)ct->doc < 0 || (int)ct->doc >= t->ndocs || !t->docs[ct->doc].text || ct->rel == WK_REL_LINE) {
         tui_note(t, CONV_NOTE, "[%d] %s: its text is not shown here", k + 1, ct->label);
         return;
     }
@@ -138,8 +153,9 @@ void tui_event(tui *t, wk_event *e) {
             }
             ui_doc *d = &t->docs[e->doc];
             free(d->text); free(d->title);
-            d->text = e->text; d->len = e->len; d->title = e->title;
-            e->text = NULL; e->title = NULL;
+            free(d->lines);
+            d->text = e->text; d->len = e->len; d->title = e->title; d->lines = e->lines; d->nlines = e->nlines;
+            e->text = NULL; e->title = NULL; e->lines = NULL;
         }
         break;
     case WK_EV_CONV: {
@@ -165,6 +181,7 @@ void tui_event(tui *t, wk_event *e) {
         if (e->code) { m->failed = m->len == 0; break; }
         m->partial = e->partial; m->stopped = e->stopped; m->doc_tokens = e->doc_tokens;
         free(m->cites); m->cites = e->cites; m->n_cites = e->n_cites; e->cites = NULL;
+        for (int i = 0; i < m->n_cites; i++) resolve_cite(t, &m->cites[i]);
         break;
     }
     case WK_EV_READ: {

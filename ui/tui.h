@@ -18,7 +18,10 @@ typedef struct ui_msg {
 } ui_msg;
 #define UI_ERROR 100
 
-typedef struct ui_doc { char *title, *text; size_t len; } ui_doc;
+typedef struct ui_doc {
+    char *title, *text; size_t len;
+    uint64_t *lines; size_t nlines;   /* (offset, source line) pairs, see wk_event.lines */
+} ui_doc;
 
 typedef struct tui tui;
 typedef struct ui_rect { int y, x, h, w; } ui_rect;

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Prepares .carry/ (git-ignored) for a run on the GPU machine, whose image lacks some headers
+# and development symlinks: the headers of pcre2, libzip, libxml2 and ncursesw, libzip's
+# runtime library, and the story models. Then: run `bash tests/device/run.sh` there with
+# carry [".carry"].
+set -e
+cd "$(dirname "$0")/../.."
+S=${CR_SHARED:-../shared}
+mkdir -p .carry/include .carry/lib .carry/models
+cp /usr/include/pcre2.h /usr/include/zip.h /usr/include/zipconf.h /usr/include/curses.h /usr/include/ncurses.h \
+   /usr/include/ncurses_dll.h /usr/include/term.h /usr/include/unctrl.h .carry/include/
+cp -r /usr/include/ncursesw /usr/include/libxml2/libxml .carry/include/
+cp -L /usr/lib/x86_64-linux-gnu/libzip.so.4 .carry/lib/
+cp "$S"/models/*.gguf .carry/models/
+du -sh .carry

@@ -1,0 +1,19 @@
+#!/bin/bash
+# On the GPU machine (see carry.sh): link the runtime libraries the image has, build the
+# CUDA tests, the binary and the benchmark, run the GPU tests; logs under $OUT.
+L=/usr/lib/x86_64-linux-gnu
+for p in "pcre2-8 libpcre2-8.so.0" "xml2 libxml2.so.2" "ncursesw libncursesw.so.6" "curl libcurl.so.4" "sentencepiece libsentencepiece.so.0"; do
+  set -- $p
+  if [ ! -e $L/lib$1.so ] && [ -e $L/$2 ]; then ln -sf $L/$2 .carry/lib/lib$1.so; fi
+done
+ln -sf libzip.so.4 .carry/lib/libzip.so
+export LD_LIBRARY_PATH=$PWD/.carry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export CR_SHARED=.carry CR_BUILD=build
+OUT=${OUT:-/tmp}
+make -j16 CUDA=1 EXTRA_CFLAGS=-I.carry/include LDFLAGS="-pthread -L.carry/lib" \
+     build/tests/cuda_kernels build/tests/cuda_e2e build/bench/cuda_bench cascade-read > $OUT/build.log 2>&1 \
+  || { grep -E "error|cannot" $OUT/build.log | head; exit 1; }
+build/tests/cuda_kernels 2>&1 | tee $OUT/cuda_kernels.txt | grep -E "FAIL|passed"
+build/tests/cuda_e2e 2>&1 | tee $OUT/cuda_e2e.txt | grep -E "FAIL|SKIP|passed"
+[ "$1" = bench ] && build/bench/cuda_bench "${@:2}" 2>&1 | tee $OUT/cuda_bench.txt
+exit 0

@@ -3,11 +3,20 @@
 #include "gguf.h"
 #include <math.h>
 #include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define ATTN_AVX512 1
+#endif
+
+#define ATTN_GB 4   /* query heads scored together (they share keys and the causal length) */
+
+static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 size_t attn_scratch_floats(int S, int N, int L, int hd, int n_rep) {
-    size_t nk = (size_t)S + N + L;
-    /* rotated keys + values (f32), logits row, per-head columns */
-    return nk * hd * 2 + nk + nk * n_rep + 64;
+    size_t nk = (size_t)S + N + L, nkp = pad16(nk);
+    /* keys and values transposed ([hd][nkp], f32, rotated keys), ATTN_GB logit rows [nkp],
+     * per-head columns [n_rep][nk], one key [hd], alignment slack */
+    return nkp * hd * 2 + nkp * ATTN_GB + nk * n_rep + (size_t)hd + 64;
 }
 
 void rope_rotate(float *x, const float *cs, int pairs, int neox) {
@@ -23,6 +32,147 @@ void rope_rotate(float *x, const float *cs, int pairs, int neox) {
 static void load_key(float *dst, const uint16_t *src, int hd) {
     for (int d = 0; d < hd; d++) dst[d] = f16_to_f32(src[d]);
 }
+
+#ifdef ATTN_AVX512
+/* e^x for x <= 0 (Cephes expf polynomial, ~1 ulp); x below -104 gives 0. */
+static inline __m512 exp512(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+static inline __mmask16 tail_mask(int left) {
+    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+}
+
+/* Key j (pre-RoPE fp16) rotated at cs into column j of KT, value into column j of VT. */
+static void put_kv(float *KT, float *VT, size_t nkp, int j, const uint16_t *k16, const uint16_t *v16,
+                   const float *cs, const attn_args *a, float *tmp) {
+    const int hd = a->hd;
+    load_key(tmp, k16, hd);
+    rope_rotate(tmp, cs, a->rope_pairs, a->neox);
+    for (int d = 0; d < hd; d++) KT[(size_t)d * nkp + j] = tmp[d];
+    for (int d = 0; d < hd; d++) VT[(size_t)d * nkp + j] = f16_to_f32(v16[d]);
+}
+
+/* Queries m of heads g0..g0+G-1 over keys [0, n). */
+static void attn_rows(const attn_args *a, const float *KT, const float *VT, size_t nkp, float *rows,
+                      float *col, int nk, int g0, int G, int m, int n, float scale) {
+    const int hd = a->hd;
+    const float *q[ATTN_GB];
+    float mx[ATTN_GB], inv[ATTN_GB];
+    for (int g = 0; g < G; g++) q[g] = a->q + (size_t)m * a->q_stride + (size_t)(g0 + g) * hd;
+    const __m512 vscale = _mm512_set1_ps(scale);
+    /* logits and their row max */
+    __m512 vmx[ATTN_GB];
+    for (int g = 0; g < G; g++) vmx[g] = _mm512_set1_ps(-INFINITY);
+    for (int kb = 0; kb < n; kb += 16) {
+        __mmask16 mk = tail_mask(n - kb);
+        __m512 acc[ATTN_GB];
+        for (int g = 0; g < G; g++) acc[g] = _mm512_setzero_ps();
+        for (int d = 0; d < hd; d++) {
+            __m512 kv = _mm512_loadu_ps(KT + (size_t)d * nkp + kb);
+            for (int g = 0; g < G; g++) acc[g] = _mm512_fmadd_ps(_mm512_set1_ps(q[g][d]), kv, acc[g]);
+        }
+        for (int g = 0; g < G; g++) {
+            __m512 s = _mm512_mul_ps(acc[g], vscale);
+            _mm512_storeu_ps(rows + (size_t)g * nkp + kb, s);
+            vmx[g] = _mm512_mask_max_ps(vmx[g], mk, vmx[g], s);
+        }
+    }
+    for (int g = 0; g < G; g++) mx[g] = _mm512_reduce_max_ps(vmx[g]);
+    /* exp and the row sum (double, as the reference) */
+    for (int g = 0; g < G; g++) {
+        float *row = rows + (size_t)g * nkp;
+        __m512 vm = _mm512_set1_ps(mx[g]);
+        __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+        for (int kb = 0; kb < n; kb += 16) {
+            __mmask16 mk = tail_mask(n - kb);
+            __m512 e = _mm512_maskz_mov_ps(mk, exp512(_mm512_sub_ps(_mm512_loadu_ps(row + kb), vm)));
+            _mm512_storeu_ps(row + kb, e);
+            s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+            s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+        }
+        inv[g] = (float)(1.0 / _mm512_reduce_add_pd(_mm512_add_pd(s0, s1)));
+    }
+    /* probabilities, EMA columns, probe */
+    float wm = a->w[m];
+    float *pr = a->probe && m >= a->probe_m0 ? a->probe : NULL;
+    for (int g = 0; g < G; g++) {
+        float *row = rows + (size_t)g * nkp, *cg = col + (size_t)(g0 + g) * nk;
+        __m512 vi = _mm512_set1_ps(inv[g]), vw = _mm512_set1_ps(wm);
+        for (int kb = 0; kb < n; kb += 16) {
+            __mmask16 mk = tail_mask(n - kb);
+            __m512 p = _mm512_mul_ps(_mm512_loadu_ps(row + kb), vi);
+            _mm512_storeu_ps(row + kb, p);
+            __m512 c = _mm512_maskz_loadu_ps(mk, cg + kb);
+            _mm512_mask_storeu_ps(cg + kb, mk, _mm512_fmadd_ps(vw, p, c));
+            if (pr) _mm512_mask_storeu_ps(pr + kb, mk, _mm512_add_ps(_mm512_maskz_loadu_ps(mk, pr + kb), p));
+        }
+    }
+    /* out = p . V (p is 0 past n; VT is finite there) */
+    int nb = (n + 15) & ~15;
+    for (int d = 0; d < hd; d++) {
+        const float *vd = VT + (size_t)d * nkp;
+        __m512 acc[ATTN_GB];
+        for (int g = 0; g < G; g++) acc[g] = _mm512_setzero_ps();
+        for (int kb = 0; kb < nb; kb += 16) {
+            __m512 v = _mm512_loadu_ps(vd + kb);
+            for (int g = 0; g < G; g++) acc[g] = _mm512_fmadd_ps(_mm512_loadu_ps(rows + (size_t)g * nkp + kb), v, acc[g]);
+        }
+        for (int g = 0; g < G; g++)
+            a->out[(size_t)m * a->out_stride + (size_t)(g0 + g) * hd + d] = _mm512_reduce_add_ps(acc[g]);
+    }
+}
+
+void attn_chunk_cpu(const attn_args *a) {
+    const int hd = a->hd, L = a->L, nc = a->n_sinks + a->nv, nk = nc + L;
+    const size_t nkp = pad16((size_t)nk);
+    float *base = (float *)(((uintptr_t)a->scratch + 63) & ~(uintptr_t)63);   /* <= 15 floats of slack */
+    float *KT = base;                        /* [hd][nkp] rotated keys */
+    float *VT = KT + (size_t)hd * nkp;       /* [hd][nkp] values */
+    float *rows = VT + (size_t)hd * nkp;     /* [ATTN_GB][nkp] logits, then probabilities */
+    float *col = rows + (size_t)ATTN_GB * nkp; /* [n_rep][nk] */
+    float *tmp = col + (size_t)nk * a->n_rep; /* [hd] one key being rotated */
+    const size_t rp = (size_t)a->rope_pairs * 2;
+    for (int j = 0; j < a->n_sinks; j++)
+        put_kv(KT, VT, nkp, j, a->h->sink_k + (size_t)j * hd, a->h->sink_v + (size_t)j * hd,
+               a->rope_cs + (size_t)j * rp, a, tmp);
+    for (int i = 0; i < a->nv; i++) {
+        int s = a->vslots[i];
+        put_kv(KT, VT, nkp, a->n_sinks + i, a->h->k + (size_t)s * hd, a->h->v + (size_t)s * hd,
+               a->rope_cs + (size_t)a->slot_pos[s] * rp, a, tmp);
+    }
+    for (int j = 0; j < L; j++)
+        put_kv(KT, VT, nkp, nc + j, a->kc + (size_t)j * a->kv_stride, a->vc + (size_t)j * a->kv_stride,
+               a->rope_cs + (size_t)(a->p0 + j) * rp, a, tmp);
+    for (int d = 0; d < hd; d++)
+        for (size_t k = (size_t)nk; k < nkp; k++) KT[(size_t)d * nkp + k] = VT[(size_t)d * nkp + k] = 0;
+    memset(col, 0, sizeof(float) * (size_t)nk * a->n_rep);
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int g0 = 0; g0 < a->n_rep; g0 += ATTN_GB) {
+        int G = a->n_rep - g0 < ATTN_GB ? a->n_rep - g0 : ATTN_GB;
+        for (int m = 0; m < L; m++)
+            attn_rows(a, KT, VT, nkp, rows, col, nk, g0, G, m, nc + m + 1, scale);
+    }
+    for (int k = 0; k < nk; k++) {
+        float mx = col[k];
+        for (int g = 1; g < a->n_rep; g++) if (col[(size_t)g * nk + k] > mx) mx = col[(size_t)g * nk + k];
+        a->r[k] = mx;
+    }
+}
+
+#else  /* scalar reference */
 
 void attn_chunk_cpu(const attn_args *a) {
     const int hd = a->hd, L = a->L, nc = a->n_sinks + a->nv, nk = nc + L;
@@ -82,3 +232,4 @@ void attn_chunk_cpu(const attn_args *a) {
         a->r[k] = mx;
     }
 }
+#endif

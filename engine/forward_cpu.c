@@ -81,7 +81,7 @@ void state_free(cr_state *s) {
     free(s->heads);
     free(s->x); free(s->xb); free(s->q); free(s->k); free(s->v); free(s->att); free(s->hb); free(s->hb2);
     free(s->k16); free(s->v16); free(s->xq); free(s->s_new); free(s->ema_w); free(s->slot_pos); free(s->vslots);
-    free(s->logits); free(s->rope_cs); free(s->tscratch);
+    free(s->logits); free(s->rope_cs); free(s->tscratch); free(s->tp_x); free(s->tp_part);
     cascade_plan_free(&s->plan);
     tp_destroy(s->tp);
     memset(s, 0, sizeof *s);
@@ -100,6 +100,46 @@ void state_reset(cr_state *s) {
         for (int j = 0; j < N; j++) h->og[j] = -1;
         memset(h->k, 0, 2 * (size_t)N * h->D); memset(h->v, 0, 2 * (size_t)N * h->D);
         memset(h->sink_k, 0, 2 * (size_t)S * h->D); memset(h->sink_v, 0, 2 * (size_t)S * h->D);
+    }
+}
+
+int state_set_tp_sim(cr_state *s, int n, char *err, size_t errlen) {
+    const hparams *hp = &s->m->hp;
+    free(s->tp_x); free(s->tp_part); s->tp_x = s->tp_part = NULL; s->tp_sim = 0;
+    if (n <= 1) return 0;
+    if (s->gpu) { snprintf(err, errlen, "the tensor-parallel simulation runs on the CPU"); return -1; }
+    if (hp->n_head % n || hp->n_kv % n || hp->ffn % n) {
+        snprintf(err, errlen, "%d ranks do not divide %d query heads, %d KV heads and %d FFN columns", n, hp->n_head, hp->n_kv, hp->ffn);
+        return -1;
+    }
+    const layer_w *W = &s->m->layers[0];
+    int64_t qs = (int64_t)hp->n_head * hp->head_dim / n, fs = hp->ffn / n;
+    if (qs % (int64_t)ggml_blck_size(W->o.type) || fs % (int64_t)ggml_blck_size(W->down.type)) {
+        snprintf(err, errlen, "slices of %lld and %lld columns are not whole %s / %s blocks", (long long)qs, (long long)fs,
+                 ggml_type_name(W->o.type), ggml_type_name(W->down.type));
+        return -1;
+    }
+    int64_t wide = qs > fs ? qs : fs;
+    s->tp_x = malloc(sizeof(float) * (size_t)s->max_L * wide);
+    s->tp_part = malloc(sizeof(float) * (size_t)s->max_L * hp->dim);
+    if (!s->tp_x || !s->tp_part) { free(s->tp_x); free(s->tp_part); s->tp_x = s->tp_part = NULL; snprintf(err, errlen, "out of memory"); return -1; }
+    s->tp_sim = n;
+    return 0;
+}
+
+/* y[L][rows] = W . x[L][cols]: directly, or (tensor-parallel simulation) as the sum over the
+ * ranks, in rank order, of each rank's column slice of W times its slice of x. */
+static void matmul_rowpar(cr_state *s, const wmat *W, const float *x, int L, float *y) {
+    const int n = s->tp_sim;
+    if (n <= 1) { matmul(s->tp, W, x, L, y, s->xq); return; }
+    const int64_t K = W->cols, ks = K / n, R = W->rows;
+    for (int r = 0; r < n; r++) {
+        wmat v = *W;
+        v.data = (const uint8_t *)W->data + ggml_row_size(W->type, (uint64_t)(r * ks));
+        v.cols = ks;
+        for (int t = 0; t < L; t++) memcpy(s->tp_x + (size_t)t * ks, x + (size_t)t * K + (size_t)r * ks, sizeof(float) * (size_t)ks);
+        matmul(s->tp, &v, s->tp_x, L, r == 0 ? y : s->tp_part, s->xq);
+        if (r > 0) for (size_t i = 0; i < (size_t)L * R; i++) y[i] += s->tp_part[i];   /* the all-reduce */
     }
 }
 
@@ -212,7 +252,7 @@ int forward(cr_state *s, const int32_t *tok, int L, int out_mode, const int32_t 
         tp_for(s->tp, hp->n_kv, 1, attn_task, &ac);
         apply_ctx pc = {s, l};
         tp_for(s->tp, hp->n_kv, 1, apply_task, &pc);
-        matmul(s->tp, &W->o, s->att, L, s->xb, s->xq);
+        matmul_rowpar(s, &W->o, s->att, L, s->xb);
         for (size_t i = 0; i < (size_t)L * dim; i++) s->x[i] += s->xb[i];
         for (int t = 0; t < L; t++) rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, W->ffn_norm, dim, hp->eps);
         quantize_rows(s->tp, s->xb, L, dim, s->xq);
@@ -222,7 +262,7 @@ int forward(cr_state *s, const int32_t *tok, int L, int out_mode, const int32_t 
             float g = s->hb[i];
             s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
         }
-        matmul(s->tp, &W->down, s->hb, L, s->xb, s->xq);
+        matmul_rowpar(s, &W->down, s->hb, L, s->xb);
         for (size_t i = 0; i < (size_t)L * dim; i++) s->x[i] += s->xb[i];
     }
     if (s->probe && probe_chunk_end(s->probe)) { snprintf(err, errlen, "out of memory in the attention probe"); return -1; }

@@ -36,12 +36,21 @@ typedef struct cr_state {
     size_t tscratch_floats;
     float *logits;             /* [16][n_vocab] */
     size_t cache_bytes;
+    /* tensor-parallel simulation (state_set_tp_sim): the attention output and FFN down
+     * projections computed as tp_sim column-sliced partial products summed in shard order,
+     * as an all-reduce over tp_sim ranks would; 0 or 1 = off */
+    int tp_sim;
+    float *tp_x, *tp_part;     /* [max_L][max(qd, ffn) / tp_sim], [max_L][dim] */
     struct cr_probe *probe;    /* attention probe (engine/attn_probe.h), NULL = off */
     /* last chunk's attention to cached tokens, for citations: per cached slot
      * (layer-averaged max over heads) — see forward_cpu.c */
 } cr_state;
 
 int state_init(cr_state *s, const cr_model *m, const cascade_cfg *cfg, int max_L, int n_threads, char *err, size_t errlen);
+/* Simulate tensor parallelism over n ranks on the CPU (issue 10): query/KV heads and FFN
+ * columns split n ways, partial sums of the two row-parallel projections added in rank order.
+ * Needs n_head, n_kv, ffn divisible by n and slices that are whole quant blocks. 0 / -1 + err. */
+int state_set_tp_sim(cr_state *s, int n, char *err, size_t errlen);
 void state_free(cr_state *s);
 void state_reset(cr_state *s);
 

@@ -8,6 +8,11 @@ double now_sec(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+int session_wants_gpu(const cr_opts *o) {
+    char desc[256];
+    return strcmp(o->device, "cuda") == 0 || (strcmp(o->device, "auto") == 0 && state_cuda_available(desc, sizeof desc) > 0);
+}
+
 int session_open(cr_session *s, const cr_opts *o, int with_state) {
     memset(s, 0, sizeof *s);
     s->o = o;
@@ -35,9 +40,7 @@ int session_open(cr_session *s, const cr_opts *o, int with_state) {
     }
     s->has_state = 1;
     /* --device: cuda must work; auto takes the GPU when one is usable */
-    char desc[256];
-    int want_gpu = strcmp(o->device, "cuda") == 0 || (strcmp(o->device, "auto") == 0 && state_cuda_available(desc, sizeof desc) > 0);
-    if (want_gpu && state_use_cuda(&s->st, err, sizeof err)) {
+    if (session_wants_gpu(o) && state_use_cuda(&s->st, err, sizeof err)) {
         fprintf(stderr, "cascade-read: %s\n", err); session_close(s); return CR_EXIT_MODEL;
     }
     if (o->verbose) fprintf(stderr, "device: %s\n", state_device_name(&s->st));

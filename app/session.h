@@ -24,4 +24,6 @@ void session_close(cr_session *s);
  * last_logits when non-NULL. 0, or -1 with err. */
 int session_feed(cr_session *s, const int32_t *tok, size_t n, float *last_logits, char *err, size_t errlen);
 double now_sec(void);
+/* --device: 1 when the options ask for the GPU (cuda, or auto with a usable GPU). */
+int session_wants_gpu(const cr_opts *o);
 #endif

@@ -14,9 +14,9 @@ static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 size_t attn_scratch_floats(int S, int N, int L, int hd, int n_rep) {
     size_t nk = (size_t)S + N + L, nkp = pad16(nk);
-    /* keys and values transposed ([hd][nkp], f32, rotated keys), ATTN_GB logit rows [nkp],
-     * per-head columns [n_rep][nk], one key [hd], alignment slack */
-    return nkp * hd * 2 + nkp * ATTN_GB + nk * n_rep + (size_t)hd + 64;
+    /* keys transposed ([hd][nkp] f32, rotated), values transposed ([hd][nkp] f64), ATTN_GB
+     * logit rows [nkp] f32 and f64, per-head columns [n_rep][nk], one key [hd], alignment slack */
+    return nkp * hd * 3 + nkp * ATTN_GB * 3 + nk * n_rep + (size_t)hd + 64;
 }
 
 void rope_rotate(float *x, const float *cs, int pairs, int neox) {
@@ -56,17 +56,17 @@ static inline __mmask16 tail_mask(int left) {
 }
 
 /* Key j (pre-RoPE fp16) rotated at cs into column j of KT, value into column j of VT. */
-static void put_kv(float *KT, float *VT, size_t nkp, int j, const uint16_t *k16, const uint16_t *v16,
+static void put_kv(float *KT, double *VT, size_t nkp, int j, const uint16_t *k16, const uint16_t *v16,
                    const float *cs, const attn_args *a, float *tmp) {
     const int hd = a->hd;
     load_key(tmp, k16, hd);
     rope_rotate(tmp, cs, a->rope_pairs, a->neox);
     for (int d = 0; d < hd; d++) KT[(size_t)d * nkp + j] = tmp[d];
-    for (int d = 0; d < hd; d++) VT[(size_t)d * nkp + j] = f16_to_f32(v16[d]);
+    for (int d = 0; d < hd; d++) VT[(size_t)d * nkp + j] = (double)f16_to_f32(v16[d]);
 }
 
 /* Queries m of heads g0..g0+G-1 over keys [0, n). */
-static void attn_rows(const attn_args *a, const float *KT, const float *VT, size_t nkp, float *rows,
+static void attn_rows(const attn_args *a, const float *KT, const double *VT, size_t nkp, float *rows, double *prow,
                       float *col, int nk, int g0, int G, int m, int n, float scale) {
     const int hd = a->hd;
     const float *q[ATTN_GB];
@@ -115,23 +115,32 @@ static void attn_rows(const attn_args *a, const float *KT, const float *VT, size
             __mmask16 mk = tail_mask(n - kb);
             __m512 p = _mm512_mul_ps(_mm512_loadu_ps(row + kb), vi);
             _mm512_storeu_ps(row + kb, p);
+            double *pd = prow + (size_t)g * nkp + kb;
+            _mm512_storeu_pd(pd, _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
+            _mm512_storeu_pd(pd + 8, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p), 1))));
             __m512 c = _mm512_maskz_loadu_ps(mk, cg + kb);
             _mm512_mask_storeu_ps(cg + kb, mk, _mm512_fmadd_ps(vw, p, c));
             if (pr) _mm512_mask_storeu_ps(pr + kb, mk, _mm512_add_ps(_mm512_maskz_loadu_ps(mk, pr + kb), p));
         }
     }
-    /* out = p . V (p is 0 past n; VT is finite there) */
+    /* out = p . V, summed in double so that the order of the keys (slot order, lanes) does not
+     * change the float result (p is 0 past n; VT is finite there) */
     int nb = (n + 15) & ~15;
     for (int d = 0; d < hd; d++) {
-        const float *vd = VT + (size_t)d * nkp;
-        __m512 acc[ATTN_GB];
-        for (int g = 0; g < G; g++) acc[g] = _mm512_setzero_ps();
+        const double *vd = VT + (size_t)d * nkp;
+        __m512d acc0[ATTN_GB], acc1[ATTN_GB];
+        for (int g = 0; g < G; g++) acc0[g] = acc1[g] = _mm512_setzero_pd();
         for (int kb = 0; kb < nb; kb += 16) {
-            __m512 v = _mm512_loadu_ps(vd + kb);
-            for (int g = 0; g < G; g++) acc[g] = _mm512_fmadd_ps(_mm512_loadu_ps(rows + (size_t)g * nkp + kb), v, acc[g]);
+            __m512d v0 = _mm512_load_pd(vd + kb), v1 = _mm512_load_pd(vd + kb + 8);
+            for (int g = 0; g < G; g++) {
+                const double *pg = prow + (size_t)g * nkp + kb;
+                acc0[g] = _mm512_fmadd_pd(_mm512_load_pd(pg), v0, acc0[g]);
+                acc1[g] = _mm512_fmadd_pd(_mm512_load_pd(pg + 8), v1, acc1[g]);
+            }
         }
         for (int g = 0; g < G; g++)
-            a->out[(size_t)m * a->out_stride + (size_t)(g0 + g) * hd + d] = _mm512_reduce_add_ps(acc[g]);
+            a->out[(size_t)m * a->out_stride + (size_t)(g0 + g) * hd + d] =
+                (float)_mm512_reduce_add_pd(_mm512_add_pd(acc0[g], acc1[g]));
     }
 }
 
@@ -140,8 +149,9 @@ void attn_chunk_cpu(const attn_args *a) {
     const size_t nkp = pad16((size_t)nk);
     float *base = (float *)(((uintptr_t)a->scratch + 63) & ~(uintptr_t)63);   /* <= 15 floats of slack */
     float *KT = base;                        /* [hd][nkp] rotated keys */
-    float *VT = KT + (size_t)hd * nkp;       /* [hd][nkp] values */
-    float *rows = VT + (size_t)hd * nkp;     /* [ATTN_GB][nkp] logits, then probabilities */
+    double *VT = (double *)(KT + (size_t)hd * nkp); /* [hd][nkp] values */
+    double *prow = VT + (size_t)hd * nkp;    /* [ATTN_GB][nkp] probabilities (f64) */
+    float *rows = (float *)(prow + (size_t)ATTN_GB * nkp); /* [ATTN_GB][nkp] logits, then probabilities */
     float *col = rows + (size_t)ATTN_GB * nkp; /* [n_rep][nk] */
     float *tmp = col + (size_t)nk * a->n_rep; /* [hd] one key being rotated */
     const size_t rp = (size_t)a->rope_pairs * 2;
@@ -163,7 +173,7 @@ void attn_chunk_cpu(const attn_args *a) {
     for (int g0 = 0; g0 < a->n_rep; g0 += ATTN_GB) {
         int G = a->n_rep - g0 < ATTN_GB ? a->n_rep - g0 : ATTN_GB;
         for (int m = 0; m < L; m++)
-            attn_rows(a, KT, VT, nkp, rows, col, nk, g0, G, m, nc + m + 1, scale);
+            attn_rows(a, KT, VT, nkp, rows, prow, col, nk, g0, G, m, nc + m + 1, scale);
     }
     for (int k = 0; k < nk; k++) {
         float mx = col[k];

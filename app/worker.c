@@ -293,6 +293,18 @@ static uint64_t doc_base(const docmap *m, uint32_t doc) {
     return m->secs[m->docs[doc].sec_first].offset;
 }
 
+/* An answer's citations (ask.h) as event citations: document-relative text offsets. */
+static void cites_to_event(wk_event *e, const docmap *m, const ask_cite *c, int n) {
+    e->cites = n ? calloc((size_t)n, sizeof *e->cites) : NULL;
+    for (int i = 0; e->cites && i < n; i++) {
+        wk_cite *d = &e->cites[e->n_cites++];
+        d->doc = c[i].doc; d->line = c[i].line; d->weight = c[i].weight;
+        uint64_t base = doc_base(m, c[i].doc);
+        d->rel = c[i].offset >= base ? c[i].offset - base : 0;
+        snprintf(d->label, sizeof d->label, "%s", c[i].label);
+    }
+}
+
 /* The text of one document as the reader sees it (without its "# Title" header). */
 static void rb_emit_text(rb *b, wk *w, int doc) {
     const char *path = b->paths[doc];
@@ -418,17 +430,8 @@ static int rb_ask(void *ud, wk *w, const char *q, char *err, size_t n) {
     if (e) {
         e->type = WK_EV_ANSWER_END; e->code = r;
         if (r == 0) {
-            const docmap *m = reader_docmap(b->r);
             e->partial = res.partial; e->stopped = res.stopped; e->doc_tokens = res.doc_tokens_read;
-            e->cites = res.n_cites ? calloc((size_t)res.n_cites, sizeof *e->cites) : NULL;
-            for (int i = 0; e->cites && i < res.n_cites; i++) {
-                const ask_cite *c = &res.cites[i];
-                wk_cite *d = &e->cites[e->n_cites++];
-                d->doc = c->doc; d->line = c->line; d->weight = c->weight;
-                uint64_t base = doc_base(m, c->doc);
-                d->rel = c->offset >= base ? c->offset - base : 0;
-                snprintf(d->label, sizeof d->label, "%s", c->label);
-            }
+            cites_to_event(e, reader_docmap(b->r), res.cites, res.n_cites);
         }
         wk_emit(w, e);
     }
@@ -471,17 +474,8 @@ static int rb_summarize(void *ud, wk *w, char *err, size_t n) {
         if (!c.started) { sum_start(&c); if (res.summary) wk_token(w, res.summary, strlen(res.summary)); }
         wk_event *e = calloc(1, sizeof *e);
         if (e) {
-            const docmap *m = reader_docmap(b->r);
             e->type = WK_EV_ANSWER_END; e->stopped = res.stopped;
-            e->cites = res.n_refs ? calloc((size_t)res.n_refs, sizeof *e->cites) : NULL;
-            for (int i = 0; e->cites && i < res.n_refs; i++) {
-                const ask_cite *ac = &res.refs[i];
-                wk_cite *d = &e->cites[e->n_cites++];
-                d->doc = ac->doc; d->line = ac->line; d->weight = ac->weight;
-                uint64_t base = doc_base(m, ac->doc);
-                d->rel = ac->offset >= base ? ac->offset - base : 0;
-                snprintf(d->label, sizeof d->label, "%s", ac->label);
-            }
+            cites_to_event(e, reader_docmap(b->r), res.refs, res.n_refs);
             wk_emit(w, e);
         }
         sum_result_free(&res);

@@ -3,6 +3,7 @@
  * object instead. Ctrl-C while reading asks about what has been read so far (the answer says
  * it is partial); Ctrl-C while answering stops the answer (exit 130). */
 #include "run.h"
+#include "run_intr.h"
 #include "ask.h"
 #include "cite.h"
 #include "reader.h"
@@ -11,18 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static cr_reader *volatile g_reader;
-static volatile int g_stop;
-static volatile sig_atomic_t g_interrupted;
-
-static void on_sigint(int sig) {
-    (void)sig;
-    g_interrupted = 1;
-    g_stop = 1;
-    cr_reader *r = g_reader;
-    if (r) reader_request_stop(r);
-}
 
 typedef struct { int tty, shown; } ui_ctx;
 static void on_progress(void *ud, const cr_progress *p) {
@@ -67,26 +56,23 @@ int run_ask(const cr_opts *o) {
     char err[1024];
     cr_reader *r = reader_from_opts(&s, o, &cb, err, sizeof err);
     if (!r) { fprintf(stderr, "cascade-read: %s\n", err); session_close(&s); return CR_EXIT_INPUT; }
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa); sa.sa_handler = on_sigint; sigemptyset(&sa.sa_mask);
-    g_reader = r;
-    sigaction(SIGINT, &sa, &old);
+    run_intr_begin(r, 0);
     /* --max-tokens N: ask after N document tokens (the answer then says it is partial) */
     int k = reader_read(r, o->max_tokens > 0 ? (uint64_t)o->max_tokens : 0, err, sizeof err);
-    g_reader = NULL;
+    run_intr_reader(NULL);
     if (u.shown) { fputc('\n', stderr); u.shown = 0; }
     if (k < 0) {
-        sigaction(SIGINT, &old, NULL);
+        run_intr_end();
         fprintf(stderr, "cascade-read: %s\n", err); reader_free(r); session_close(&s); return CR_EXIT_INPUT;
     }
-    g_stop = 0;    /* a Ctrl-C while reading only ends the reading */
+    run_stop = 0;    /* a Ctrl-C while reading only ends the reading */
     ask_opts ao; ask_opts_default(&ao);
     ao.max_tokens = o->n_predict > 0 ? o->n_predict : 256;
-    ao.stop = &g_stop;
+    ao.stop = &run_stop;
     if (!o->json) { ao.on_token = on_token; }
     ask_result res;
     int a = ask_run(r, o->question, &ao, &res, err, sizeof err);
-    sigaction(SIGINT, &old, NULL);
+    run_intr_end();
     if (a) {
         if (!o->json) putchar('\n');
         fprintf(stderr, "cascade-read: %s\n", err); reader_free(r); session_close(&s); return CR_EXIT_MODEL;
@@ -109,7 +95,7 @@ int run_ask(const cr_opts *o) {
         }
     }
     fflush(stdout);
-    rc = (res.stopped || g_interrupted) ? CR_EXIT_INTR : CR_EXIT_OK;
+    rc = (res.stopped || run_interrupted) ? CR_EXIT_INTR : CR_EXIT_OK;
     /* --save: the session with the question and its answer (resume it to ask more) */
     if (o->save_path && reader_save(r, o->save_path, err, sizeof err)) {
         fprintf(stderr, "cascade-read: %s\n", err);

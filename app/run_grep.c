@@ -2,6 +2,7 @@
  * Output like grep: "FILE:" when several inputs, "LINE:" with -n, ':' after a hit and '-'
  * after a context line, "--" between groups when -C is given; best line first. */
 #include "run.h"
+#include "run_intr.h"
 #include "cite.h"
 #include "grep.h"
 #include "ingest.h"
@@ -12,8 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static volatile int g_stop;
-static void on_sigint(int sig) { (void)sig; g_stop = 1; }
 
 typedef struct { const cr_opts *o; double t0; } prog_ud;
 static void progress(void *ud, uint64_t lines, uint64_t bytes) {
@@ -50,17 +49,15 @@ int run_grep(const cr_opts *o) {
     if (model_load(&m, o->model, err, sizeof err)) { fprintf(stderr, "cascade-read: %s\n", err); session_close(&s); return CR_EXIT_INPUT; }
     grep_opts go; grep_opts_default(&go);
     go.question = o->question; go.k = o->grep_k; go.context = o->grep_context;
-    go.threads = o->threads; go.stop = &g_stop; go.gpu = session_wants_gpu(o);
+    go.threads = o->threads; go.stop = &run_stop; go.gpu = session_wants_gpu(o);
     if (o->stride > 0) go.window = o->stride;
     grep_ctx *g = grep_new(&m, s.tok, &go, err, sizeof err);
     if (!g) { fprintf(stderr, "cascade-read: %s\n", err); model_free(&m); session_close(&s); return CR_EXIT_INPUT; }
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa); sa.sa_handler = on_sigint; sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old);
+    run_intr_begin(NULL, 0);
     prog_ud pu = {o, now_sec()};
     int show = !o->quiet && isatty(2);
     int rc = grep_paths(g, o->inputs, o->n_inputs, show ? progress : NULL, &pu, err, sizeof err);
-    sigaction(SIGINT, &old, NULL);
+    run_intr_end();
     if (show) fputc('\n', stderr);
     if (rc < 0) {
         fprintf(stderr, "cascade-read: %s\n", err);

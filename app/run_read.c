@@ -2,22 +2,13 @@
  * --resume / a .cas document, --max-tokens; --snapshot-info. */
 #include "run.h"
 #include "reader.h"
+#include "run_intr.h"
 #include "snapshot.h"
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static cr_reader *volatile g_reader;
-static volatile sig_atomic_t g_interrupted;
-
-static void on_sigint(int sig) {
-    (void)sig;
-    g_interrupted = 1;
-    cr_reader *r = g_reader;
-    if (r) reader_request_stop(r);
-}
 
 typedef struct { int tty; int shown; const cr_opts *o; } ui_ctx;
 
@@ -72,24 +63,15 @@ int run_read(const cr_opts *o) {
         session_close(&s);
         return CR_EXIT_INPUT;
     }
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    g_interrupted = 0;
-    g_reader = r;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    run_intr_begin(r, 1);
     double t0 = now_sec();
     cr_progress p0; reader_progress(r, &p0);
     int k = reader_read(r, o->max_tokens > 0 ? (uint64_t)o->max_tokens : 0, err, sizeof err);
-    g_reader = NULL;
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    run_intr_end();
     double dt = now_sec() - t0;
     if (u.shown) { fputc('\n', stderr); u.shown = 0; }
     if (k < 0) { fprintf(stderr, "cascade-read: %s\n", err); rc = CR_EXIT_INPUT; }
-    else if (k == 2 || g_interrupted) rc = CR_EXIT_INTR;
+    else if (k == 2 || run_interrupted) rc = CR_EXIT_INTR;
     int saved = 0;
     if (o->save_path && rc != CR_EXIT_INPUT) {
         if (reader_save(r, o->save_path, err, sizeof err)) { fprintf(stderr, "cascade-read: %s\n", err); rc = CR_EXIT_INPUT; }

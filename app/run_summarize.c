@@ -3,6 +3,7 @@
  * and "References:" (the chapters its tokens attended to most); --json: one object at the end.
  * Progress on stderr. Ctrl-C stops reading and writes the summary of what was read (130). */
 #include "run.h"
+#include "run_intr.h"
 #include "cite.h"
 #include "summarize.h"
 #include <signal.h>
@@ -10,16 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static cr_reader *volatile g_reader;
-static volatile int g_stop;
-
-static void on_sigint(int sig) {
-    (void)sig;
-    g_stop = 1;
-    cr_reader *r = g_reader;
-    if (r) reader_request_stop(r);
-}
 
 typedef struct { const cr_opts *o; int tty, shown, n_notes, heading; } ui_ctx;
 
@@ -55,7 +46,7 @@ int run_summarize(const cr_opts *o) {
     ui_ctx u = {o, !o->quiet && isatty(2), 0, 0, 0};
     sum_opts so; sum_opts_default(&so);
     if (o->n_predict > 0) so.summary_tokens = o->n_predict;
-    so.stop = &g_stop; so.on_note = on_note; so.on_token = on_token; so.progress = on_progress; so.ud = &u;
+    so.stop = &run_stop; so.on_note = on_note; so.on_token = on_token; so.progress = on_progress; so.ud = &u;
     summarizer *z = summarize_new(&so);
     char err[1024];
     if (!z) { fprintf(stderr, "cascade-read: out of memory\n"); session_close(&s); return CR_EXIT_MODEL; }
@@ -63,14 +54,10 @@ int run_summarize(const cr_opts *o) {
     cb.progress = summarize_progress; cb.section_end = summarize_section_end; cb.ud = z;
     cr_reader *r = reader_from_opts(&s, o, &cb, err, sizeof err);
     if (!r) { fprintf(stderr, "cascade-read: %s\n", err); summarize_free(z); session_close(&s); return CR_EXIT_INPUT; }
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa); sa.sa_handler = on_sigint; sigemptyset(&sa.sa_mask);
-    g_reader = r;
-    sigaction(SIGINT, &sa, &old);
+    run_intr_begin(r, 0);
     sum_result res;
     int k = summarize_run(z, r, &res, err, sizeof err);
-    g_reader = NULL;
-    sigaction(SIGINT, &old, NULL);
+    run_intr_end();
     if (u.shown) fprintf(stderr, "\r\033[K");
     if (k) {
         fprintf(stderr, "cascade-read: %s\n", err);

@@ -2,6 +2,7 @@
  * See snapshot.h for the format. */
 #include "snapshot.h"
 #include "state_io.h"
+#include "threadpool.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -29,6 +30,8 @@
 #define SHUF_PIECE 65536
 #define OBUF_SIZE (1u << 20)
 #define IBUF_SIZE (1u << 16)
+#define WIN_BLOCKS 64                /* reader: blocks decompressed together (a window) */
+#define WIN_BYTES (32u << 20)       /* ... and at most this many uncompressed bytes */
 #define MAX_STR 65536               /* longest string (path, URL, title); longer ones are cut */
 #define MODEL_STR 1024
 #define MAX_SECTIONS 1000000
@@ -103,16 +106,12 @@ typedef struct {
     uint8_t *z; size_t z_n, z_cap;            /* stored form */
     uint32_t crc, codec;
     z_stream zs; int zs_ok;                   /* deflate or inflate stream, reused */
-    int bad;                                  /* inflate: 1 corrupt data, 2 CRC mismatch, 3 out of memory */
-    int64_t tag;                              /* deflate: its section's sequence number */
+    int bad;                                  /* inflate: 1 corrupt data, 2 CRC mismatch, 3 out of memory,
+                                                 4 read error (bad_errno), 5 end of file */
+    int bad_errno;
+    int fd; uint64_t at;                      /* inflate: where its stored form is in the file */
+    int64_t tag;                              /* deflate: its section's sequence number; inflate: its offset in the window */
 } zjob;
-
-typedef struct {
-    zjob *jobs; int n;
-    int next;                                 /* atomic work counter */
-    int level;                                /* deflate: level (-1 = store) */
-    int inflate;
-} zbatch;
 
 static void job_deflate(zjob *j, int level) {
     j->crc = crc_of(j->raw, j->raw_n);
@@ -157,32 +156,6 @@ static void job_inflate(zjob *j) {
         if (r != Z_STREAM_END || j->zs.avail_in != 0 || j->zs.total_out != j->raw_n) { j->bad = 1; return; }
     }
     if (crc_of(j->raw, j->raw_n) != j->crc) j->bad = 2;
-}
-
-static void *batch_worker(void *p) {
-    zbatch *b = p;
-    for (;;) {
-        int i = __atomic_fetch_add(&b->next, 1, __ATOMIC_RELAXED);
-        if (i >= b->n) break;
-        if (b->inflate) job_inflate(&b->jobs[i]);
-        else job_deflate(&b->jobs[i], b->level);
-    }
-    return NULL;
-}
-
-/* Runs the n jobs on up to max_threads threads (the caller included). */
-static void batch_run(zjob *jobs, int n, int max_threads, int level, int inflate) {
-    zbatch b = {jobs, n, 0, level, inflate};
-    int nt = max_threads < n ? max_threads : n;
-    pthread_t th[64];
-    if (nt > 64) nt = 64;
-    int started = 0;
-    for (int i = 1; i < nt; i++) {
-        if (pthread_create(&th[started], NULL, batch_worker, &b)) break;
-        started++;
-    }
-    batch_worker(&b);
-    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
 }
 
 static void job_free(zjob *j, int inflate) {
@@ -661,7 +634,10 @@ typedef struct {
     uint32_t type, index, flags, crc, nblocks, block_size;
     uint64_t usize, csize;
     uint32_t blocks_left; uint64_t payload_left, produced; uint32_t crc_acc;
-    zjob *jobs; int nready, cur; size_t pos;
+    /* the window: the next blocks of the section, decompressed in parallel into one buffer */
+    zjob *jobs; int R;             /* R block jobs; their raw points into win while inflating */
+    uint8_t *win; size_t win_cap, wlen, wpos;
+    threadpool *pool;              /* T threads (NULL: 1) for inflating and unshuffling */
     uint8_t *shuf;
 } srd;
 
@@ -742,7 +718,7 @@ static int sec_open(srd *r) {
         return rfail(r, "corrupt snapshot (section %s: inconsistent sizes)", lb);
     r->blocks_left = r->nblocks; r->payload_left = r->csize; r->produced = 0;
     r->crc_acc = (uint32_t)crc32(0L, Z_NULL, 0);
-    r->nready = r->cur = 0; r->pos = 0;
+    r->wlen = r->wpos = 0;
     return 0;
 }
 
@@ -754,16 +730,40 @@ static int grow(uint8_t **p, size_t *cap, size_t need) {
     return 0;
 }
 
-/* Reads and decompresses the next batch of blocks of the section. */
+/* Each job reads its own stored form (so that reading is parallel too), then inflates it. */
+static void inflate_fn(void *ctx, int64_t b, int64_t e, int tid) {
+    (void)tid;
+    for (int64_t i = b; i < e; i++) {
+        zjob *j = &((zjob *)ctx)[i];
+        size_t got = 0;
+        while (got < j->z_n) {
+            ssize_t k = pread(j->fd, j->z + got, j->z_n - got, (off_t)(j->at + got));
+            if (k < 0 && errno == EINTR) continue;
+            if (k <= 0) { j->bad = k < 0 ? 4 : 5; j->bad_errno = errno; break; }
+            got += (size_t)k;
+        }
+        if (got == j->z_n) job_inflate(j);
+    }
+}
+
+/* Reads the next blocks of the section (up to WIN_BLOCKS, WIN_BYTES) and decompresses them
+ * in parallel into the window. */
 static int sec_fill(srd *r) {
     char lb[32];
     sec_label(r, lb, sizeof lb);
     int n = 0;
-    while (n < r->T && r->blocks_left) {
+    size_t total = 0;
+    while (n < r->R && r->blocks_left && (n == 0 || total + r->block_size <= WIN_BYTES)) {
         zjob *j = &r->jobs[n];
         uint8_t h[BLK_HDR];
         if (r->payload_left < BLK_HDR) return rfail(r, "corrupt snapshot (section %s: blocks overrun the section)", lb);
-        if (in_read(r, h, sizeof h)) return -1;
+        if (r->ipos == r->ilen) {        /* the block follows: read just its header */
+            ssize_t k;
+            do k = pread(r->fd, h, sizeof h, (off_t)r->off); while (k < 0 && errno == EINTR);
+            if (k < 0) return rfail(r, "read error: %s", strerror(errno));
+            if (k != (ssize_t)sizeof h) return rfail(r, "truncated snapshot (unexpected end of file at byte %llu)", (unsigned long long)r->off);
+            r->off += sizeof h;
+        } else if (in_read(r, h, sizeof h)) return -1;
         r->payload_left -= BLK_HDR;
         uint32_t us = get_u32(h), cs = get_u32(h + 4), codec = get_u32(h + 12);
         j->crc = get_u32(h + 8);
@@ -771,25 +771,34 @@ static int sec_fill(srd *r) {
             (codec == CODEC_STORED && cs != us) || (codec == CODEC_DEFLATE && (cs == 0 || cs > compressBound(r->block_size))) ||
             r->produced + us > r->usize)
             return rfail(r, "corrupt snapshot (section %s: bad block header)", lb);
-        if (grow(&j->raw, &j->raw_cap, us) || grow(&j->z, &j->z_cap, cs)) return rfail(r, "out of memory");
-        if (in_read(r, j->z, cs)) return -1;
+        if (grow(&j->z, &j->z_cap, cs)) return rfail(r, "out of memory");
+        j->fd = r->fd; j->at = r->off;         /* read by the job */
+        in_skip(r, cs);
         r->payload_left -= cs;
         j->raw_n = us; j->z_n = cs; j->codec = codec;
+        j->tag = (int64_t)total;
+        total += us;
         r->produced += us;
         r->blocks_left--;
         n++;
     }
     if (!n) return rfail(r, "corrupt snapshot (section %s is shorter than its content)", lb);
-    batch_run(r->jobs, n, r->T, 0, 1);
+    if (grow(&r->win, &r->win_cap, total)) return rfail(r, "out of memory");
+    for (int i = 0; i < n; i++) r->jobs[i].raw = r->win + r->jobs[i].tag;
+    if (r->pool && n > 1) tp_for(r->pool, n, 1, inflate_fn, r->jobs);
+    else inflate_fn(r->jobs, 0, n, 0);
     for (int i = 0; i < n; i++) {
         zjob *j = &r->jobs[i];
+        j->raw = NULL;
         if (j->bad == 3) return rfail(r, "out of memory");
+        if (j->bad == 4) return rfail(r, "read error: %s", strerror(j->bad_errno));
+        if (j->bad == 5) return rfail(r, "truncated snapshot (unexpected end of file at byte %llu)", (unsigned long long)j->at);
         if (j->bad) return rfail(r, "corrupt snapshot (section %s: %s in block %u)", lb,
                                  j->bad == 1 ? "bad compressed data" : "checksum mismatch",
                                  (unsigned)(r->nblocks - r->blocks_left - n + i));
         r->crc_acc = (uint32_t)crc32_combine(r->crc_acc, j->crc, (z_off_t)j->raw_n);
     }
-    r->nready = n; r->cur = 0; r->pos = 0;
+    r->wlen = total; r->wpos = 0;
     return 0;
 }
 
@@ -797,14 +806,22 @@ static int sec_read(srd *r, void *p, size_t n) {
     uint8_t *b = p;
     while (n) {
         if (r->failed) return -1;
-        if (r->cur >= r->nready && sec_fill(r)) return -1;
-        zjob *j = &r->jobs[r->cur];
-        size_t k = j->raw_n - r->pos < n ? j->raw_n - r->pos : n;
-        memcpy(b, j->raw + r->pos, k);
-        r->pos += k; b += k; n -= k;
-        if (r->pos == j->raw_n) { r->cur++; r->pos = 0; }
+        if (r->wpos >= r->wlen && sec_fill(r)) return -1;
+        size_t k = r->wlen - r->wpos < n ? r->wlen - r->wpos : n;
+        memcpy(b, r->win + r->wpos, k);
+        r->wpos += k; b += k; n -= k;
     }
     return 0;
+}
+
+typedef struct { uint8_t *dst; const uint8_t *src; size_t n; int elem; } unshuf_job;
+static void unshuffle_fn(void *ctx, int64_t b, int64_t e, int tid) {
+    const unshuf_job *u = ctx;
+    (void)tid;
+    for (int64_t i = b; i < e; i++) {
+        size_t o = (size_t)i * SHUF_PIECE, k = u->n - o < SHUF_PIECE ? u->n - o : SHUF_PIECE;
+        unshuffle(u->dst + o, u->src + o, k, u->elem);
+    }
 }
 
 static int sec_get(void *ctx, void *data, size_t n, int elem) {
@@ -813,6 +830,16 @@ static int sec_get(void *ctx, void *data, size_t n, int elem) {
     if (!(r->flags & SECF_SHUFFLE) || elem <= 1) return sec_read(r, p, n);
     if (elem > 8 || n % (size_t)elem) return -1;
     while (n) {
+        /* whole pieces inside the window: unshuffled straight from it, in parallel */
+        if (r->failed) return -1;
+        if (r->wpos >= r->wlen && sec_fill(r)) return -1;
+        size_t avail = r->wlen - r->wpos, whole = n <= avail ? n : avail / SHUF_PIECE * SHUF_PIECE;
+        if (whole >= 2 * SHUF_PIECE && r->pool) {
+            unshuf_job u = {p, r->win + r->wpos, whole, elem};
+            tp_for(r->pool, (int64_t)((whole + SHUF_PIECE - 1) / SHUF_PIECE), 1, unshuffle_fn, &u);
+            r->wpos += whole; p += whole; n -= whole;
+            continue;
+        }
         size_t k = n < SHUF_PIECE ? n : SHUF_PIECE;
         if (sec_read(r, r->shuf, k)) return -1;
         unshuffle(p, r->shuf, k, elem);
@@ -826,7 +853,7 @@ static int sec_close(srd *r) {
     char lb[32];
     sec_label(r, lb, sizeof lb);
     if (r->failed) return -1;
-    if (r->cur < r->nready || r->blocks_left || r->payload_left || r->produced != r->usize)
+    if (r->wpos < r->wlen || r->blocks_left || r->payload_left || r->produced != r->usize)
         return rfail(r, "corrupt snapshot (section %s is longer than its content)", lb);
     if (r->crc_acc != r->crc) return rfail(r, "corrupt snapshot (section %s: checksum mismatch)", lb);
     return 0;
@@ -995,15 +1022,19 @@ static int rd_open(srd *r, const char *path, char *err, size_t errlen, uint8_t *
 
 static int rd_setup(srd *r, int T) {
     r->T = T < 1 ? 1 : T > 64 ? 64 : T;
-    r->jobs = calloc((size_t)r->T, sizeof *r->jobs);
+    r->R = WIN_BLOCKS;
+    r->jobs = calloc((size_t)r->R, sizeof *r->jobs);
     r->shuf = malloc(SHUF_PIECE);
-    if (!r->jobs || !r->shuf) return rfail(r, "out of memory");
+    r->pool = r->T > 1 ? tp_create(r->T) : NULL;
+    if (!r->jobs || !r->shuf || (r->T > 1 && !r->pool)) return rfail(r, "out of memory");
     return 0;
 }
 
 static void rd_close(srd *r) {
-    if (r->jobs) for (int i = 0; i < r->T; i++) job_free(&r->jobs[i], 1);
-    free(r->jobs); free(r->shuf);
+    if (r->jobs) for (int i = 0; i < r->R; i++) job_free(&r->jobs[i], 1);
+    if (r->pool) tp_destroy(r->pool);
+    free(r->jobs); free(r->shuf); free(r->win);
+    r->pool = NULL; r->win = NULL; r->win_cap = 0;
     if (r->fd >= 0) close(r->fd);
     r->jobs = NULL; r->shuf = NULL; r->fd = -1;
 }

@@ -252,7 +252,12 @@ static void test_long_prefill_100K_stories260K(void) {
            ctrl_equal(&s.ctrl, &r.c) ? "identical" : "DIFFERENT", M260.hp.n_layer * M260.hp.n_kv, cfg.N,
            diff ? "DIFFER" : "identical", kvr, nd, 2L * M260.hp.n_layer * M260.hp.n_kv * cfg.N * M260.hp.head_dim, sc);
     T_CHECK(ctrl_equal(&s.ctrl, &r.c));
-    T_CHECKF(diff == 0, "%d slots differ", diff);
+    /* Eviction keeps the higher fp32 score (ties: the newer token). The two sides sum the
+     * same probabilities in different orders (relative difference ~1e-5), so a comparison
+     * whose two scores are that close can go either way, after which that head holds a
+     * different token in one slot. Such near-ties are rare; anything more is a bug. */
+    const int slots = M260.hp.n_layer * M260.hp.n_kv * cfg.N;
+    T_CHECKF(diff * 1000 <= slots, "%d of %d slots differ (more than near-ties explain)", diff, slots);
     /* fp32 on both sides, summed in different orders: a k or v value on a rounding boundary
      * can round to the neighbouring fp16 value */
     T_CHECKF(kvr < 1e-3 && sc < 1e-3, "K/V rel diff %.3g, score rel diff %.3g", kvr, sc);
@@ -326,7 +331,12 @@ static void test_long_decode_stories260K(void) {
     printf("     %d decode steps: og %s, max |logit diff| %.2e (largest logit %.1f), K/V rel diff %.2e (%ld values not bit-identical), scores rel diff %.2e\n",
            total, diff ? "DIFFER" : "identical", worst, lmax, kvr, nd, sc);
     T_CHECK(ctrl_equal(&s.ctrl, &r.c));
-    T_CHECKF(diff == 0, "%d slots differ", diff);
+    /* Eviction keeps the higher fp32 score (ties: the newer token). The two sides sum the
+     * same probabilities in different orders (relative difference ~1e-5), so a comparison
+     * whose two scores are that close can go either way, after which that head holds a
+     * different token in one slot. Such near-ties are rare; anything more is a bug. */
+    const int slots = M260.hp.n_layer * M260.hp.n_kv * cfg.N;
+    T_CHECKF(diff * 1000 <= slots, "%d of %d slots differ (more than near-ties explain)", diff, slots);
     T_CHECKF(worst < 1e-3 * lmax && kvr < 1e-3 && sc < 1e-3, "logits differ by %.3g, K/V rel %.3g, scores rel %.3g", worst, kvr, sc);
     gpu_close(&r);
     state_free(&s);

@@ -1,6 +1,7 @@
-/* make bench: grep-by-question throughput on the CPU (app/grep.c), MB/s of log text, on the
- * loghub 2k logs (concatenated, CR_BENCH_GREP_MB caps the input, default 0.25) with the story
- * models. */
+/* make bench: grep-by-question throughput (app/grep.c), MB/s of log text, on the loghub 2k
+ * logs (concatenated, CR_BENCH_GREP_MB caps the input, default 0.25) with the story models,
+ * on the CPU, and with --gpu on the GPU (SKIP without one).
+ *   grep [--gpu] [MODEL.gguf...]   (default: the story models under $CR_SHARED/models) */
 #include "grep.h"
 #include "session.h"
 #include <dirent.h>
@@ -11,19 +12,25 @@
 int main(int argc, char **argv) {
     const char *sh = getenv("CR_SHARED") ? getenv("CR_SHARED") : "../shared";
     double cap_mb = getenv("CR_BENCH_GREP_MB") ? atof(getenv("CR_BENCH_GREP_MB")) : 0.25;
-    const char *models[2] = {"stories260K.gguf", "TinyStories-656K-Q8_0.gguf"};
-    (void)argc; (void)argv;
+    const char *models[16] = {"stories260K.gguf", "TinyStories-656K-Q8_0.gguf"};
+    int nm = 2;
+    int gpu = argc > 1 && !strcmp(argv[1], "--gpu");
+    if (argc > 1 + gpu) { nm = 0; for (int i = 1 + gpu; i < argc && nm < 16; i++) models[nm++] = argv[i]; }
+    char desc[320];
+    if (gpu && !state_cuda_available(desc, sizeof desc)) { printf("SKIP grep --gpu: %s\n", desc); return 0; }
+    if (gpu) printf("device: %s\n", desc);
     char dir[512]; snprintf(dir, sizeof dir, "%s/data/logs/loghub_2k", sh);
-    printf("| model | input | lines | MB | tokens | seconds | MB/s | tokens/s |\n|---|---|---:|---:|---:|---:|---:|---:|\n");
-    for (int mi = 0; mi < 2; mi++) {
+    printf("| model | device | input | lines | MB | tokens | seconds | MB/s | tokens/s |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n");
+    for (int mi = 0; mi < nm; mi++) {
         char mp[600], err[512];
-        snprintf(mp, sizeof mp, "%s/models/%s", sh, models[mi]);
+        if (strchr(models[mi], '/')) snprintf(mp, sizeof mp, "%s", models[mi]);
+        else snprintf(mp, sizeof mp, "%s/models/%s", sh, models[mi]);
         cr_model m;
         if (model_load(&m, mp, err, sizeof err)) { printf("| %s | error: %s |\n", models[mi], err); continue; }
         cr_tokenizer *tok = tok_load(&m.g, NULL, err, sizeof err);
         if (!tok) { model_free(&m); continue; }
         grep_opts o; grep_opts_default(&o);
-        o.question = "Which requests failed with an error?"; o.k = 20;
+        o.question = "Which requests failed with an error?"; o.k = 20; o.gpu = gpu;
         grep_ctx *g = grep_new(&m, tok, &o, err, sizeof err);
         if (!g) { printf("| %s | error: %s |\n", models[mi], err); tok_free(tok); model_free(&m); continue; }
         DIR *d = opendir(dir);
@@ -49,7 +56,7 @@ int main(int argc, char **argv) {
         grep_finish(g, err, sizeof err);
         double dt = now_sec() - t0;
         uint64_t tokens; grep_stats(g, NULL, NULL, NULL, &tokens);
-        printf("| %s | loghub_2k (%u logs) | %llu | %.2f | %llu | %.1f | %.3f | %.0f |\n", models[mi], fi,
+        printf("| %s | %s | loghub_2k (%u logs) | %llu | %.2f | %llu | %.1f | %.3f | %.0f |\n", models[mi], gpu ? "GPU" : "CPU", fi,
                (unsigned long long)lines, bytes / 1e6, (unsigned long long)tokens, dt, bytes / 1e6 / dt, tokens / dt);
         fflush(stdout);
         grep_free(g); tok_free(tok); model_free(&m);

@@ -9,7 +9,8 @@ S=${CR_SHARED:-../shared}
 mkdir -p .carry/include .carry/lib .carry/models
 cp /usr/include/pcre2.h /usr/include/zip.h /usr/include/zipconf.h /usr/include/curses.h /usr/include/ncurses.h \
    /usr/include/ncurses_dll.h /usr/include/term.h /usr/include/unctrl.h .carry/include/
-cp -r /usr/include/ncursesw /usr/include/libxml2/libxml .carry/include/
+cp -r /usr/include/ncursesw /usr/include/libxml2/libxml /usr/include/unicode .carry/include/   # libxml2 headers include ICU types
 cp -L /usr/lib/x86_64-linux-gnu/libzip.so.4 .carry/lib/
 cp "$S"/models/*.gguf .carry/models/
+mkdir -p .carry/data/logs && cp -r "$S"/data/logs/loghub_2k .carry/data/logs/
 du -sh .carry

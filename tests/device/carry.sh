@@ -11,6 +11,7 @@ cp /usr/include/pcre2.h /usr/include/zip.h /usr/include/zipconf.h /usr/include/c
    /usr/include/ncurses_dll.h /usr/include/term.h /usr/include/unctrl.h .carry/include/
 cp -r /usr/include/ncursesw /usr/include/libxml2/libxml /usr/include/unicode .carry/include/   # libxml2 headers include ICU types
 cp -L /usr/lib/x86_64-linux-gnu/libzip.so.4 .carry/lib/
+[ -f /usr/local/cuda/include/nccl.h ] && cp /usr/local/cuda/include/nccl.h .carry/include/   # the image has libnccl but no header
 cp "$S"/models/*.gguf .carry/models/
 mkdir -p .carry/data/logs && cp -r "$S"/data/logs/loghub_2k .carry/data/logs/
 du -sh .carry

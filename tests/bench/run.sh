@@ -1,6 +1,7 @@
 #!/bin/sh
 # make bench: every benchmark table. Random-weight models are generated once into
-# $B/bench-models. CR_BENCH_MAX caps the cascade scaling run (default 1,000,000 tokens).
+# $B/bench-models. CR_BENCH_MAX caps the cascade scaling run (default 1,000,000 tokens);
+# CR_BENCH_8B=1 adds the 8B-shape resume run on the GPU.
 B=${1:-build}
 cd "$(dirname "$0")/../.." || exit 2
 S=${CR_SHARED:-../shared}
@@ -24,5 +25,10 @@ $B/bench/engine_cpu scaling "$S/models/stories260K.gguf" "${CR_BENCH_MAX:-100000
 for b in tokenize ingest snapshot grep; do
   if [ -x "$B/bench/$b" ]; then echo; echo "== $b"; "$B/bench/$b"; fi
 done
-if [ -x "$B/bench/cuda_bench" ]; then echo; echo "== CUDA"; "$B/bench/cuda_bench"; fi
+if [ -x "$B/bench/cuda_bench" ]; then
+  echo; echo "== CUDA"; "$B/bench/cuda_bench"
+  echo; echo "== grep on the GPU (issue 9)"; "$B/bench/grep" --gpu
+  echo; echo "== resume against re-reading 1M tokens on the GPU (issue 7)"; "$B/bench/resume_gpu" --shape 1b
+  [ -n "$CR_BENCH_8B" ] && "$B/bench/resume_gpu" --shape 8b
+fi
 exit 0

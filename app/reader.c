@@ -17,6 +17,7 @@
 #include "snapshot.h"
 #include "tokenizer.h"
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -43,6 +44,21 @@ typedef struct rdoc {
 
 typedef struct { uint32_t doc, sec; uint64_t end; } sec_end_t;
 
+/* A snapshot written by a background thread (autosave of a GPU cache): the state is a
+ * shallow copy whose heads are the host mirror, which stays frozen while the GPU reads on
+ * (only state_sync_host writes it, and bg_join runs before every one of those); everything
+ * else is owned by the job. */
+typedef struct {
+    int active;
+    pthread_t th;
+    cr_state st;
+    snap_content c;
+    sampler samp;
+    char *path, *mapbuf, *conv, *extra;
+    int rc;
+    char err[1024];
+} bg_save;
+
 struct cr_reader {
     cr_session *s;
     cr_reader_cb cb;
@@ -65,6 +81,7 @@ struct cr_reader {
     sampler samp;
     atomic_int stop;
     uint64_t autosave_at;       /* n_fed at the last autosave */
+    bg_save bg;                 /* the autosave in flight (GPU caches only) */
     /* rates */
     double t0, rate; uint64_t rate_fed; double rate_t;
     int t0_set; uint64_t bytes_t0;  /* ETA: since the first reader_read (a resume starts midway) */
@@ -132,8 +149,12 @@ static void conv_free(cr_conv_msg *c, size_t n) {
     free(c);
 }
 
+static void bg_join(cr_reader *r);
+static int autosave(cr_reader *r, const char *path, char *err, size_t errlen);
+
 void reader_free(cr_reader *r) {
     if (!r) return;
+    bg_join(r);
     if (r->in) cr_ingest_close(r->in);
     for (int i = 0; i < r->ndocs; i++) { free(r->docs[i].path); free(r->docs[i].title); }
     free(r->docs);
@@ -266,7 +287,7 @@ static void maybe_autosave(cr_reader *r) {
     if (!r->cb.autosave_every || !r->cb.autosave_path) return;
     if (r->n_fed - r->autosave_at < r->cb.autosave_every) return;
     char e[1024];
-    if (reader_save(r, r->cb.autosave_path, e, sizeof e)) warnf(r, "%s", e);
+    if (autosave(r, r->cb.autosave_path, e, sizeof e)) warnf(r, "%s", e);
     r->autosave_at = r->n_fed;
 }
 
@@ -645,18 +666,18 @@ static int dec_extra(cr_reader *r, const uint8_t *p, size_t n, int ndocs_expecte
 
 /* ---- snapshots ---------------------------------------------------------------------------- */
 
-int reader_save(cr_reader *r, const char *path, char *err, size_t errlen) {
-    snap_content c;
-    memset(&c, 0, sizeof c);
-    if (state_sync_host(&r->s->st, err, errlen)) return -1;    /* a GPU cache: its host mirror */
-    c.st = &r->s->st;
-    c.samp = &r->samp;
-    c.quant = r->s->o && r->s->o->snapshot_quant ? SNAP_QUANT_Q8 : 0;
+/* The snapshot's content for the current state (c->st, c->samp set by the caller).
+ * *mapbuf, *conv, *extra and c->docs are allocated; the docs' strings point into r->docs
+ * unless own_strings. */
+static int build_content(cr_reader *r, snap_content *c, char **mapbuf, char **convp, char **extrap, int own_strings,
+                         const char *path, char *err, size_t errlen) {
+    c->quant = r->s->o && r->s->o->snapshot_quant ? SNAP_QUANT_Q8 : 0;
+    *mapbuf = *convp = *extrap = NULL;
     snap_doc *docs = calloc((size_t)r->ndocs + 1, sizeof *docs);
-    char *mapbuf = NULL; size_t maplen = 0;
+    size_t maplen = 0;
     bbuf conv = {0}, extra = {0};
-    int rc = -1;
-    if (!docs) { ferr(err, errlen, "cannot save snapshot %s: out of memory", path); goto out; }
+    if (!docs) return ferr(err, errlen, "cannot save snapshot %s: out of memory", path);
+    c->docs = docs; c->n_docs = (size_t)r->ndocs;
     for (int i = 0; i < r->ndocs; i++) {
         rdoc *d = &r->docs[i];
         if (!d->hashed && d->state != DOC_QUEUED && is_local(d->path)) {
@@ -664,25 +685,102 @@ int reader_save(cr_reader *r, const char *path, char *err, size_t errlen) {
             if (snapshot_hash_file(d->path, d->hash, &sz) == 0) { d->hashed = 1; if (!d->size) d->size = sz; }
             else d->hash[0] = 0;
         }
-        snap_doc *s = &docs[i];
-        s->path = d->path; s->title = d->title; s->size = d->size;
-        memcpy(s->hash, d->hashed ? d->hash : "", d->hashed ? SNAP_HASH_MAX : 1);
-        s->offset = d->text_off; s->tokens = d->tokens; s->tok_first = d->tok_first;
-        s->flags = d->state == DOC_DONE ? SNAP_DOC_DONE : 0;
+        snap_doc *sd = &docs[i];
+        sd->path = own_strings ? strdup(d->path) : d->path;
+        sd->title = own_strings && d->title ? strdup(d->title) : d->title;
+        if (!sd->path || (d->title && !sd->title)) return ferr(err, errlen, "cannot save snapshot %s: out of memory", path);
+        sd->size = d->size;
+        memcpy(sd->hash, d->hashed ? d->hash : "", d->hashed ? SNAP_HASH_MAX : 1);
+        sd->offset = d->text_off; sd->tokens = d->tokens; sd->tok_first = d->tok_first;
+        sd->flags = d->state == DOC_DONE ? SNAP_DOC_DONE : 0;
     }
-    c.docs = docs; c.n_docs = (size_t)r->ndocs;
-    FILE *mf = open_memstream(&mapbuf, &maplen);
-    if (!mf || docmap_write(&r->map, mf)) { if (mf) fclose(mf); ferr(err, errlen, "cannot save snapshot %s: out of memory", path); goto out; }
-    if (fclose(mf)) { ferr(err, errlen, "cannot save snapshot %s: out of memory", path); goto out; }
-    c.docmap = mapbuf; c.docmap_len = maplen;
+    FILE *mf = open_memstream(mapbuf, &maplen);
+    if (!mf || docmap_write(&r->map, mf)) { if (mf) fclose(mf); return ferr(err, errlen, "cannot save snapshot %s: out of memory", path); }
+    if (fclose(mf)) return ferr(err, errlen, "cannot save snapshot %s: out of memory", path);
+    c->docmap = *mapbuf; c->docmap_len = maplen;
     enc_conv(r, &conv); enc_extra(r, &extra);
-    if (conv.bad || extra.bad) { ferr(err, errlen, "cannot save snapshot %s: out of memory", path); goto out; }
-    c.conv = conv.p; c.conv_len = conv.n;
-    c.extra = extra.p; c.extra_len = extra.n;
-    rc = snapshot_save(path, &c, err, errlen);
-out:
-    free(docs); free(mapbuf); free(conv.p); free(extra.p);
+    *convp = (char *)conv.p; *extrap = (char *)extra.p;
+    if (conv.bad || extra.bad) return ferr(err, errlen, "cannot save snapshot %s: out of memory", path);
+    c->conv = conv.p; c->conv_len = conv.n;
+    c->extra = extra.p; c->extra_len = extra.n;
+    return 0;
+}
+
+static void free_docs(snap_content *c, int own_strings) {
+    if (own_strings && c->docs)
+        for (size_t i = 0; i < c->n_docs; i++) { free(c->docs[i].path); free(c->docs[i].title); }
+    free(c->docs);
+    c->docs = NULL;
+}
+
+int reader_save(cr_reader *r, const char *path, char *err, size_t errlen) {
+    bg_join(r);
+    snap_content c;
+    memset(&c, 0, sizeof c);
+    if (state_sync_host(&r->s->st, err, errlen)) return -1;    /* a GPU cache: its host mirror */
+    c.st = &r->s->st;
+    c.samp = &r->samp;
+    char *mapbuf, *conv, *extra;
+    int rc = build_content(r, &c, &mapbuf, &conv, &extra, 0, path, err, errlen);
+    if (rc == 0) rc = snapshot_save(path, &c, err, errlen);
+    free_docs(&c, 0);
+    free(mapbuf); free(conv); free(extra);
     return rc;
+}
+
+static void *bg_main(void *arg) {
+    bg_save *b = arg;
+    b->rc = snapshot_save(b->path, &b->c, b->err, sizeof b->err);
+    return NULL;
+}
+
+static void bg_free(bg_save *b) {
+    free_docs(&b->c, 1);
+    free(b->path); free(b->mapbuf); free(b->conv); free(b->extra);
+    free(b->samp.hist);
+    memset(b, 0, sizeof *b);
+}
+
+/* Waits for the autosave in flight; its error, if any, is a warning. */
+static void bg_join(cr_reader *r) {
+    if (!r->bg.active) return;
+    pthread_join(r->bg.th, NULL);
+    if (r->bg.rc) warnf(r, "%s", r->bg.err);
+    bg_free(&r->bg);
+}
+
+void reader_wait_saves(cr_reader *r) { if (r) bg_join(r); }
+
+/* An autosave: in the background when the cache is on the GPU (the GPU reads on while the
+ * CPU compresses), otherwise now. */
+static int autosave(cr_reader *r, const char *path, char *err, size_t errlen) {
+    if (!r->s->st.gpu) return reader_save(r, path, err, errlen);
+    bg_join(r);
+    bg_save *b = &r->bg;
+    memset(b, 0, sizeof *b);
+    if (state_sync_host(&r->s->st, err, errlen)) return -1;
+    b->st = r->s->st;                                 /* ctrl by value; heads: the frozen mirror */
+    b->samp = r->samp;
+    b->samp.idx = NULL; b->samp.prob = NULL; b->samp.hist = NULL;
+    if (r->samp.cfg.rep_last_n > 0 && r->samp.hist) {
+        b->samp.hist = malloc(sizeof(int32_t) * (size_t)r->samp.cfg.rep_last_n);
+        if (!b->samp.hist) { bg_free(b); return ferr(err, errlen, "cannot save snapshot %s: out of memory", path); }
+        memcpy(b->samp.hist, r->samp.hist, sizeof(int32_t) * (size_t)r->samp.cfg.rep_last_n);
+    }
+    b->c.st = &b->st;
+    b->c.samp = &b->samp;
+    if (!(b->path = strdup(path)) || build_content(r, &b->c, &b->mapbuf, &b->conv, &b->extra, 1, path, err, errlen)) {
+        if (!b->path) ferr(err, errlen, "cannot save snapshot %s: out of memory", path);
+        bg_free(b); return -1;
+    }
+    if (pthread_create(&b->th, NULL, bg_main, b)) {   /* no thread: save now */
+        b->rc = snapshot_save(b->path, &b->c, err, errlen);
+        int rc = b->rc;
+        bg_free(b);
+        return rc;
+    }
+    b->active = 1;
+    return 0;
 }
 
 cr_reader *reader_resume(cr_session *s, const char *path, const cr_reader_cb *cb, char *err, size_t errlen) {

@@ -108,6 +108,11 @@ cr_reader *reader_from_opts(cr_session *s, const cr_opts *o, cr_reader_cb *cb, c
 
 /* Snapshot of everything (atomic write, see snapshot.h). 0 / -1 + one-line err. */
 int  reader_save(cr_reader *r, const char *path, char *err, size_t errlen);
+/* Autosaves of a GPU cache run in a background thread while reading goes on (the host
+ * mirror of the cache stays frozen until the next save); this waits for the one in flight
+ * (its failure is reported through cb.warn). reader_save and reader_free wait too; call it
+ * before anything else loads into the session's state. */
+void reader_wait_saves(cr_reader *r);
 /* Restore a snapshot into a session opened on the same model (session_open with state);
  * partly read documents are queued to continue at their saved offset. NULL + err
  * ("PATH: problem"; a different model names both). */

@@ -550,6 +550,7 @@ static void rb_paths_from_map(rb *b) {
 
 static int rb_load(void *ud, wk *w, const char *path, char *err, size_t n) {
     rb *b = ud;
+    reader_wait_saves(b->r);        /* the load overwrites the cache an autosave may be reading */
     cr_reader *nr = reader_resume(&b->s, path, &b->cb, err, n);
     if (!nr) return -1;
     reader_free(b->r);

@@ -14,4 +14,5 @@ cp -L /usr/lib/x86_64-linux-gnu/libzip.so.4 .carry/lib/
 [ -f /usr/local/cuda/include/nccl.h ] && cp /usr/local/cuda/include/nccl.h .carry/include/   # the image has libnccl but no header
 cp "$S"/models/*.gguf .carry/models/
 mkdir -p .carry/data/logs && cp -r "$S"/data/logs/loghub_2k .carry/data/logs/
+mkdir -p .carry/data/books/txt && cp "$S"/data/books/txt/1342-0.txt .carry/data/books/txt/
 du -sh .carry

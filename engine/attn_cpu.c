@@ -15,8 +15,9 @@ static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
 size_t attn_scratch_floats(int S, int N, int L, int hd, int n_rep) {
     size_t nk = (size_t)S + N + L, nkp = pad16(nk);
     /* keys transposed ([hd][nkp] f32, rotated), values transposed ([hd][nkp] f64), ATTN_GB
-     * logit rows [nkp] f32 and f64, per-head columns [n_rep][nk], one key [hd], alignment slack */
-    return nkp * hd * 3 + nkp * ATTN_GB * 3 + nk * n_rep + (size_t)hd + 64;
+     * logit rows [nkp] f32 and f64, per-head columns [n_rep][nk], one key [hd], a tile of 16
+     * keys and values ([hd][16] f32 + f64), alignment slack */
+    return nkp * hd * 3 + nkp * ATTN_GB * 3 + nk * n_rep + (size_t)hd + (size_t)hd * 48 + 96;
 }
 
 void rope_rotate(float *x, const float *cs, int pairs, int neox) {
@@ -55,14 +56,35 @@ static inline __mmask16 tail_mask(int left) {
     return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
 }
 
-/* Key j (pre-RoPE fp16) rotated at cs into column j of KT, value into column j of VT. */
-static void put_kv(float *KT, double *VT, size_t nkp, int j, const uint16_t *k16, const uint16_t *v16,
+/* Keys (pre-RoPE fp16, rotated at their position) and values go into KT / VT columns through
+ * a tile of 16 columns ([hd][16], in L1): a key's dimensions are scattered within the tile,
+ * and each full tile is stored as one 64-byte row per dimension (storing every key straight
+ * into the transposed arrays touched hd cache lines per key). */
+typedef struct { float *tk; double *tv; int n, j0; } kv_tile;
+
+static void tile_flush(kv_tile *t, float *KT, double *VT, size_t nkp, int hd) {
+    if (!t->n) return;
+    for (int d = 0; d < hd; d++) {
+        _mm512_store_ps(KT + (size_t)d * nkp + t->j0, _mm512_load_ps(t->tk + (size_t)d * 16));
+        _mm512_store_pd(VT + (size_t)d * nkp + t->j0, _mm512_load_pd(t->tv + (size_t)d * 16));
+        _mm512_store_pd(VT + (size_t)d * nkp + t->j0 + 8, _mm512_load_pd(t->tv + (size_t)d * 16 + 8));
+    }
+    memset(t->tk, 0, sizeof(float) * 16 * (size_t)hd);       /* unused columns stay 0 (padding) */
+    memset(t->tv, 0, sizeof(double) * 16 * (size_t)hd);
+    t->n = 0;
+}
+
+/* Key j (column j, taken in order 0, 1, 2, ...) */
+static void put_kv(kv_tile *t, float *KT, double *VT, size_t nkp, int j, const uint16_t *k16, const uint16_t *v16,
                    const float *cs, const attn_args *a, float *tmp) {
-    const int hd = a->hd;
+    const int hd = a->hd, c = j & 15;
+    if (c == 0) t->j0 = j;
     load_key(tmp, k16, hd);
     rope_rotate(tmp, cs, a->rope_pairs, a->neox);
-    for (int d = 0; d < hd; d++) KT[(size_t)d * nkp + j] = tmp[d];
-    for (int d = 0; d < hd; d++) VT[(size_t)d * nkp + j] = (double)f16_to_f32(v16[d]);
+    for (int d = 0; d < hd; d++) t->tk[(size_t)d * 16 + c] = tmp[d];
+    for (int d = 0; d < hd; d++) t->tv[(size_t)d * 16 + c] = (double)f16_to_f32(v16[d]);
+    t->n = c + 1;
+    if (c == 15) tile_flush(t, KT, VT, nkp, hd);
 }
 
 /* Queries m of heads g0..g0+G-1 over keys [0, n). */
@@ -154,18 +176,25 @@ void attn_chunk_cpu(const attn_args *a) {
     float *rows = (float *)(prow + (size_t)ATTN_GB * nkp); /* [ATTN_GB][nkp] logits, then probabilities */
     float *col = rows + (size_t)ATTN_GB * nkp; /* [n_rep][nk] */
     float *tmp = col + (size_t)nk * a->n_rep; /* [hd] one key being rotated */
+    kv_tile tile;
+    tile.tv = (double *)(((uintptr_t)(tmp + hd) + 63) & ~(uintptr_t)63);   /* [hd][16] f64 */
+    tile.tk = (float *)(tile.tv + (size_t)hd * 16);                        /* [hd][16] f32 */
+    tile.n = 0; tile.j0 = 0;
+    memset(tile.tk, 0, sizeof(float) * 16 * (size_t)hd);
+    memset(tile.tv, 0, sizeof(double) * 16 * (size_t)hd);
     const size_t rp = (size_t)a->rope_pairs * 2;
     for (int j = 0; j < a->n_sinks; j++)
-        put_kv(KT, VT, nkp, j, a->h->sink_k + (size_t)j * hd, a->h->sink_v + (size_t)j * hd,
+        put_kv(&tile, KT, VT, nkp, j, a->h->sink_k + (size_t)j * hd, a->h->sink_v + (size_t)j * hd,
                a->rope_cs + (size_t)j * rp, a, tmp);
     for (int i = 0; i < a->nv; i++) {
         int s = a->vslots[i];
-        put_kv(KT, VT, nkp, a->n_sinks + i, a->h->k + (size_t)s * hd, a->h->v + (size_t)s * hd,
+        put_kv(&tile, KT, VT, nkp, a->n_sinks + i, a->h->k + (size_t)s * hd, a->h->v + (size_t)s * hd,
                a->rope_cs + (size_t)a->slot_pos[s] * rp, a, tmp);
     }
     for (int j = 0; j < L; j++)
-        put_kv(KT, VT, nkp, nc + j, a->kc + (size_t)j * a->kv_stride, a->vc + (size_t)j * a->kv_stride,
+        put_kv(&tile, KT, VT, nkp, nc + j, a->kc + (size_t)j * a->kv_stride, a->vc + (size_t)j * a->kv_stride,
                a->rope_cs + (size_t)(a->p0 + j) * rp, a, tmp);
+    tile_flush(&tile, KT, VT, nkp, hd);
     for (int d = 0; d < hd; d++)
         for (size_t k = (size_t)nk; k < nkp; k++) KT[(size_t)d * nkp + k] = VT[(size_t)d * nkp + k] = 0;
     memset(col, 0, sizeof(float) * (size_t)nk * a->n_rep);

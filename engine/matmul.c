@@ -349,6 +349,31 @@ void matmul_q8(threadpool *tp, const wmat *W, const float *x, const q8_block *xq
     tp_for(tp, W->rows, grain, mm_rows, &c);
 }
 
+typedef struct { const wmat *const *W; float *const *y; int n; const float *x; const q8_block *xq; int64_t off[9]; } mv_multi_ctx;
+
+static void mv_multi_rows(void *p, int64_t g0, int64_t g1, int tid) {
+    (void)tid;
+    const mv_multi_ctx *c = p;
+    int m = 0;
+    while (g0 >= c->off[m + 1]) m++;
+    for (int64_t g = g0; g < g1; g++) {
+        while (g >= c->off[m + 1]) m++;
+        const wmat *W = c->W[m];
+        const int64_t r = g - c->off[m];
+        const uint8_t *row = (const uint8_t *)W->data + (size_t)r * W->row_bytes;
+        c->y[m][r] = quant_uses_q8(W->type) ? vec_dot_q(W->type, row, c->xq, W->cols) : vec_dot_f(W->type, row, c->x, W->cols);
+    }
+}
+
+void matvec_multi(threadpool *tp, const wmat *const *W, float *const *y, int n, const float *x, const q8_block *xq) {
+    mv_multi_ctx c = {W, y, n, x, xq, {0}};
+    for (int i = 0; i < n; i++) c.off[i + 1] = c.off[i] + W[i]->rows;
+    int64_t grain = c.off[n] / (tp_threads(tp) * 8);
+    if (grain < 4) grain = 4;
+    if (grain > 64) grain = 64;
+    tp_for(tp, c.off[n], grain, mv_multi_rows, &c);
+}
+
 void matmul(threadpool *tp, const wmat *W, const float *x, int T, float *y, q8_block *xq) {
     if (quant_uses_q8(W->type)) quantize_rows(tp, x, T, W->cols, xq);
     matmul_q8(tp, W, x, xq, T, y);

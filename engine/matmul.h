@@ -11,6 +11,10 @@ void matmul(threadpool *tp, const wmat *W, const float *x, int T, float *y, q8_b
 /* Same with activations already quantized (several matrices sharing one input). */
 void matmul_q8(threadpool *tp, const wmat *W, const float *x, const q8_block *xq, int T, float *y);
 void quantize_rows(threadpool *tp, const float *x, int T, int64_t n, q8_block *xq);
+/* Decode (one token): y[i] = W[i] . x for n <= 8 matrices of the same width in one parallel
+ * pass over all their rows (one thread-pool job instead of n); each row's dot is the one
+ * matmul_q8 computes. xq: x quantized (quantize_rows), used by the quantized matrices. */
+void matvec_multi(threadpool *tp, const wmat *const *W, float *const *y, int n, const float *x, const q8_block *xq);
 /* Row r of W as floats. */
 void wmat_row(const wmat *W, int64_t r, float *dst);
 #endif

@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 static char model_path[512], doc_path[64];
-static int have;
+static int have_model, have;    /* the story model is there; and the test document was written */
+#define NEED_MODEL() do { if (!have_model) T_SKIP_MISSING(model_path); \
+                          if (!have) T_SKIP("could not write the test document"); } while (0)
 
 /* a text of numbered paragraphs with distinct words, one paragraph per few lines */
 static int write_doc(int paras) {
@@ -65,7 +67,7 @@ static int read_all(fx *x) {
 /* The first turn is the template's [system, user] with the generation prompt; a later turn is
  * what the template appends for a new user message after a finished exchange. */
 static void test_prompt_layout(void) {
-    if (!have) T_SKIP("no model");
+    NEED_MODEL();
     const char *tmpls[] = {"llama2", "raw"};
     for (int ti = 0; ti < 2; ti++) {
         fx x;
@@ -107,7 +109,7 @@ static void test_prompt_layout(void) {
 /* Two questions: the second one follows the first answer in the session and the cache still
  * holds the first question's tokens when it is asked. */
 static void test_conversation_continues(void) {
-    if (!have) T_SKIP("no model");
+    NEED_MODEL();
     fx x;
     T_CHECK(fx_open(&x, "llama2", NULL, NULL) == 0);
     T_CHECK(read_all(&x) == 0);
@@ -148,7 +150,7 @@ static void test_conversation_continues(void) {
 /* Every citation points at a run of the document whose text holds the cited token, and its
  * line is the source line where that run starts. */
 static void test_citations_real_positions(void) {
-    if (!have) T_SKIP("no model");
+    NEED_MODEL();
     fx x;
     T_CHECK(fx_open(&x, "llama2", NULL, NULL) == 0);
     T_CHECK(read_all(&x) == 0);
@@ -210,7 +212,7 @@ static void test_citations_real_positions(void) {
 
 /* Asked before the end: partial, with the document tokens read so far. */
 static void test_partial(void) {
-    if (!have) T_SKIP("no model");
+    NEED_MODEL();
     fx x;
     T_CHECK(fx_open(&x, "llama2", NULL, NULL) == 0);
     char err[512];
@@ -230,7 +232,7 @@ static void test_partial(void) {
 
 /* Sampling with a fixed seed: the same answer and citations twice; stop flag honoured. */
 static void test_deterministic_seed(void) {
-    if (!have) T_SKIP("no model");
+    NEED_MODEL();
     char *ans[2] = {0}; uint64_t ct[2] = {0};
     char err[512];
     for (int rep = 0; rep < 2; rep++) {
@@ -261,8 +263,8 @@ static void test_deterministic_seed(void) {
 }
 
 int main(void) {
-    snprintf(model_path, sizeof model_path, "%s/models/stories260K.gguf", t_shared());
-    have = access(model_path, R_OK) == 0 && write_doc(t_asan() ? 20 : 60) == 0;
+    have_model = t_have_shared("models/stories260K.gguf", model_path, sizeof model_path);
+    have = have_model && write_doc(t_asan() ? 20 : 60) == 0;
     T_RUN(test_prompt_layout);
     T_RUN(test_conversation_continues);
     T_RUN(test_citations_real_positions);

@@ -102,6 +102,8 @@ static void t_model_lookup_order(void) {
     T_CHECKF(st == 3 && strstr(o, "--model") && strstr(o, "CASCADE_MODEL") && strstr(o, models) && strstr(o, "--pull") &&
              strchr(o, '\n') == o + strlen(o) - 1, "status %d: %s", st, o);
     free(o);
+    T_NEED_SHARED("models/stories260K.gguf");
+    T_NEED_SHARED("models/TinyStories-656K-Q8_0.gguf");
     /* the models folder: the first *.gguf by name (a.gguf = TinyStories, 2 layers) */
     char a[400], b[400];
     snprintf(a, sizeof a, "%s/a.gguf", models); snprintf(b, sizeof b, "%s/b.gguf", models);

@@ -42,7 +42,7 @@ static int grep_stdin(grep_ctx *g, const char *path, char *err) {
 }
 
 static void test_grep_numbering_stdin_gz(void) {
-    if (!have) T_SKIP("no %s", model_path);
+    if (!have) T_SKIP_MISSING(model_path);
     char path[] = "/tmp/cr_grep_XXXXXX.log.gz";
     int fd = mkstemps(path, 7); T_CHECK(fd >= 0); close(fd);
     long n = t_asan() ? 150 : 600;
@@ -90,7 +90,7 @@ static void test_grep_numbering_stdin_gz(void) {
 /* The same input and question give the same lines and scores; the best K of a larger K are
  * the K best. */
 static void test_grep_deterministic(void) {
-    if (!have) T_SKIP("no %s", model_path);
+    if (!have) T_SKIP_MISSING(model_path);
     char path[] = "/tmp/cr_grep_XXXXXX.log";
     int fd = mkstemps(path, 4); T_CHECK(fd >= 0);
     FILE *f = fdopen(fd, "w");
@@ -142,7 +142,7 @@ static void on_prog(void *ud, uint64_t lines, uint64_t bytes) {
 
 /* Memory stays flat on a large .gz from stdin: every line is kept only in its window. */
 static void test_grep_memory_flat(void) {
-    if (!have) T_SKIP("no %s", model_path);
+    if (!have) T_SKIP_MISSING(model_path);
     char path[] = "/tmp/cr_grep_XXXXXX.log.gz";
     int fd = mkstemps(path, 7); T_CHECK(fd >= 0); close(fd);
     long n = t_asan() ? 1000 : 6000;
@@ -176,7 +176,7 @@ static void test_grep_memory_flat(void) {
 }
 
 static void test_grep_errors(void) {
-    if (!have) T_SKIP("no %s", model_path);
+    if (!have) T_SKIP_MISSING(model_path);
     char err[512];
     grep_opts o; grep_opts_default(&o);
     o.question = "x"; o.window = 8;   /* no room for lines */
@@ -190,11 +190,13 @@ static void test_grep_errors(void) {
 }
 
 int main(void) {
-    snprintf(model_path, sizeof model_path, "%s/models/stories260K.gguf", t_shared());
     char err[512];
-    if (access(model_path, R_OK) == 0 && model_load(&M, model_path, err, sizeof err) == 0) {
+    /* the model missing: every case SKIPs; there but not loadable: FAIL */
+    if (t_have_shared("models/stories260K.gguf", model_path, sizeof model_path)) {
+        if (model_load(&M, model_path, err, sizeof err)) { printf("FAIL load: %s\n", err); return 1; }
         TOK = tok_load(&M.g, NULL, err, sizeof err);
-        have = TOK != NULL;
+        if (!TOK) { printf("FAIL tokenizer: %s\n", err); return 1; }
+        have = 1;
     }
     T_RUN(test_grep_numbering_stdin_gz);
     T_RUN(test_grep_deterministic);

@@ -12,8 +12,6 @@ static int nwarn;
 static char lastwarn[512];
 static void on_warn(void *ud, const char *m) { (void)ud; nwarn++; snprintf(lastwarn, sizeof lastwarn, "%s", m); }
 
-static int has_shared(const char *rel) { return access(u_shared(rel), R_OK) == 0; }
-
 /* ---- decoding ------------------------------------------------------------------------- */
 static void t_decode_utf8_bom_crlf_invalid(void) {
     const char *p = u_path("a.txt");
@@ -317,7 +315,7 @@ out:
 }
 
 static void t_books_txt_lines_exact(void) {
-    if (!has_shared("data/books/txt")) T_SKIP("no ../shared/data/books/txt");
+    T_NEED_SHARED("data/books/txt");
     DIR *dir = opendir(u_shared("data/books/txt"));
     T_CHECK(dir);
     struct dirent *de;
@@ -349,7 +347,7 @@ static void t_books_txt_lines_exact(void) {
 
 static void t_cp1252_book(void) {
     const char *p = u_shared("data/books/txt/74-0.txt");
-    if (access(p, R_OK)) T_SKIP("no 74-0.txt");
+    T_NEED_SHARED("data/books/txt/74-0.txt");
     u_stream s;
     u_collect1(&s, p, NULL, 0);
     T_CHECKF(s.rc == 0, "%s", s.err);
@@ -410,7 +408,8 @@ out:
 }
 
 static void t_logs_lines_exact(void) {
-    if (!has_shared("data/logs/loghub_2k")) T_SKIP("no ../shared/data/logs");
+    T_NEED_SHARED("data/logs/loghub_2k");
+    T_NEED_SHARED("data/logs/full");
     const char *dirs[] = {"data/logs/loghub_2k", "data/logs/full"};
     char msg[512];
     int n = 0;
@@ -458,7 +457,7 @@ static int gz_file(const char *dst, const char *src, int members) {
 
 static void t_linux_log_gzip(void) {
     const char *src = u_shared("data/logs/full/Linux.log");
-    if (access(src, R_OK)) T_SKIP("no Linux.log");
+    T_NEED_SHARED("data/logs/full/Linux.log");
     const char *gz = u_path("syslog.1.gz");
     T_CHECK(!gz_file(gz, src, 3));           /* three gzip members */
     size_t lines, diff;
@@ -475,7 +474,7 @@ static void t_linux_log_gzip(void) {
 
 static void t_linux_log_stdin(void) {
     const char *src = u_shared("data/logs/full/Linux.log");
-    if (access(src, R_OK)) T_SKIP("no Linux.log");
+    T_NEED_SHARED("data/logs/full/Linux.log");
     int pfd[2];
     T_CHECK(pipe(pfd) == 0);
     pid_t pid = fork();
@@ -505,7 +504,7 @@ static void t_linux_log_stdin(void) {
 
 static void t_gzip_bad(void) {
     const char *src = u_shared("data/logs/loghub_2k/Apache_2k.log");
-    if (access(src, R_OK)) T_SKIP("no Apache_2k.log");
+    T_NEED_SHARED("data/logs/loghub_2k/Apache_2k.log");
     const char *gz = u_path("a.gz");
     T_CHECK(!gz_file(gz, src, 1));
     size_t n;
@@ -544,7 +543,7 @@ static void t_gzip_bad(void) {
  * the input. */
 static void t_streaming_bounded_rss(void) {
     const char *src = u_shared("data/logs/full/Linux.log");
-    if (access(src, R_OK)) T_SKIP("no Linux.log");
+    T_NEED_SHARED("data/logs/full/Linux.log");
     size_t n;
     char *d = u_read(src, &n);
     T_CHECK(d);

@@ -282,7 +282,7 @@ static void t_epub_bad(void) {
 /* ---- EPUB from a .gz and from stdin: spooled to a temp file -------------------------- */
 static void t_epub_spooled(void) {
     const char *src = u_shared("data/books/epub/pg11_alice.epub");
-    if (access(src, R_OK)) T_SKIP("no alice epub");
+    T_NEED_SHARED("data/books/epub/pg11_alice.epub");
     u_stream a, b;
     u_collect1(&a, src, NULL, 0);
     T_CHECKF(a.rc == 0, "%s", a.err);
@@ -363,7 +363,11 @@ static void t_epub_books(void) {
         {"pg2600_war_and_peace.epub", 384, 73, "BOOK ONE: 1805 / CHAPTER I"},
         {"pg2701_moby_dick.epub", 146, 26, "CHAPTER 1. Loomings."},
     };
-    if (access(u_shared("data/books/epub"), R_OK)) T_SKIP("no ../shared/data/books/epub");
+    for (size_t b = 0; b < sizeof B / sizeof *B; b++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "data/books/epub/%s", B[b].file);
+        T_NEED_SHARED(rel);
+    }
     const char *py = access("/usr/bin/python3", X_OK) ? "python3" : "/usr/bin/python3";
     const char *script = u_path("navcheck.py");
     T_CHECK(!u_write(script, PY, sizeof PY - 1));
@@ -454,7 +458,7 @@ static double word_overlap(const char *x, const char *y) {
 static void t_epub_vs_txt(void) {
     static const char *pairs[][2] = {{"data/books/epub/pg2600_war_and_peace.epub", "data/books/txt/2600-0.txt"},
                                      {"data/books/epub/pg2701_moby_dick.epub", "data/books/txt/2701-0.txt"}};
-    if (access(u_shared(pairs[0][0]), R_OK)) T_SKIP("no books");
+    for (int i = 0; i < 2; i++) { T_NEED_SHARED(pairs[i][0]); T_NEED_SHARED(pairs[i][1]); }
     cr_ingest_opts o; cr_ingest_opts_default(&o);
     o.strip_gutenberg = 1; o.headers = 0;
     for (int i = 0; i < 2; i++) {

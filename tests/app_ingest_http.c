@@ -148,6 +148,8 @@ static void on_progress(void *ud, int doc, uint64_t done, uint64_t total) {
 
 static void t_http_text(void) {
     NEED_SERVER();
+    T_NEED_SHARED("data/books/txt/2600-0.txt");
+    T_NEED_SHARED("data/logs/full/Linux.log");
     cr_ingest_opts o; cr_ingest_opts_default(&o);
     o.progress = on_progress;
     progress_calls = 0;
@@ -158,6 +160,8 @@ static void t_http_text(void) {
 
 static void t_http_gz_and_epub(void) {
     NEED_SERVER();
+    T_NEED_SHARED("data/logs/full/apache_access.log");
+    T_NEED_SHARED("data/books/epub/pg11_alice.epub");
     size_t n;
     char *d = u_read(u_shared("data/logs/full/apache_access.log"), &n);
     T_CHECK(d);
@@ -172,6 +176,7 @@ static void t_http_gz_and_epub(void) {
 
 static void t_http_redirect(void) {
     NEED_SERVER();
+    T_NEED_SHARED("data/books/txt/2701-0.txt");
     same_as_local(url("/redir"), u_shared("data/books/txt/2701-0.txt"), NULL);
 }
 
@@ -260,6 +265,7 @@ static void t_https_verification(void) {
     snprintf(u, sizeof u, "https://127.0.0.1:%d/shared/books/txt/2701-0.txt", tls.port);
     char got[600];
     T_CHECKF(fails_with(u, NULL, "certificate", got, sizeof got, NULL), "%s", got);
+    T_NEED_SHARED("data/books/txt/2701-0.txt");
     cr_ingest_opts o; cr_ingest_opts_default(&o);
     o.ca_file = cert;
     same_as_local(u, u_shared("data/books/txt/2701-0.txt"), &o);

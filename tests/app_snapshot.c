@@ -18,7 +18,8 @@
 
 static char path260[512], path656[512], dir[256];
 static cr_model M, M2;
-static int have_m2;
+static int have260, have656, have_m2;   /* files there; M2 loaded (M loaded by main when have260) */
+static char err656[512];
 
 static void tokens(int32_t *t, int n, uint32_t seed) {
     for (int i = 0; i < n; i++) { seed = seed * 1664525u + 1013904223u; t[i] = 3 + (int32_t)((seed >> 9) % 509); }
@@ -167,6 +168,7 @@ static void roundtrip_case(int policy, int S, int N, int C, int stride, int thre
 }
 
 static void test_roundtrip_bit_exact(void) {
+    if (!have260) T_SKIP_MISSING(path260);
     roundtrip_case(CR_POLICY_CASCADE, 4, 64, 4, 16, 2, 300, 0, 0, 1);
     if (t_cur_failed) return;
     roundtrip_case(CR_POLICY_CASCADE, 4, 64, 4, 16, 1, 301, -1, 0, 1);    /* stored blocks */
@@ -186,6 +188,7 @@ static void test_roundtrip_bit_exact(void) {
 /* Feed part 1, save with the document's offset, load into a state built with other options,
  * feed part 2: the logits equal those of feeding part 1 + part 2 straight. */
 static void test_resume_partial_read(void) {
+    if (!have260) T_SKIP_MISSING(path260);
     char err[512], why[256], p[600];
     const int n1 = 333, n2 = 120, V = M.hp.n_vocab;
     int32_t t[453]; tokens(t, n1 + n2, 99);
@@ -227,6 +230,7 @@ static void test_resume_partial_read(void) {
  * child publishes in shared memory which save it started and how many completed, so after
  * each kill the file must hold the last completed save or the one in progress. */
 static void test_kill_while_saving(void) {
+    if (!have260) T_SKIP_MISSING(path260);
     char err[512], why[256], p[600], tmp[620];
     cr_state A, B;
     T_CHECKF(init_state(&A, CR_POLICY_CASCADE, 16, 1024, 4, 64, 1, err) == 0, "%s", err);
@@ -340,6 +344,7 @@ static int expect_fail(const uint8_t *buf, size_t n, cr_state *st, char *err, co
 }
 
 static void test_truncated(void) {
+    if (!have260) T_SKIP_MISSING(path260);
     char err[600];
     T_CHECK(corrupt_setup() == 0);
     cr_state st; memset(&st, 0, sizeof st);
@@ -367,6 +372,7 @@ static void test_truncated(void) {
 }
 
 static void test_flipped_bytes(void) {
+    if (!have260) T_SKIP_MISSING(path260);
     char err[600];
     T_CHECK(corrupt_setup() == 0);
     cr_state st; memset(&st, 0, sizeof st);
@@ -375,15 +381,26 @@ static void test_flipped_bytes(void) {
     snap_content_free(&out);
     uint8_t *b = malloc(SNAP_N);
     uint32_t rng = 4242;
-    int n = t_asan() ? 150 : 600;
+    int n = t_asan() ? 150 : 600, harmless = 0;
     for (int i = 0; i < n; i++) {
         memcpy(b, SNAP, SNAP_N);
         rng = rng * 1664525u + 1013904223u;
         size_t at = i < 64 ? (size_t)i : (rng >> 4) % SNAP_N;    /* every header byte, then random ones */
         rng = rng * 1664525u + 1013904223u;
         b[at] ^= (uint8_t)(1u << ((rng >> 12) % 8));
-        T_CHECKF(expect_fail(b, SNAP_N, &st, err, NULL), "bit flip at byte %zu: %s", at, err);
+        if (expect_fail(b, SNAP_N, &st, err, NULL)) continue;
+        if (!strcmp(err, "loaded")) {
+            /* A flip inside a deflate stream can decode to the very same bytes (e.g. a match
+             * distance now pointing at an identical run): every CRC then holds, and the load
+             * must give exactly the saved state. */
+            char why[256];
+            T_CHECKF(state_eq(&CS, &st, why), "bit flip at byte %zu loaded a different state: %s", at, why);
+            harmless++;
+            continue;
+        }
+        T_CHECKF(0, "bit flip at byte %zu: %s", at, err);
     }
+    printf("     %d bit flips, %d of them decoded to identical content (loaded, state equal)\n", n, harmless);
     /* a flip inside compressed layer data is caught by its CRC */
     memcpy(b, SNAP, SNAP_N);
     b[SNAP_N / 2] ^= 0x10;
@@ -394,8 +411,10 @@ static void test_flipped_bytes(void) {
 }
 
 static void test_wrong_model(void) {
+    if (!have260) T_SKIP_MISSING(path260);
     char err[600], p[600];
-    if (!have_m2) T_SKIP("%s not loadable", path656);
+    if (!have656) T_SKIP_MISSING(path656);
+    T_CHECKF(have_m2, "%s", err656);
     T_CHECK(corrupt_setup() == 0);
     cr_state st; memset(&st, 0, sizeof st);
     snap_content out;
@@ -421,6 +440,7 @@ static void test_wrong_model(void) {
 }
 
 static void test_wrong_version(void) {
+    if (!have260) T_SKIP_MISSING(path260);
     char err[600];
     T_CHECK(corrupt_setup() == 0);
     cr_state st; memset(&st, 0, sizeof st);
@@ -442,6 +462,7 @@ static void test_wrong_version(void) {
 
 /* The disk fills up: RLIMIT_FSIZE in a child (EFBIG), and injected ENOSPC at many offsets. */
 static void test_full_disk(void) {
+    if (!have260) T_SKIP_MISSING(path260);
     char err[600], p[600], tmp[620];
     T_CHECK(corrupt_setup() == 0);
     fpath(p, "full.cas");
@@ -509,6 +530,7 @@ static void test_full_disk(void) {
 }
 
 static void test_info(void) {
+    if (!have260) T_SKIP_MISSING(path260);
     char err[600];
     T_CHECK(corrupt_setup() == 0);
     char *txt = NULL; size_t n = 0;
@@ -550,6 +572,7 @@ static int ms_get(void *ctx, void *d, size_t n, int elem) {
     memcpy(d, m->p + m->pos, n); m->pos += n; return 0;
 }
 static void test_state_io_stream(void) {
+    if (!have260) T_SKIP_MISSING(path260);
     char err[512], why[256];
     cr_state a, b;
     T_CHECKF(init_state(&a, CR_POLICY_CASCADE, 4, 64, 4, 16, 1, err) == 0, "%s", err);
@@ -658,6 +681,8 @@ static void q8_case(cr_model *m, const char *name, int verbose) {
 }
 
 static void test_q8_bounded_error(void) {
+    if (!have260) T_SKIP_MISSING(path260);
+    T_NEED_SHARED("data/books/txt/1342-0.txt");
     int verbose = getenv("CR_VERBOSE") != NULL;
     q8_case(&M, "stories260K", verbose);
     if (have_m2) q8_case(&M2, "TinyStories-656K-Q8_0", verbose);
@@ -665,10 +690,11 @@ static void test_q8_bounded_error(void) {
 
 int main(void) {
     char err[512];
-    snprintf(path260, sizeof path260, "%s/models/stories260K.gguf", t_shared());
-    snprintf(path656, sizeof path656, "%s/models/TinyStories-656K-Q8_0.gguf", t_shared());
-    if (model_load(&M, path260, err, sizeof err)) { printf("FAIL load: %s\n", err); return 1; }
-    have_m2 = model_load(&M2, path656, err, sizeof err) == 0;
+    /* a missing model: its cases SKIP; stories260K there but not loadable: FAIL */
+    have260 = t_have_shared("models/stories260K.gguf", path260, sizeof path260);
+    have656 = t_have_shared("models/TinyStories-656K-Q8_0.gguf", path656, sizeof path656);
+    if (have260 && model_load(&M, path260, err, sizeof err)) { printf("FAIL load: %s\n", err); return 1; }
+    have_m2 = have656 && model_load(&M2, path656, err656, sizeof err656) == 0;
     const char *td = getenv("TMPDIR");
     snprintf(dir, sizeof dir, "%s/cr-snap-XXXXXX", td && *td ? td : "/tmp");
     if (!mkdtemp(dir)) { printf("FAIL mkdtemp %s: %s\n", dir, strerror(errno)); return 1; }
@@ -688,7 +714,7 @@ int main(void) {
     RUN(test_q8_bounded_error);
     if (SNAP) { free(SNAP); state_free(&CS); }
     rm_dir();
-    model_free(&M);
+    if (have260) model_free(&M);
     if (have_m2) model_free(&M2);
     return t_summary();
 }

@@ -32,7 +32,7 @@ static int open_reader(const char *doc, cr_opts *o, cr_session *s, summarizer *z
 static void test_note_per_chapter(void) {
     char doc[512], tmp[] = "/tmp/cr_sum_XXXXXX";
     int gen = t_asan();
-    if (access(model_path, R_OK)) T_SKIP("no model");
+    T_NEED_SHARED("models/stories260K.gguf");
     if (gen) {
         int fd = mkstemp(tmp); T_CHECK(fd >= 0);
         FILE *f = fdopen(fd, "w");
@@ -46,7 +46,7 @@ static void test_note_per_chapter(void) {
         snprintf(doc, sizeof doc, "%s", tmp);
     } else {
         snprintf(doc, sizeof doc, "%s/data/books/epub/pg11_alice.epub", t_shared());
-        if (access(doc, R_OK)) T_SKIP("no %s", doc);
+        T_NEED_SHARED("data/books/epub/pg11_alice.epub");
     }
     cb_ctx cc = {0};
     sum_opts so; sum_opts_default(&so);
@@ -98,7 +98,7 @@ static void test_note_per_chapter(void) {
 
 /* A text without chapters: a note every span tokens, then one at the end. */
 static void test_span_notes(void) {
-    if (access(model_path, R_OK)) T_SKIP("no model");
+    T_NEED_SHARED("models/stories260K.gguf");
     char tmp[] = "/tmp/cr_sum_XXXXXX";
     int fd = mkstemp(tmp); T_CHECK(fd >= 0);
     FILE *f = fdopen(fd, "w");

@@ -14,6 +14,10 @@ static const char *sh_path(char *buf, size_t n, const char *rel) {
     return buf;
 }
 static int file_exists(const char *p) { struct stat st; return stat(p, &st) == 0; }
+/* In a test case: SKIP when a file it needs is missing from the shared folder. */
+#define NEED_VOCAB(name) T_NEED_SHARED("tokenizers/vocab/ggml-vocab-" name ".gguf")
+#define NEED_SMOLLM2() do { T_NEED_SHARED("tokenizers/smollm2/tokenizer.json"); \
+                            T_NEED_SHARED("tokenizers/smollm2/config.json"); } while (0)
 static char g_tmp[64];
 static const char *tmpdir(void) {
     if (!g_tmp[0]) {
@@ -107,6 +111,7 @@ static void test_detect_markers(void) {
 
 /* SmolLM2: chatml with the template's default system prompt. */
 static void test_chatml_smollm2(void) {
+    NEED_SMOLLM2();
     char gp[512];
     if (!smollm2_gguf("chat", "--pre smollm", gp, sizeof gp)) T_SKIP("SmolLM2 tokenizer.json unavailable");
     tk k;
@@ -150,6 +155,7 @@ static void test_chatml_smollm2(void) {
 
 /* Qwen2.5's template: default system prompt in a '\n'-escaped literal after a branch. */
 static void test_chatml_default_system_qwen(void) {
+    NEED_SMOLLM2();
     static const char qwen_tmpl[] =
         "{%- if tools %}{{- '<|im_start|>system\\n' }}{%- if messages[0]['role'] == 'system' %}{{- messages[0]['content'] }}"
         "{%- else %}{{- 'You are Qwen, created by Alibaba Cloud. You are a helpful assistant.' }}{%- endif %}"
@@ -178,6 +184,7 @@ static void test_chatml_default_system_qwen(void) {
 
 /* Llama 3 format on a Llama 3 style vocabulary made from SmolLM2's BPE + header tokens. */
 static void test_llama3(void) {
+    NEED_SMOLLM2();
     char gp[512], tf[512], args[900];
     snprintf(tf, sizeof tf, "%s/llama3.jinja", tmpdir());
     FILE *f = fopen(tf, "w");
@@ -218,6 +225,7 @@ static void test_llama3(void) {
 
 /* Llama 2 (sentencepiece vocabulary without a chat template: detected as llama2). */
 static void test_llama2(void) {
+    NEED_VOCAB("llama-spm");
     tk k;
     T_CHECK(open_vocab(&k, "llama-spm") == 0);
     cr_tokenizer *t = k.t;
@@ -242,6 +250,7 @@ static void test_llama2(void) {
 
 /* Mistral v3 through its tokenizer.model ([INST] / [/INST] are control tokens). */
 static void test_mistral(void) {
+    T_NEED_SHARED("tokenizers/spm/mistral-v3.model");
     char p[512], err[256];
     cr_tokenizer *t = tok_load(NULL, sh_path(p, sizeof p, "tokenizers/spm/mistral-v3.model"), err, sizeof err);
     if (!t && !file_exists(p)) T_SKIP("%s missing", p);
@@ -266,6 +275,7 @@ static void test_mistral(void) {
 
 /* Phi-3: the vocab GGUF carries the template. */
 static void test_phi3(void) {
+    NEED_VOCAB("phi-3");
     tk k;
     T_CHECK(open_vocab(&k, "phi-3") == 0);
     cr_tokenizer *t = k.t;
@@ -292,6 +302,7 @@ static void test_phi3(void) {
 
 /* Overrides, raw, errors. */
 static void test_override_raw_errors(void) {
+    NEED_VOCAB("llama-spm");
     tk k;
     T_CHECK(open_vocab(&k, "llama-spm") == 0);
     cr_tokenizer *t = k.t;
@@ -318,10 +329,12 @@ static void test_override_raw_errors(void) {
     close_tk(&k);
     /* stories260K: sentencepiece llama without template -> llama2 */
     char p[512];
+    T_NEED_SHARED("models/stories260K.gguf");
     T_CHECK(open_gguf(&k, sh_path(p, sizeof p, "models/stories260K.gguf")) == 0);
     T_CHECK(chat_template_detect(k.t, &k.g, NULL, &ct, err, sizeof err) == 0 && ct.kind == CHAT_LLAMA2);
     close_tk(&k);
     /* gpt-2: no markers, no template -> raw, stop = <|endoftext|> */
+    NEED_VOCAB("gpt-2");
     T_CHECK(open_vocab(&k, "gpt-2") == 0);
     T_CHECK(chat_template_detect(k.t, &k.g, NULL, &ct, err, sizeof err) == 0 && ct.kind == CHAT_RAW);
     T_CHECK(chat_is_stop(k.t, &ct, 50256));

@@ -21,6 +21,8 @@ static uint8_t *read_all(const char *path, size_t *n) {
 static char path260[512], path656[512];
 
 static void test_parse_real_models(void) {
+    T_NEED_SHARED("models/stories260K.gguf");
+    T_NEED_SHARED("models/TinyStories-656K-Q8_0.gguf");
     gguf_file g;
     T_CHECKF(gguf_open(&g, path260) == 0, "%s", g.err);
     T_CHECK(g.version == 3);
@@ -56,6 +58,7 @@ static void test_missing_and_not_gguf(void) {
 /* Every truncation length of the header region, and a spread over the data: the
  * parse must fail with a message (or succeed only for the full file). */
 static void test_truncations(void) {
+    T_NEED_SHARED("models/TinyStories-656K-Q8_0.gguf");
     size_t n; uint8_t *b = read_all(path656, &n);
     T_CHECK(b);
     gguf_file g;
@@ -83,6 +86,8 @@ static uint64_t rnd(void) { rng_state ^= rng_state << 13; rng_state ^= rng_state
 /* Seeded fuzz: bit flips, byte sets and truncations of both real files; every
  * tensor the parser accepts lies inside the buffer (checked by touching it). */
 static void test_fuzz(void) {
+    T_NEED_SHARED("models/stories260K.gguf");
+    T_NEED_SHARED("models/TinyStories-656K-Q8_0.gguf");
     const char *paths[2] = {path260, path656};
     int iters = t_asan() ? 1500 : 6000, accepted = 0;
     for (int p = 0; p < 2; p++) {
@@ -140,6 +145,7 @@ static void test_cli_errors(void) {
     const char *b = getenv("CR_BUILD");
     char bin[256]; snprintf(bin, sizeof bin, "%s/cascade-read", b && strcmp(b, "build") ? b : ".");
     if (access(bin, X_OK) != 0) T_SKIP("%s not built", bin);
+    T_NEED_SHARED("models/stories260K.gguf");
     size_t n; uint8_t *data = read_all(path260, &n);
     T_CHECK(data);
     char tmp[] = "/tmp/cr_gguf_XXXXXX";

@@ -37,6 +37,7 @@ static int greedy(const char *model, int n, int32_t *ids, char **text, char *err
 }
 
 static void test_greedy_stories260k(void) {
+    T_NEED_SHARED("models/stories260K.gguf");
     int32_t ids[161]; char *text = NULL, err[512];
     T_CHECKF(greedy(path260, 160, ids, &text, err) == 0, "%s", err);
     printf("     stories260K: %.120s...\n", text);
@@ -58,6 +59,7 @@ static void test_greedy_stories260k(void) {
 }
 
 static void test_greedy_tinystories_q8(void) {
+    T_NEED_SHARED("models/TinyStories-656K-Q8_0.gguf");
     int32_t ids[121]; char *text = NULL, err[512];
     T_CHECKF(greedy(path656, 120, ids, &text, err) == 0, "%s", err);
     printf("     TinyStories-656K-Q8_0: %.120s...\n", text);
@@ -67,6 +69,8 @@ static void test_greedy_tinystories_q8(void) {
 
 /* Q8_0 GGUF through the engine vs the F32 safetensors original (numpy, HF conventions). */
 static void test_q8_vs_hf_f32(void) {
+    T_NEED_SHARED("models/TinyStories-656K-Q8_0.gguf");
+    T_NEED_SHARED("models/TinyStories-656K-hf");
     if (system(PY " -c 'import numpy' >/dev/null 2>&1")) T_SKIP("no numpy for /usr/bin/python3");
     const int n = 48;
     int32_t ids[49]; char *text = NULL, err[512];

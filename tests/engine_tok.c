@@ -37,6 +37,13 @@ static const char *sh_path(char *buf, size_t n, const char *rel) {
 
 static int file_exists(const char *p) { struct stat st; return stat(p, &st) == 0; }
 
+/* In a test case: SKIP when a file it needs is missing from the shared folder. */
+#define NEED_VOCAB_FILE(name, ext) do { char nv_[256]; \
+    snprintf(nv_, sizeof nv_, "tokenizers/vocab/ggml-vocab-%s.gguf%s", (name), (ext)); T_NEED_SHARED(nv_); } while (0)
+#define NEED_VOCAB(name) NEED_VOCAB_FILE(name, "")
+#define NEED_SMOLLM2() do { T_NEED_SHARED("tokenizers/smollm2/tokenizer.json"); \
+                            T_NEED_SHARED("tokenizers/smollm2/config.json"); } while (0)
+
 /* Splits a llama.cpp .inp file: strings separated by "\n__ggml_vocab_test__\n",
  * the trailing separator ends the last one. Returns count; strs point into buf. */
 static size_t split_inp(char *buf, size_t len, char ***strs, size_t **lens) {
@@ -104,10 +111,13 @@ static void print_ids(const char *what, const int32_t *v, size_t n) {
 /* Every string of X.gguf.inp gives exactly the ids of X.gguf.out. */
 static void vocab_case(const char *name) {
     char p[1024], rel[256];
+    NEED_VOCAB_FILE(name, ".inp");
+    NEED_VOCAB_FILE(name, ".out");
+    NEED_VOCAB(name);
     snprintf(rel, sizeof rel, "tokenizers/vocab/ggml-vocab-%s.gguf.inp", name);
     size_t il;
     char *inp = read_all(sh_path(p, sizeof p, rel), &il);
-    if (!inp) T_SKIP("%s missing", p);
+    T_CHECKF(inp, "%s: %s", p, strerror(errno));
     snprintf(rel, sizeof rel, "tokenizers/vocab/ggml-vocab-%s.gguf.out", name);
     char *outb = read_all(sh_path(p, sizeof p, rel), NULL);
     T_CHECKF(outb, "%s missing", p);
@@ -218,6 +228,7 @@ static void test_smollm2_hf_fixture(void) {
     const char *sp = "tests/fixtures/tok/smollm2_strings.txt", *ep = "tests/fixtures/tok/smollm2_expected.txt";
     if (!file_exists(ep))
         T_SKIP("%s not generated yet (run tests/tools/hf_tok_fixture.py expect where `tokenizers` exists)", ep);
+    NEED_SMOLLM2();
     char gp[512];
     T_CHECKF(smollm2_gguf("smollm", "--pre smollm", gp, sizeof gp), "could not build the SmolLM2 vocab GGUF");
     size_t il;
@@ -300,7 +311,14 @@ static char *py_expected(const char *model_rel, int maxl) {
 static void spm_books_case(const char *model_rel, const char *vocab_gguf /* NULL: load the .model */) {
     if (!have_py_sentencepiece()) T_SKIP("/usr/bin/python3 with sentencepiece not available");
     char model[512];
-    if (!file_exists(sh_path(model, sizeof model, model_rel))) T_SKIP("%s missing", model);
+    T_NEED_SHARED(model_rel);
+    for (int b = 0; b < N_BOOKS; b++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "data/books/txt/%s", BOOKS[b]);
+        T_NEED_SHARED(rel);
+    }
+    if (vocab_gguf) NEED_VOCAB(vocab_gguf);
+    sh_path(model, sizeof model, model_rel);
     int maxl = t_asan() ? 600 : 0;
     char *exp = py_expected(model_rel, maxl);
     T_CHECKF(exp, "python oracle failed");
@@ -362,8 +380,11 @@ static void test_spm_fast_equals_direct(void) {
     const char *names[] = { "llama-spm", "phi-3" };
     char p[512];
     size_t len;
+    T_NEED_SHARED("data/books/txt/1342-0.txt");
+    NEED_VOCAB(names[0]);
+    NEED_VOCAB(names[1]);
     char *book = read_all(sh_path(p, sizeof p, "data/books/txt/1342-0.txt"), &len);
-    if (!book) T_SKIP("book missing");
+    T_CHECKF(book, "%s: %s", p, strerror(errno));
     size_t lim = t_asan() ? 20000 : 150000;
     if (len > lim) len = lim;
     for (int v = 0; v < 2; v++) {
@@ -455,6 +476,7 @@ static void roundtrip_books(cr_tokenizer *t, const char *what) {
     printf("# %s: %d books, %zu bytes, %zu tokens: decode(encode(x)) == x\n", what, nb, bytes, toks);
 }
 static void test_roundtrip_spm_gguf(void) {
+    NEED_VOCAB("llama-spm");
     gguf_file g;
     cr_tokenizer *t = load_vocab("llama-spm", &g);
     T_CHECK(t);
@@ -462,6 +484,7 @@ static void test_roundtrip_spm_gguf(void) {
     tok_free(t); gguf_close(&g);
 }
 static void test_roundtrip_bpe_gpt2(void) {
+    NEED_VOCAB("gpt-2");
     gguf_file g;
     cr_tokenizer *t = load_vocab("gpt-2", &g);
     T_CHECK(t);
@@ -469,6 +492,7 @@ static void test_roundtrip_bpe_gpt2(void) {
     tok_free(t); gguf_close(&g);
 }
 static void test_roundtrip_bpe_llama3_style(void) {
+    NEED_SMOLLM2();
     char gp[512];
     if (!smollm2_gguf("llama3", "--pre llama-bpe --chat-template none", gp, sizeof gp)) T_SKIP("SmolLM2 vocab unavailable");
     gguf_file g;
@@ -483,10 +507,12 @@ static void test_roundtrip_bpe_llama3_style(void) {
  * DeepSeek) lacks a few control bytes and bytes that never occur in UTF-8, which then
  * encode to nothing, as in Hugging Face tokenizers; those are left out for it. */
 static void test_roundtrip_bpe_random_bytes(void) {
+    NEED_VOCAB("gpt-2");
     char gp[512];
     const char *paths[2] = { NULL, smollm2_gguf("llama3", "--pre llama-bpe --chat-template none", gp, sizeof gp) };
     uint64_t s = 0x1234567;
     for (int v = 0; v < 2; v++) {
+        if (v == 1) NEED_SMOLLM2();
         gguf_file g;
         cr_tokenizer *t = v == 0 ? load_vocab("gpt-2", &g) : paths[1] ? load_path(paths[1], &g) : NULL;
         T_CHECK(t);
@@ -542,6 +568,7 @@ static void check_no_control(cr_tokenizer *t, const char *what) {
 static void test_no_injection_spm(void) {
     const char *v[] = { "llama-spm", "phi-3" };
     for (int i = 0; i < 2; i++) {
+        NEED_VOCAB(v[i]);
         gguf_file g;
         cr_tokenizer *t = load_vocab(v[i], &g);
         T_CHECK(t);
@@ -550,6 +577,7 @@ static void test_no_injection_spm(void) {
         if (t_cur_failed) return;
     }
     char p[512], err[256];
+    T_NEED_SHARED("tokenizers/spm/mistral-v3.model");
     cr_tokenizer *t = tok_load(NULL, sh_path(p, sizeof p, "tokenizers/spm/mistral-v3.model"), err, sizeof err);
     T_CHECKF(t, "%s", err);
     T_CHECK(tok_special(t, "[INST]") == 3);
@@ -559,6 +587,7 @@ static void test_no_injection_spm(void) {
 static void test_no_injection_bpe(void) {
     const char *v[] = { "gpt-2", "deepseek-coder", "deepseek-llm", "starcoder", "refact", "mpt", "falcon" };
     for (int i = 0; i < 7; i++) {
+        NEED_VOCAB(v[i]);
         gguf_file g;
         cr_tokenizer *t = load_vocab(v[i], &g);
         T_CHECK(t);
@@ -567,6 +596,7 @@ static void test_no_injection_bpe(void) {
         if (t_cur_failed) return;
     }
     char gp[512];
+    NEED_SMOLLM2();
     T_CHECK(smollm2_gguf("smollm", "--pre smollm", gp, sizeof gp));
     gguf_file g;
     cr_tokenizer *t = load_path(gp, &g);
@@ -602,6 +632,7 @@ static void stream_equals_decode(cr_tokenizer *t, const char *text, const char *
 }
 static void test_stream_decode(void) {
     const char *txt = "Hello, y'all! 😁 ?我想在apple工作1314151天～ Cửa Việt\n\tnew line  two spaces ½";
+    NEED_VOCAB("llama-spm");
     gguf_file g;
     cr_tokenizer *t = load_vocab("llama-spm", &g);
     T_CHECK(t);
@@ -631,6 +662,7 @@ static void test_stream_decode(void) {
     T_CHECK(tok_decode(t, &badid, 1, &out, &ol) == -1);
     free(ids);
     tok_free(t); gguf_close(&g);
+    NEED_VOCAB("gpt-2");
     t = load_vocab("gpt-2", &g);
     T_CHECK(t);
     T_CHECK(tok_kind(t) == TOK_BPE && !strcmp(tok_pre_name(t), "gpt2") && tok_add_bos(t) == 0);
@@ -641,6 +673,7 @@ static void test_stream_decode(void) {
 }
 
 static void test_pre_names(void) {
+    NEED_SMOLLM2();
     const char *pairs[][2] = { { "smollm", "starcoder" }, { "llama-bpe", "llama3" }, { "qwen2", "qwen2" },
                                { "gpt2", "gpt2" }, { "deepseek-llm", "deepseek-llm" } };
     for (int i = 0; i < 5; i++) {
@@ -683,6 +716,7 @@ static void test_errors(void) {
     T_CHECKF(strstr(err, "/nonexistent/tokenizer.model"), "err: %s", err);
     /* a GGUF file as a sentencepiece model: malformed protobuf */
     char p[512];
+    NEED_VOCAB("gpt-2");
     T_CHECK(tok_load(NULL, sh_path(p, sizeof p, "tokenizers/vocab/ggml-vocab-gpt-2.gguf"), err, sizeof err) == NULL);
     T_CHECKF(strstr(err, "sentencepiece") || strstr(err, "protobuf"), "err: %s", err);
     printf("# errors: %s\n", err);
@@ -696,6 +730,7 @@ static void test_errors(void) {
     gguf_close(&g);
     /* the real stories260K model (with tensors) */
     cr_tokenizer *t;
+    T_NEED_SHARED("models/stories260K.gguf");
     T_CHECKF(gguf_open(&g, sh_path(p, sizeof p, "models/stories260K.gguf")) == 0, "%s", g.err);
     t = tok_load(&g, NULL, err, sizeof err);
     T_CHECKF(t, "%s", err);
@@ -706,6 +741,7 @@ static void test_errors(void) {
 
 static void test_cli(void) {
     char model[512], err[256], outp[512];
+    NEED_VOCAB("llama-spm");
     sh_path(model, sizeof model, "tokenizers/vocab/ggml-vocab-llama-spm.gguf");
     snprintf(outp, sizeof outp, "%s/cli.txt", tmpdir());
     FILE *f = fopen(outp, "w+");
@@ -741,8 +777,11 @@ static void test_threads(void) {
     const char *names[] = { "llama-spm", "gpt-2" };
     char p[512];
     size_t len;
+    T_NEED_SHARED("data/books/txt/16-0.txt");
+    NEED_VOCAB(names[0]);
+    NEED_VOCAB(names[1]);
     char *book = read_all(sh_path(p, sizeof p, "data/books/txt/16-0.txt"), &len);
-    if (!book) T_SKIP("book missing");
+    T_CHECKF(book, "%s: %s", p, strerror(errno));
     if (len > 40000) len = 40000;
     for (int v = 0; v < 2; v++) {
         gguf_file g;
@@ -768,6 +807,7 @@ static void test_threads(void) {
 }
 
 static void test_vocab_gpt_neox_loads(void) {
+    NEED_VOCAB("gpt-neox");
     gguf_file g;
     cr_tokenizer *t = load_vocab("gpt-neox", &g);
     T_CHECK(t);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <stdarg.h>
 #include <math.h>
+#include <sys/stat.h>
 
 static int t_pass, t_failn, t_skipn, t_cur_failed, t_cur_skipped;
 static const char *t_cur;
@@ -41,6 +42,32 @@ static inline int t_summary(void) {
 static inline const char *t_shared(void) {
     const char *s = getenv("CR_SHARED");
     return s ? s : "../shared";
+}
+/* Writes the shared folder's REL ("models/stories260K.gguf") to PATH; 1 when that file
+ * (or folder) exists. A file that exists but does not load is the test's to fail. */
+static inline int t_have_shared(const char *rel, char *path, size_t n) {
+    struct stat st;
+    snprintf(path, n, "%s/%s", t_shared(), rel);
+    return stat(path, &st) == 0;
+}
+/* SKIP line for a missing file: "stories260K.gguf not found under ../shared/models". */
+static inline void t_skip_missing(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (slash && slash > path) t_skip_msg("%s not found under %.*s", slash + 1, (int)(slash - path), path);
+    else t_skip_msg("%s not found", path);
+}
+#define T_SKIP_MISSING(path) do { t_skip_missing(path); return; } while (0)
+/* In a test case: SKIP it (and return) when the shared folder lacks REL. Put it before the
+ * first use of the file, so that the checks before it still run. */
+#define T_NEED_SHARED(rel) do { char t_need_[1024]; \
+    if (!t_have_shared((rel), t_need_, sizeof t_need_)) T_SKIP_MISSING(t_need_); } while (0)
+/* In main(), for a binary whose set-up needs REL before any case: 1 when it is there; else
+ * one SKIP line for the whole binary ("SKIP all: ... not found under ...") and 0, and main
+ * returns t_summary(). */
+static inline int t_have_shared_all(const char *rel, char *path, size_t n) {
+    if (t_have_shared(rel, path, n)) return 1;
+    t_cur = "all"; t_skip_missing(path); t_skipn++;
+    return 0;
 }
 /* Run a shell command, return everything it wrote on stdout (malloc'd, NUL-terminated) and
  * its exit status in *status (-1 when it did not exit normally). */

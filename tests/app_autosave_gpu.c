@@ -18,18 +18,6 @@ static const int32_t probe[5] = {1, 100, 200, 300, 400};
 
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 
-static int copy_head(const char *src, const char *dst, size_t n) {
-    FILE *f = fopen(src, "rb");
-    if (!f) return -1;
-    char *b = malloc(n);
-    size_t k = fread(b, 1, n, f);
-    fclose(f);
-    while (k > 0 && b[k - 1] != '\n') k--;
-    FILE *g = fopen(dst, "wb");
-    if (!g) { free(b); return -1; }
-    fwrite(b, 1, k, g); fclose(g); free(b);
-    return k ? 0 : -1;
-}
 
 static int n_warn;
 static void on_warn(void *ud, const char *msg) { (void)ud; n_warn++; printf("     warning: %s\n", msg); }
@@ -114,7 +102,7 @@ int main(void) {
     snprintf(fa, sizeof fa, "%s/a.txt", dir);
     snprintf(cas, sizeof cas, "%s/auto.cas", dir);
     snprintf(cas2, sizeof cas2, "%s/sync.cas", dir);
-    if (copy_head(book, fa, 200000)) { printf("cannot copy the book\n"); return 1; }
+    if (t_copy_head(book, fa, 200000)) { printf("cannot copy the book\n"); return 1; }
     memset(&opts, 0, sizeof opts);
     opts.model = model; opts.device = "cuda"; opts.threads = 4; opts.n_predict = 16;
     opts.policy = -1; opts.cache_n = 1024; opts.cascades = 4; opts.sinks = 4; opts.stride = 256; opts.beta = -1;

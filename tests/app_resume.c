@@ -19,20 +19,6 @@ static void opts_init(cr_opts *o) {
     sampler_cfg_default(&o->samp);
 }
 
-/* the first n bytes of src, cut after a newline */
-static int copy_head(const char *src, const char *dst, size_t n) {
-    FILE *f = fopen(src, "rb");
-    if (!f) return -1;
-    char *b = malloc(n);
-    size_t k = fread(b, 1, n, f);
-    fclose(f);
-    while (k > 0 && b[k - 1] != '\n') k--;
-    FILE *g = fopen(dst, "wb");
-    if (!g) { free(b); return -1; }
-    fwrite(b, 1, k, g); fclose(g); free(b);
-    return k ? 0 : -1;
-}
-
 static const int32_t probe[5] = {1, 100, 200, 300, 400};
 
 typedef struct { int strides, stop_after; cr_reader *r; } stopper;
@@ -191,7 +177,7 @@ int main(void) {
     snprintf(fb, sizeof fb, "%s/b.txt", dir);
     snprintf(cas, sizeof cas, "%s/s.cas", dir);
     size_t na = t_asan() ? 2500 : 12000, nb = t_asan() ? 2000 : 6000;
-    if (copy_head(book_a, fa, na) || copy_head(book_b, fb, nb)) { printf("cannot copy the books\n"); return 1; }
+    if (t_copy_head(book_a, fa, na) || t_copy_head(book_b, fb, nb)) { printf("cannot copy the books\n"); return 1; }
     opts_init(&opts);
     T_RUN(t_reference);
     if (ref_logits && len_a_tokens) {

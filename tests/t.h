@@ -83,5 +83,19 @@ static inline char *t_popen_read(const char *cmd, int *status) {
     return out;
 }
 
+/* The first n bytes of file src, cut after the last newline, written to dst. 0, or -1. */
+static inline int t_copy_head(const char *src, const char *dst, size_t n) {
+    FILE *f = fopen(src, "rb");
+    if (!f) return -1;
+    char *b = malloc(n);
+    size_t k = fread(b, 1, n, f);
+    fclose(f);
+    while (k > 0 && b[k - 1] != '\n') k--;
+    FILE *g = fopen(dst, "wb");
+    if (!g) { free(b); return -1; }
+    fwrite(b, 1, k, g); fclose(g); free(b);
+    return k ? 0 : -1;
+}
+
 static inline int t_asan(void) { const char *s = getenv("CR_ASAN"); return s && *s == '1'; }
 #endif

@@ -114,6 +114,9 @@ size_t crk_attn_work_floats(int S, int N, int max_L, int n_head, int hd);
  * That path writes r only for valid keys (the others are never read). */
 int crk_attn_fast_ok(int hd, int rope_pairs);
 void crk_attn_chunk(const crk_attn *a, crk_stream s);
+/* Benchmarks: only some phases of the tensor-core path (bit 0 the key gather, bit 1 pass 1,
+ * bit 2 pass 2); -1 (nothing launched) when the call would take the precise path. */
+int crk_attn_chunk_phases(const crk_attn *a, crk_stream s, int phases);
 /* fast path, step 1 (kernels/attn_gather.cu): fill kbuf/vbuf/kdst for the chunk. */
 void crk_kv_gather(const crk_attn *a, crk_stream s);
 /* L == 1 (flash-decoding: the keys split across blocks); falls back to crk_attn_chunk for

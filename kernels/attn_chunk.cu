@@ -16,6 +16,7 @@
  * Both passes of one call use the same implementation (the row statistics differ:
  * natural-log units for precise, log2 units for fast). */
 #include "attn_common.cuh"
+#include "mma.cuh"
 
 /* ================================================================ precise (SIMT) */
 
@@ -247,36 +248,6 @@ __global__ void __launch_bounds__(128) attn_p2_simt(crk_attn a) {
 #define TC_BM 64
 #define TC_BN 64
 
-__device__ __forceinline__ void mma16816(float *c, const uint32_t *a, uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ void ldsm_x4(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3, const void *p) {
-    uint32_t addr = (uint32_t)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
-}
-__device__ __forceinline__ void ldsm_x4_trans(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3, const void *p) {
-    uint32_t addr = (uint32_t)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
-}
-/* 16-byte asynchronous copy; bytes = 0 fills the destination with zeros. */
-__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, int bytes) {
-    uint32_t addr = (uint32_t)__cvta_generic_to_shared(smem);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(addr), "l"(gmem), "r"(bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N)); }
-__device__ __forceinline__ uint32_t pack_h2(float lo, float hi) {
-    __half2 h = __floats2half2_rn(lo, hi);
-    return *(uint32_t *)&h;
-}
-__device__ __forceinline__ uint32_t ldg32(const uint16_t *p) { return *(const uint32_t *)p; }
-
-#define LOG2E 1.4426950408889634f
-
 /* rows [r0, r0 + 64) of a [rows][HD] fp16 matrix into smem [64][HD + 8]; rows >= valid
  * are zero-filled (the source address is clamped to row 0 then). */
 template <int HD>
@@ -290,7 +261,7 @@ __device__ __forceinline__ void tc_load_rows(uint16_t *dst, const uint16_t *src,
 }
 
 template <int HD>
-__global__ void __launch_bounds__(128) attn_p1_tc(crk_attn a) {
+__global__ void __launch_bounds__(128, 3) attn_p1_tc(crk_attn a) {
     constexpr int RS = HD + 8;
     extern __shared__ __align__(16) uint16_t tsm[];
     uint16_t *Ks = tsm, *Vs = tsm + 2 * TC_BN * RS;     /* [2][64][RS] each */
@@ -351,18 +322,19 @@ __global__ void __launch_bounds__(128) attn_p1_tc(crk_attn a) {
                 mma16816(sacc[nb + 1], qa[kk], b2, b3);
             }
         }
+        /* raw dot products here; the scale (log2 units) is folded into the exponent's FMA */
         const bool need_mask = k0 + TC_BN > nc || m0 + TC_BM > L;
         float tm0 = -INFINITY, tm1 = -INFINITY;
 #pragma unroll
         for (int nb = 0; nb < 8; nb++) {
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                float v = sacc[nb][e] * sl2;
+                float v = sacc[nb][e];
                 if (need_mask) {
                     const int k = k0 + nb * 8 + 2 * t + (e & 1), row = e < 2 ? r0 : r1;
                     if (!(row < L && (k < nc || k - nc <= row))) v = -INFINITY;
+                    sacc[nb][e] = v;
                 }
-                sacc[nb][e] = v;
                 if (e < 2) tm0 = fmaxf(tm0, v); else tm1 = fmaxf(tm1, v);
             }
         }
@@ -370,15 +342,15 @@ __global__ void __launch_bounds__(128) attn_p1_tc(crk_attn a) {
         tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 2));
         tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 1));
         tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 2));
-        const float mn0 = fmaxf(mr0, tm0), mn1 = fmaxf(mr1, tm1);
-        const float al0 = mn0 == -INFINITY ? 1.f : exp2f(mr0 - mn0);
-        const float al1 = mn1 == -INFINITY ? 1.f : exp2f(mr1 - mn1);
-        const float bb0 = mn0 == -INFINITY ? 0.f : mn0, bb1 = mn1 == -INFINITY ? 0.f : mn1;
+        const float mn0 = fmaxf(mr0, tm0 * sl2), mn1 = fmaxf(mr1, tm1 * sl2);
+        const float al0 = mn0 == -INFINITY ? 1.f : crk_ex2(mr0 - mn0);
+        const float al1 = mn1 == -INFINITY ? 1.f : crk_ex2(mr1 - mn1);
+        const float bb0 = mn0 == -INFINITY ? 0.f : -mn0, bb1 = mn1 == -INFINITY ? 0.f : -mn1;
         float ps0 = 0.f, ps1 = 0.f;
 #pragma unroll
         for (int nb = 0; nb < 8; nb++) {
-            sacc[nb][0] = exp2f(sacc[nb][0] - bb0); sacc[nb][1] = exp2f(sacc[nb][1] - bb0);
-            sacc[nb][2] = exp2f(sacc[nb][2] - bb1); sacc[nb][3] = exp2f(sacc[nb][3] - bb1);
+            sacc[nb][0] = crk_ex2(fmaf(sacc[nb][0], sl2, bb0)); sacc[nb][1] = crk_ex2(fmaf(sacc[nb][1], sl2, bb0));
+            sacc[nb][2] = crk_ex2(fmaf(sacc[nb][2], sl2, bb1)); sacc[nb][3] = crk_ex2(fmaf(sacc[nb][3], sl2, bb1));
             ps0 += sacc[nb][0] + sacc[nb][1];
             ps1 += sacc[nb][2] + sacc[nb][3];
         }
@@ -436,7 +408,7 @@ __global__ void __launch_bounds__(128) attn_p2_tc(crk_attn a) {
     extern __shared__ __align__(16) uint16_t tsm[];
     uint16_t *Ks = tsm;                          /* [64][RS] */
     uint16_t *Qs = tsm + TC_BN * RS;             /* [2][64][RS] */
-    float *stt = (float *)(Qs + 2 * TC_BM * RS); /* [2][3][64]: max, 1/sum, w */
+    float2 *stt = (float2 *)(Qs + 2 * TC_BM * RS); /* [2][64]: (-max, w/sum) per query */
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     const int kvh = blockIdx.y, n_rep = a.n_head / a.n_kv, L = a.L;
     const int nc = a.st->n_sinks + a.st->nv, nk = nc + L;
@@ -455,10 +427,8 @@ __global__ void __launch_bounds__(128) attn_p2_tc(crk_attn a) {
         if (tid < TC_BM) {
             const int m = q0 + tid;
             const bool in = m < L;
-            float *sb = stt + buf * 3 * TC_BM;
-            sb[tid] = in ? a.work[((size_t)h * L + m) * 2] : 0.f;
-            sb[TC_BM + tid] = in ? a.work[((size_t)h * L + m) * 2 + 1] : 0.f;
-            sb[2 * TC_BM + tid] = in ? a.w[m] : 0.f;
+            stt[buf * TC_BM + tid] = in ? make_float2(-a.work[((size_t)h * L + m) * 2], a.w[m] * a.work[((size_t)h * L + m) * 2 + 1])
+                                        : make_float2(0.f, 0.f);
         }
         cp_async_commit();
     };
@@ -484,7 +454,7 @@ __global__ void __launch_bounds__(128) attn_p2_tc(crk_attn a) {
         }
         __syncthreads();
         const uint16_t *Qb = Qs + buf * TC_BM * RS;
-        const float *sb = stt + buf * 3 * TC_BM;
+        const float2 *sb = stt + buf * TC_BM;
         float sacc[8][4];
 #pragma unroll
         for (int nb = 0; nb < 8; nb++) sacc[nb][0] = sacc[nb][1] = sacc[nb][2] = sacc[nb][3] = 0.f;
@@ -501,6 +471,7 @@ __global__ void __launch_bounds__(128) attn_p2_tc(crk_attn a) {
         const bool need_mask = k0 + TC_BN > nc || q0 + TC_BM > L;
 #pragma unroll
         for (int nb = 0; nb < 8; nb++) {
+            const float4 st2 = *(const float4 *)(sb + nb * 8 + 2 * t);   /* queries qi, qi + 1 */
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const int qi = nb * 8 + 2 * t + (e & 1), m = q0 + qi;
@@ -510,10 +481,9 @@ __global__ void __launch_bounds__(128) attn_p2_tc(crk_attn a) {
                     const int cj = second ? cj1 : cj0, key = second ? key1 : key0;
                     ok = m < L && key < nk && cj <= m;
                 }
-                if (ok) {
-                    float v = sb[2 * TC_BM + qi] * (exp2f(sacc[nb][e] * sl2 - sb[qi]) * sb[TC_BM + qi]);
-                    if (second) acc1 += v; else acc0 += v;
-                }
+                const float nmax = (e & 1) ? st2.z : st2.x, wsum = (e & 1) ? st2.w : st2.y;
+                const float v = ok ? wsum * crk_ex2(fmaf(sacc[nb][e], sl2, nmax)) : 0.f;
+                if (second) acc1 += v; else acc0 += v;
             }
         }
         if (it + 1 == total || (it + 1) / nqt != gg) {   /* last query tile of this head */
@@ -557,21 +527,35 @@ static void launch_p1_simt(const crk_attn *a, cudaStream_t s) {
     attn_p1_simt<NDMAX><<<grid, 128, smem, s>>>(*a);
 }
 
+/* phases: bit 0 the key gather, bit 1 pass 1, bit 2 pass 2 */
 template <int HD>
-static void launch_tc(const crk_attn *a, cudaStream_t s) {
+static void launch_tc(const crk_attn *a, cudaStream_t s, int phases = 7) {
     constexpr int RS = HD + 8;
     const size_t sm1 = sizeof(uint16_t) * 4 * TC_BN * RS;
-    const size_t sm2 = sizeof(uint16_t) * (TC_BN + 2 * TC_BM) * RS + sizeof(float) * 2 * 3 * TC_BM;
+    const size_t sm2 = sizeof(uint16_t) * (TC_BN + 2 * TC_BM) * RS + sizeof(float2) * 2 * TC_BM;
     static int attr_done = 0;
-    if (!attr_done) {
+    if (!attr_done) {   /* the largest shared-memory carveout: 3 blocks of pass 1 per SM */
         cudaFuncSetAttribute(attn_p1_tc<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm1);
         cudaFuncSetAttribute(attn_p2_tc<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm2);
+        cudaFuncSetAttribute(attn_p1_tc<HD>, cudaFuncAttributePreferredSharedMemoryCarveout, 100);
+        cudaFuncSetAttribute(attn_p2_tc<HD>, cudaFuncAttributePreferredSharedMemoryCarveout, 100);
         attr_done = 1;
     }
-    crk_kv_gather(a, s);
+    if (phases & 1) crk_kv_gather(a, s);
     const int nk_max = a->S + a->N + a->L;
-    attn_p1_tc<HD><<<dim3(crk_cdiv(a->L, TC_BM), a->n_head), 128, sm1, s>>>(*a);
-    attn_p2_tc<HD><<<dim3(crk_cdiv(nk_max, TC_BN), a->n_kv), 128, sm2, s>>>(*a);
+    if (phases & 2) attn_p1_tc<HD><<<dim3(crk_cdiv(a->L, TC_BM), a->n_head), 128, sm1, s>>>(*a);
+    if (phases & 4) attn_p2_tc<HD><<<dim3(crk_cdiv(nk_max, TC_BN), a->n_kv), 128, sm2, s>>>(*a);
+}
+
+/* Benchmarks: one phase of the tensor-core path (1 gather, 2 pass 1, 4 pass 2); -1 when the
+ * call would take the precise path. */
+extern "C" int crk_attn_chunk_phases(const crk_attn *a, crk_stream s, int phases) {
+    const int nk = a->S + a->N + a->L;
+    if (a->L <= 0 || a->mode == CRK_ATTN_PRECISE || !a->q16 || !a->kbuf || !a->vbuf || !a->kdst || a->kv_rows < nk + 64 ||
+        !crk_attn_fast_ok(a->hd, a->rope_pairs)) return -1;
+    if (a->hd == 64) launch_tc<64>(a, s, phases);
+    else launch_tc<128>(a, s, phases);
+    return 0;
 }
 
 extern "C" void crk_attn_chunk(const crk_attn *a, crk_stream s) {

@@ -5,6 +5,19 @@
 #pragma once
 #include "common.cuh"
 
+/* 8 fp16 values (16 bytes) <-> 8 floats */
+__device__ __forceinline__ void g_unpack8(const uint4 &u, float *f) {
+    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int e = 0; e < 4; e++) { f[2 * e] = crk_h2f((uint16_t)(w[e] & 0xFFFF)); f[2 * e + 1] = crk_h2f((uint16_t)(w[e] >> 16)); }
+}
+__device__ __forceinline__ uint32_t g_pack2(float lo, float hi) {
+    return (uint32_t)crk_f2h(lo) | ((uint32_t)crk_f2h(hi) << 16);
+}
+__device__ __forceinline__ uint4 g_pack8(const float *f) {
+    return make_uint4(g_pack2(f[0], f[1]), g_pack2(f[2], f[3]), g_pack2(f[4], f[5]), g_pack2(f[6], f[7]));
+}
+
 struct crk_kinfo {
     const uint16_t *k, *v;
     int pos;     /* RoPE position, -1 when the key is not valid */

@@ -5,6 +5,15 @@
  * combine kernel merges the splits, and a score kernel turns the stored logits into the
  * EMA score columns r = max_g w_0 * p_g. All fp32 (keys and values read as fp16). */
 #include "attn_common.cuh"
+#include "mma.cuh"
+#include <stdlib.h>
+
+/* CRK_DECODE_SIMT=1: the fp32 SIMT kernel even where the tensor-core one applies (benchmarks) */
+static int getenv_simt(void) {
+    static int v = -1;
+    if (v < 0) { const char *e = getenv("CRK_DECODE_SIMT"); v = e && *e == '1'; }
+    return v;
+}
 
 /* Lanes per key: LPK = hd / 8 (each lane holds 8 dimensions). */
 template <int LPK, int R>
@@ -302,6 +311,202 @@ __global__ void attn_dec_score(crk_attn a) {
     a.r[(size_t)kvh * a.r_stride + k] = best;
 }
 
+/* ================================================================ tensor cores
+ * hd 64 / 128 (not in precise mode): a block takes DEC_TC_KS keys of one KV head and up to
+ * 16 query heads of its group as the 16 rows of mma.sync m16n8k16 (fp16 operands, fp32
+ * accumulation). Keys and values are copied to shared memory with cp.async, the keys
+ * rotated there (fp32 arithmetic, rounded to fp16: the same rotated keys as the chunk
+ * path's gather), then each warp takes 32 keys: logits (written for the score kernel),
+ * the block's max and sum per row, P.V; the four warps' outputs are summed through shared
+ * memory into the split's partial (max in natural-log units, as the SIMT kernel). */
+#define DEC_TC_KS 128
+
+template <int HD>
+__global__ void __launch_bounds__(128) attn_dec_tc(crk_attn a) {
+    constexpr int RS = HD + 8, NCH = HD / 8, KS = DEC_TC_KS;
+    extern __shared__ __align__(16) uint16_t tsm[];
+    uint16_t *Ks = tsm, *Vs = tsm + KS * RS;      /* [KS][RS] each; later the warps' outputs */
+    __shared__ int kpos_s[KS];
+    __shared__ const uint16_t *kp_s[KS], *vp_s[KS];
+    __shared__ float red_m[4][16], red_l[4][16];
+    const int split = blockIdx.x, kvh = blockIdx.y, g0 = blockIdx.z * 16;
+    const int n_rep = a.n_head / a.n_kv, nr = min(16, n_rep - g0);
+    const int nk = a.S + a.N + 1, kb0 = split * KS, kb1 = min(nk, kb0 + KS);
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+    const int lm_i = lane >> 3, lm_r = lane & 7;
+    if (tid < KS) {
+        crk_kinfo ki;
+        ki.pos = -1; ki.cj = -1; ki.k = ki.v = nullptr;
+        if (kb0 + tid < kb1) ki = crk_key_info(a, kvh, kb0 + tid, a.st->n_sinks, a.st->p0);
+        kpos_s[tid] = ki.pos; kp_s[tid] = ki.k; vp_s[tid] = ki.v;
+    }
+    __syncthreads();
+    for (int i = tid; i < KS * NCH; i += 128) {
+        const int row = i / NCH, ci = i % NCH;
+        const bool ok = kpos_s[row] >= 0;
+        cp_async16(Ks + row * RS + ci * 8, ok ? kp_s[row] + ci * 8 : a.ck, ok ? 16 : 0);
+        cp_async16(Vs + row * RS + ci * 8, ok ? vp_s[row] + ci * 8 : a.cv, ok ? 16 : 0);
+    }
+    cp_async_commit();
+    /* the query rows (fp32 -> fp16 A fragments) while the copies fly */
+    const float *qb = a.q + (size_t)(kvh * n_rep + g0) * HD;
+    uint32_t qa[HD / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; kk++) {
+        const int c0 = kk * 16 + 2 * t;
+        qa[kk][0] = g < nr ? pack_h2(qb[g * HD + c0], qb[g * HD + c0 + 1]) : 0u;
+        qa[kk][1] = g + 8 < nr ? pack_h2(qb[(g + 8) * HD + c0], qb[(g + 8) * HD + c0 + 1]) : 0u;
+        qa[kk][2] = g < nr ? pack_h2(qb[g * HD + c0 + 8], qb[g * HD + c0 + 9]) : 0u;
+        qa[kk][3] = g + 8 < nr ? pack_h2(qb[(g + 8) * HD + c0 + 8], qb[(g + 8) * HD + c0 + 9]) : 0u;
+    }
+    cp_async_wait<0>();
+    __syncthreads();
+    /* RoPE of the keys, in place */
+    const int rp = a.rope_pairs, rp8 = rp / 8;
+    if (!a.neox) {
+#pragma unroll 4
+        for (int i = tid; i < KS * NCH; i += 128) {
+            const int row = i / NCH, ci = i % NCH, pos = kpos_s[row];
+            if (pos < 0 || 4 * ci >= rp) continue;
+            uint16_t *kr = Ks + row * RS + ci * 8;
+            float x[8];
+            g_unpack8(*(const uint4 *)kr, x);
+            const float4 *cs4 = (const float4 *)(a.rope_cs + ((size_t)pos * rp + 4 * ci) * 2);
+            const float4 c01 = cs4[0], c23 = cs4[1];   /* rp % 8 == 0: all four pairs rotate */
+            float y[8];
+            y[0] = x[0] * c01.x - x[1] * c01.y; y[1] = x[0] * c01.y + x[1] * c01.x;
+            y[2] = x[2] * c01.z - x[3] * c01.w; y[3] = x[2] * c01.w + x[3] * c01.z;
+            y[4] = x[4] * c23.x - x[5] * c23.y; y[5] = x[4] * c23.y + x[5] * c23.x;
+            y[6] = x[6] * c23.z - x[7] * c23.w; y[7] = x[6] * c23.w + x[7] * c23.z;
+            *(uint4 *)kr = g_pack8(y);
+        }
+    } else {
+#pragma unroll 2
+        for (int i = tid; i < KS * rp8; i += 128) {
+            const int row = i / rp8, ci = i % rp8, pos = kpos_s[row];
+            if (pos < 0) continue;
+            uint16_t *k0 = Ks + row * RS + ci * 8, *k1 = k0 + rp;
+            float x0[8], x1[8], y0[8], y1[8];
+            g_unpack8(*(const uint4 *)k0, x0);
+            g_unpack8(*(const uint4 *)k1, x1);
+            const float *cs = a.rope_cs + ((size_t)pos * rp + ci * 8) * 2;
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                const float co = cs[2 * e], si = cs[2 * e + 1];
+                y0[e] = x0[e] * co - x1[e] * si;
+                y1[e] = x0[e] * si + x1[e] * co;
+            }
+            *(uint4 *)k0 = g_pack8(y0);
+            *(uint4 *)k1 = g_pack8(y1);
+        }
+    }
+    __syncthreads();
+    /* this warp's 32 keys: logits */
+    const int wk0 = warp * 32;
+    float sacc[4][4];
+#pragma unroll
+    for (int nb = 0; nb < 4; nb++) sacc[nb][0] = sacc[nb][1] = sacc[nb][2] = sacc[nb][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; kk++) {
+#pragma unroll
+        for (int nb = 0; nb < 4; nb += 2) {
+            uint32_t b0, b1, b2, b3;
+            ldsm_x4(b0, b1, b2, b3, Ks + (wk0 + (nb + (lm_i >> 1)) * 8 + lm_r) * RS + kk * 16 + (lm_i & 1) * 8);
+            mma16816(sacc[nb], qa[kk], b0, b1);
+            mma16816(sacc[nb + 1], qa[kk], b2, b3);
+        }
+    }
+    const float scale = 1.0f / sqrtf((float)HD);
+    float *glg = a.work + crk_dec_lg_off(a.n_head);
+    float m0 = -INFINITY, m1 = -INFINITY;
+#pragma unroll
+    for (int nb = 0; nb < 4; nb++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int kl = wk0 + nb * 8 + 2 * t + (e & 1), row = e < 2 ? g : g + 8;
+            const float v = kpos_s[kl] >= 0 ? sacc[nb][e] * scale : -INFINITY;
+            if (row < nr && kb0 + kl < kb1) glg[(size_t)(kvh * n_rep + g0 + row) * nk + kb0 + kl] = v;
+            sacc[nb][e] = v * LOG2E;
+            if (e < 2) m0 = fmaxf(m0, sacc[nb][e]); else m1 = fmaxf(m1, sacc[nb][e]);
+        }
+    }
+    m0 = fmaxf(m0, __shfl_xor_sync(0xffffffffu, m0, 1)); m0 = fmaxf(m0, __shfl_xor_sync(0xffffffffu, m0, 2));
+    m1 = fmaxf(m1, __shfl_xor_sync(0xffffffffu, m1, 1)); m1 = fmaxf(m1, __shfl_xor_sync(0xffffffffu, m1, 2));
+    if (t == 0) { red_m[warp][g] = m0; red_m[warp][g + 8] = m1; }
+    __syncthreads();
+    float M0 = red_m[0][g], M1 = red_m[0][g + 8];
+#pragma unroll
+    for (int w = 1; w < 4; w++) { M0 = fmaxf(M0, red_m[w][g]); M1 = fmaxf(M1, red_m[w][g + 8]); }
+    const float b0 = M0 == -INFINITY ? 0.f : M0, b1 = M1 == -INFINITY ? 0.f : M1;
+    float l0 = 0.f, l1 = 0.f;
+#pragma unroll
+    for (int nb = 0; nb < 4; nb++) {
+        sacc[nb][0] = crk_ex2(sacc[nb][0] - b0); sacc[nb][1] = crk_ex2(sacc[nb][1] - b0);
+        sacc[nb][2] = crk_ex2(sacc[nb][2] - b1); sacc[nb][3] = crk_ex2(sacc[nb][3] - b1);
+        l0 += sacc[nb][0] + sacc[nb][1];
+        l1 += sacc[nb][2] + sacc[nb][3];
+    }
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1); l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1); l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    if (t == 0) { red_l[warp][g] = l0; red_l[warp][g + 8] = l1; }
+    /* P.V over the warp's 32 keys */
+    float oacc[HD / 8][4];
+#pragma unroll
+    for (int i = 0; i < HD / 8; i++) oacc[i][0] = oacc[i][1] = oacc[i][2] = oacc[i][3] = 0.f;
+#pragma unroll
+    for (int kk2 = 0; kk2 < 2; kk2++) {
+        uint32_t pa[4];
+        pa[0] = pack_h2(sacc[2 * kk2][0], sacc[2 * kk2][1]);
+        pa[1] = pack_h2(sacc[2 * kk2][2], sacc[2 * kk2][3]);
+        pa[2] = pack_h2(sacc[2 * kk2 + 1][0], sacc[2 * kk2 + 1][1]);
+        pa[3] = pack_h2(sacc[2 * kk2 + 1][2], sacc[2 * kk2 + 1][3]);
+#pragma unroll
+        for (int nb2 = 0; nb2 < HD / 8; nb2 += 2) {
+            uint32_t v0, v1, v2, v3;
+            ldsm_x4_trans(v0, v1, v2, v3, Vs + (wk0 + kk2 * 16 + (lane & 15)) * RS + nb2 * 8 + (lane >> 4) * 8);
+            mma16816(oacc[nb2], pa, v0, v1);
+            mma16816(oacc[nb2 + 1], pa, v2, v3);
+        }
+    }
+    __syncthreads();   /* every warp is done with Ks / Vs: reuse them for the outputs */
+    float *ored = (float *)tsm;   /* [4 warps][16 rows][HD] */
+#pragma unroll
+    for (int nb2 = 0; nb2 < HD / 8; nb2++) {
+        const int col = nb2 * 8 + 2 * t;
+        if (g < nr) *(float2 *)(ored + ((size_t)warp * 16 + g) * HD + col) = make_float2(oacc[nb2][0], oacc[nb2][1]);
+        if (g + 8 < nr) *(float2 *)(ored + ((size_t)warp * 16 + g + 8) * HD + col) = make_float2(oacc[nb2][2], oacc[nb2][3]);
+    }
+    __syncthreads();
+    float *part = a.work + crk_dec_part_off(a.n_head, a.S, a.N);
+    for (int i = tid; i < nr * HD; i += 128) {
+        const int r = i / HD, d = i % HD;
+        const float sum = ored[(size_t)r * HD + d] + ored[((size_t)16 + r) * HD + d] + ored[((size_t)32 + r) * HD + d] + ored[((size_t)48 + r) * HD + d];
+        part[((size_t)split * a.n_head + kvh * n_rep + g0 + r) * (HD + 2) + 2 + d] = sum;
+    }
+    if (tid < nr) {
+        float M = red_m[0][tid], Lsum = red_l[0][tid] + red_l[1][tid] + red_l[2][tid] + red_l[3][tid];
+#pragma unroll
+        for (int w = 1; w < 4; w++) M = fmaxf(M, red_m[w][tid]);
+        const size_t pi = ((size_t)split * a.n_head + kvh * n_rep + g0 + tid) * (HD + 2);
+        part[pi] = M == -INFINITY ? -INFINITY : M / LOG2E;
+        part[pi + 1] = Lsum;
+    }
+}
+
+template <int HD>
+static void launch_dec_tc(const crk_attn *a, int nsplit, cudaStream_t s) {
+    constexpr size_t smem = sizeof(uint16_t) * 2 * DEC_TC_KS * (HD + 8);
+    static_assert(smem >= sizeof(float) * 4 * 16 * HD, "the output reduction reuses the K/V tiles");
+    static int attr_done = 0;
+    if (!attr_done) {
+        cudaFuncSetAttribute(attn_dec_tc<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        cudaFuncSetAttribute(attn_dec_tc<HD>, cudaFuncAttributePreferredSharedMemoryCarveout, 100);
+        attr_done = 1;
+    }
+    const int n_rep = a->n_head / a->n_kv;
+    attn_dec_tc<HD><<<dim3(nsplit, a->n_kv, crk_cdiv(n_rep, 16)), 128, smem, s>>>(*a);
+}
+
 template <int LPK, int R>
 static void launch_dec_r(const crk_attn *a, int nsplit, cudaStream_t s) {
     const int hd = 8 * LPK;
@@ -333,6 +538,14 @@ extern "C" void crk_attn_decode(const crk_attn *a, crk_stream s) {
         return;
     }
     const int nk = a->S + a->N + 1;
+    if (a->mode != CRK_ATTN_PRECISE && (hd == 64 || hd == 128) && crk_attn_fast_ok(hd, a->rope_pairs) && !getenv_simt()) {
+        const int nsplit = (int)crk_cdiv(nk, DEC_TC_KS);
+        if (hd == 64) launch_dec_tc<64>(a, nsplit, s);
+        else launch_dec_tc<128>(a, nsplit, s);
+        attn_dec_combine<<<dim3(a->n_head, crk_cdiv(hd, 32)), 256, 0, s>>>(*a, nsplit);
+        attn_dec_score<<<dim3(crk_cdiv(nk, 256), a->n_kv), 256, 0, s>>>(*a);
+        return;
+    }
     const int nsplit = (int)crk_cdiv(nk, CRK_DEC_KS);
     switch (hd) {
     case 8: launch_dec<1>(a, nsplit, s); break;

@@ -7,18 +7,6 @@
  * index in the [S | N | L] layout of the score columns r. One thread per 8 dimensions. */
 #include "attn_common.cuh"
 
-__device__ __forceinline__ void g_unpack8(const uint4 &u, float *f) {
-    const uint32_t w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-    for (int e = 0; e < 4; e++) { f[2 * e] = crk_h2f((uint16_t)(w[e] & 0xFFFF)); f[2 * e + 1] = crk_h2f((uint16_t)(w[e] >> 16)); }
-}
-__device__ __forceinline__ uint32_t g_pack2(float lo, float hi) {
-    return (uint32_t)crk_f2h(lo) | ((uint32_t)crk_f2h(hi) << 16);
-}
-__device__ __forceinline__ uint4 g_pack8(const float *f) {
-    return make_uint4(g_pack2(f[0], f[1]), g_pack2(f[2], f[3]), g_pack2(f[4], f[5]), g_pack2(f[6], f[7]));
-}
-
 __global__ void kv_gather_k(crk_attn a) {
     const int kvh = blockIdx.y, hd = a.hd, nch = hd / 8;
     const crk_step *st = a.st;

@@ -221,6 +221,18 @@ static double attn_bench_run(attn_bench *b, int64_t T, int stride, double *usefu
         double seen = (double)st.n_sinks + cascade_total_stored(&pre);
         *attn_only_ms = am / reps;
         attn_ms = 4.0 * b->nh * b->hd * ((double)L * seen + (double)L * (L + 1) / 2);   /* flops of that chunk */
+        /* each phase alone: the key gather, pass 1 (softmax . V), pass 2 (the score columns) */
+        float ph[3] = {0, 0, 0};
+        for (int f = 0; f < 3; f++) {
+            CUDA_CHECK(cudaEventRecord(a0, b->st));
+            for (int i = 0; i < reps; i++) crk_attn_chunk_phases(&a, b->st, 1 << f);
+            CUDA_CHECK(cudaEventRecord(a1, b->st));
+            CUDA_CHECK(cudaEventSynchronize(a1));
+            CUDA_CHECK(cudaEventElapsedTime(&ph[f], a0, a1));
+            ph[f] /= reps;
+        }
+        printf("   phases (L=%d, full cache): gather %.3f ms, pass 1 %.3f ms (%.0f TFLOP/s), pass 2 %.3f ms (%.0f TFLOP/s of its Q.K)\n",
+               L, ph[0], ph[1], attn_ms / ph[1] / 1e9, ph[2], attn_ms / 2 / ph[2] / 1e9);
         cudaFree(dst); cudaFree(dw);
     }
     *useful = attn_ms;   /* FLOPs of one full-cache chunk (for TFLOP/s with attn_only_ms) */

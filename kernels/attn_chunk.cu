@@ -17,6 +17,8 @@
  * natural-log units for precise, log2 units for fast). */
 #include "attn_common.cuh"
 #include "mma.cuh"
+#include <stdio.h>
+#include <stdlib.h>
 
 /* ================================================================ precise (SIMT) */
 
@@ -248,28 +250,33 @@ __global__ void __launch_bounds__(128) attn_p2_simt(crk_attn a) {
 #define TC_BM 64
 #define TC_BN 64
 
-/* rows [r0, r0 + 64) of a [rows][HD] fp16 matrix into smem [64][HD + 8]; rows >= valid
- * are zero-filled (the source address is clamped to row 0 then). */
-template <int HD>
+/* rows [r0, r0 + ROWS) of a [rows][HD] fp16 matrix into smem [ROWS][HD + 8] by NT threads;
+ * rows >= valid are zero-filled (the source address is clamped to row 0 then). */
+template <int HD, int NT, int ROWS = 64>
 __device__ __forceinline__ void tc_load_rows(uint16_t *dst, const uint16_t *src, size_t src_stride, int r0, int valid) {
-    constexpr int NCH = HD / 8, RS = HD + 8;
-    for (int i = threadIdx.x; i < 64 * NCH; i += 128) {
-        const int row = i / NCH, ci = i % NCH, r = r0 + row;
+    constexpr int NCH = HD / 8, RS = HD + 8, RPI = NT / NCH;   /* rows per pass of the NT threads */
+    static_assert(NT % NCH == 0 && ROWS % RPI == 0, "tile shape");
+    const int row0 = threadIdx.x / NCH, ci = threadIdx.x % NCH;
+#pragma unroll
+    for (int j = 0; j < ROWS / RPI; j++) {
+        const int row = row0 + j * RPI, r = r0 + row;
         const bool ok = r < valid;
         cp_async16(dst + row * RS + ci * 8, src + (size_t)(ok ? r : 0) * src_stride + ci * 8, ok ? 16 : 0);
     }
 }
 
-template <int HD>
-__global__ void __launch_bounds__(128, 3) attn_p1_tc(crk_attn a) {
+/* pass 1: W warps of 16 query rows each (BM = 16 W queries of one head per block) */
+template <int HD, int W>
+__global__ void __launch_bounds__(32 * W, W <= 4 ? 3 : 1) attn_p1_tc(crk_attn a) {
+    constexpr int NT = 32 * W, BM = 16 * W;
     constexpr int RS = HD + 8;
     extern __shared__ __align__(16) uint16_t tsm[];
     uint16_t *Ks = tsm, *Vs = tsm + 2 * TC_BN * RS;     /* [2][64][RS] each */
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     const int h = blockIdx.y, kvh = h / (a.n_head / a.n_kv);
-    const int m0 = blockIdx.x * TC_BM, L = a.L;
+    const int m0 = blockIdx.x * BM, L = a.L;
     const int nc = a.st->n_sinks + a.st->nv;
-    const int kend = nc + min(L, m0 + TC_BM);
+    const int kend = nc + min(L, m0 + BM);
     const uint16_t *Kg = a.kbuf + (size_t)kvh * a.kv_rows * HD, *Vg = a.vbuf + (size_t)kvh * a.kv_rows * HD;
     const int r0 = m0 + warp * 16 + g, r1 = r0 + 8;
     const size_t qs = (size_t)a.n_head * HD;
@@ -294,14 +301,14 @@ __global__ void __launch_bounds__(128, 3) attn_p1_tc(crk_attn a) {
     /* ldmatrix lane roles */
     const int lm_i = lane >> 3, lm_r = lane & 7;
 
-    tc_load_rows<HD>(Ks, Kg, HD, 0, kend);
-    tc_load_rows<HD>(Vs, Vg, HD, 0, kend);
+    tc_load_rows<HD, NT>(Ks, Kg, HD, 0, kend);
+    tc_load_rows<HD, NT>(Vs, Vg, HD, 0, kend);
     cp_async_commit();
     for (int tile = 0; tile < ntiles; tile++) {
         const int buf = tile & 1, k0 = tile * TC_BN;
         if (tile + 1 < ntiles) {
-            tc_load_rows<HD>(Ks + (buf ^ 1) * TC_BN * RS, Kg, HD, k0 + TC_BN, kend);
-            tc_load_rows<HD>(Vs + (buf ^ 1) * TC_BN * RS, Vg, HD, k0 + TC_BN, kend);
+            tc_load_rows<HD, NT>(Ks + (buf ^ 1) * TC_BN * RS, Kg, HD, k0 + TC_BN, kend);
+            tc_load_rows<HD, NT>(Vs + (buf ^ 1) * TC_BN * RS, Vg, HD, k0 + TC_BN, kend);
             cp_async_commit();
             cp_async_wait<1>();
         } else {
@@ -323,7 +330,7 @@ __global__ void __launch_bounds__(128, 3) attn_p1_tc(crk_attn a) {
             }
         }
         /* raw dot products here; the scale (log2 units) is folded into the exponent's FMA */
-        const bool need_mask = k0 + TC_BN > nc || m0 + TC_BM > L;
+        const bool need_mask = k0 + TC_BN > nc || m0 + BM > L;
         float tm0 = -INFINITY, tm1 = -INFINITY;
 #pragma unroll
         for (int nb = 0; nb < 8; nb++) {
@@ -356,8 +363,10 @@ __global__ void __launch_bounds__(128, 3) attn_p1_tc(crk_attn a) {
         }
         l0 = l0 * al0 + ps0; l1 = l1 * al1 + ps1;
         mr0 = mn0; mr1 = mn1;
+        if (__any_sync(0xffffffffu, al0 != 1.f || al1 != 1.f)) {   /* the max rarely moves after the first tiles */
 #pragma unroll
-        for (int i = 0; i < HD / 8; i++) { oacc[i][0] *= al0; oacc[i][1] *= al0; oacc[i][2] *= al1; oacc[i][3] *= al1; }
+            for (int i = 0; i < HD / 8; i++) { oacc[i][0] *= al0; oacc[i][1] *= al0; oacc[i][2] *= al1; oacc[i][3] *= al1; }
+        }
 #pragma unroll
         for (int kk2 = 0; kk2 < TC_BN / 16; kk2++) {
             uint32_t pa[4];
@@ -402,28 +411,29 @@ __global__ void __launch_bounds__(128, 3) attn_p1_tc(crk_attn a) {
     }
 }
 
-template <int HD>
-__global__ void __launch_bounds__(128) attn_p2_tc(crk_attn a) {
-    constexpr int RS = HD + 8;
+/* pass 2: W warps of 16 keys each (BN2 = 16 W keys of one KV head per block) */
+template <int HD, int W>
+__global__ void __launch_bounds__(32 * W) attn_p2_tc(crk_attn a) {
+    constexpr int RS = HD + 8, NT = 32 * W, BN2 = 16 * W;
     extern __shared__ __align__(16) uint16_t tsm[];
-    uint16_t *Ks = tsm;                          /* [64][RS] */
-    uint16_t *Qs = tsm + TC_BN * RS;             /* [2][64][RS] */
+    uint16_t *Ks = tsm;                          /* [BN2][RS] */
+    uint16_t *Qs = tsm + BN2 * RS;               /* [2][64][RS] */
     float2 *stt = (float2 *)(Qs + 2 * TC_BM * RS); /* [2][64]: (-max, w/sum) per query */
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
     const int kvh = blockIdx.y, n_rep = a.n_head / a.n_kv, L = a.L;
     const int nc = a.st->n_sinks + a.st->nv, nk = nc + L;
-    const int k0 = blockIdx.x * TC_BN;
+    const int k0 = blockIdx.x * BN2;
     if (k0 >= nk) return;
     const uint16_t *Kg = a.kbuf + (size_t)kvh * a.kv_rows * HD;
     const int lm_i = lane >> 3, lm_r = lane & 7;
-    tc_load_rows<HD>(Ks, Kg, HD, k0, nk);
+    tc_load_rows<HD, NT, BN2>(Ks, Kg, HD, k0, nk);
     cp_async_commit();
     const int qstart = k0 >= nc ? ((k0 - nc) & ~(TC_BM - 1)) : 0;
     const int nqt = (L - qstart + TC_BM - 1) / TC_BM, total = n_rep * nqt;
     const size_t qstride = (size_t)a.n_head * HD;
     auto issue = [&](int it, int buf) {
         const int gg = it / nqt, q0 = qstart + (it % nqt) * TC_BM, h = kvh * n_rep + gg;
-        tc_load_rows<HD>(Qs + buf * TC_BM * RS, a.q16 + (size_t)h * HD, qstride, q0, L);
+        tc_load_rows<HD, NT>(Qs + buf * TC_BM * RS, a.q16 + (size_t)h * HD, qstride, q0, L);
         if (tid < TC_BM) {
             const int m = q0 + tid;
             const bool in = m < L;
@@ -468,7 +478,7 @@ __global__ void __launch_bounds__(128) attn_p2_tc(crk_attn a) {
                 mma16816(sacc[nb + 1], ka[kk], b2, b3);
             }
         }
-        const bool need_mask = k0 + TC_BN > nc || q0 + TC_BM > L;
+        const bool need_mask = k0 + BN2 > nc || q0 + TC_BM > L;
 #pragma unroll
         for (int nb = 0; nb < 8; nb++) {
             const float4 st2 = *(const float4 *)(sb + nb * 8 + 2 * t);   /* queries qi, qi + 1 */
@@ -527,24 +537,59 @@ static void launch_p1_simt(const crk_attn *a, cudaStream_t s) {
     attn_p1_simt<NDMAX><<<grid, 128, smem, s>>>(*a);
 }
 
+/* Warps per block of the two passes: pass 1 takes 16 W queries per block (W = 4 or 8),
+ * pass 2 16 W keys (W = 4 or 8); more rows per block divide the tiles' traffic from L2.
+ * CRK_ATTN_WARPS="W1,W2" overrides the defaults (benchmarks). */
+static int p1_warps = 4, p2_warps = 8;   /* H200, 8B shape: pass 1 250 TFLOP/s at 4 (6: 219, 8: 206); pass 2 187 at 8 (179 at 4) */
+static void attn_warps_init(void) {
+    static int done = 0;
+    if (done) return;
+    done = 1;
+    const char *e = getenv("CRK_ATTN_WARPS");
+    int w1, w2;
+    if (e && sscanf(e, "%d,%d", &w1, &w2) == 2) {
+        if (w1 == 4 || w1 == 8) p1_warps = w1;
+        if (w2 == 4 || w2 == 8) p2_warps = w2;
+    }
+}
+
+template <int HD, int W>
+static void launch_p1(const crk_attn *a, cudaStream_t s) {
+    constexpr size_t sm1 = sizeof(uint16_t) * 4 * TC_BN * (HD + 8);
+    static int attr_done = 0;
+    if (!attr_done) {   /* the largest shared-memory carveout: several blocks per SM */
+        cudaFuncSetAttribute(attn_p1_tc<HD, W>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm1);
+        cudaFuncSetAttribute(attn_p1_tc<HD, W>, cudaFuncAttributePreferredSharedMemoryCarveout, 100);
+        attr_done = 1;
+    }
+    attn_p1_tc<HD, W><<<dim3(crk_cdiv(a->L, 16 * W), a->n_head), 32 * W, sm1, s>>>(*a);
+}
+template <int HD, int W>
+static void launch_p2(const crk_attn *a, cudaStream_t s) {
+    constexpr size_t sm2 = sizeof(uint16_t) * (16 * W + 2 * TC_BM) * (HD + 8) + sizeof(float2) * 2 * TC_BM;
+    static int attr_done = 0;
+    if (!attr_done) {
+        cudaFuncSetAttribute(attn_p2_tc<HD, W>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm2);
+        cudaFuncSetAttribute(attn_p2_tc<HD, W>, cudaFuncAttributePreferredSharedMemoryCarveout, 100);
+        attr_done = 1;
+    }
+    const int nk_max = a->S + a->N + a->L;
+    attn_p2_tc<HD, W><<<dim3(crk_cdiv(nk_max, 16 * W), a->n_kv), 32 * W, sm2, s>>>(*a);
+}
+
 /* phases: bit 0 the key gather, bit 1 pass 1, bit 2 pass 2 */
 template <int HD>
 static void launch_tc(const crk_attn *a, cudaStream_t s, int phases = 7) {
-    constexpr int RS = HD + 8;
-    const size_t sm1 = sizeof(uint16_t) * 4 * TC_BN * RS;
-    const size_t sm2 = sizeof(uint16_t) * (TC_BN + 2 * TC_BM) * RS + sizeof(float2) * 2 * TC_BM;
-    static int attr_done = 0;
-    if (!attr_done) {   /* the largest shared-memory carveout: 3 blocks of pass 1 per SM */
-        cudaFuncSetAttribute(attn_p1_tc<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm1);
-        cudaFuncSetAttribute(attn_p2_tc<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm2);
-        cudaFuncSetAttribute(attn_p1_tc<HD>, cudaFuncAttributePreferredSharedMemoryCarveout, 100);
-        cudaFuncSetAttribute(attn_p2_tc<HD>, cudaFuncAttributePreferredSharedMemoryCarveout, 100);
-        attr_done = 1;
-    }
+    attn_warps_init();
     if (phases & 1) crk_kv_gather(a, s);
-    const int nk_max = a->S + a->N + a->L;
-    if (phases & 2) attn_p1_tc<HD><<<dim3(crk_cdiv(a->L, TC_BM), a->n_head), 128, sm1, s>>>(*a);
-    if (phases & 4) attn_p2_tc<HD><<<dim3(crk_cdiv(nk_max, TC_BN), a->n_kv), 128, sm2, s>>>(*a);
+    if (phases & 2) {
+        if (p1_warps == 8) launch_p1<HD, 8>(a, s);
+        else launch_p1<HD, 4>(a, s);
+    }
+    if (phases & 4) {
+        if (p2_warps == 8) launch_p2<HD, 8>(a, s);
+        else launch_p2<HD, 4>(a, s);
+    }
 }
 
 /* Benchmarks: one phase of the tensor-core path (1 gather, 2 pass 1, 4 pass 2); -1 when the

@@ -236,14 +236,10 @@ int forward(cr_state *s, const int32_t *tok, int L, int out_mode, const int32_t 
         const layer_w *W = &m->layers[l];
         for (int t = 0; t < L; t++) rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, W->attn_norm, dim, hp->eps);
         quantize_rows(s->tp, s->xb, L, dim, s->xq);
-        if (L == 1) {
+        {
             const wmat *ws[3] = {&W->q, &W->k, &W->v};
             float *ys[3] = {s->q, s->k, s->v};
-            matvec_multi(s->tp, ws, ys, 3, s->xb, s->xq);
-        } else {
-            matmul_q8(s->tp, &W->q, s->xb, s->xq, L, s->q);
-            matmul_q8(s->tp, &W->k, s->xb, s->xq, L, s->k);
-            matmul_q8(s->tp, &W->v, s->xb, s->xq, L, s->v);
+            matmul_multi(s->tp, ws, ys, 3, s->xb, s->xq, L);
         }
         for (int t = 0; t < L; t++) {
             float *q = s->q + (size_t)t * qd, *kk = s->k + (size_t)t * kvd, *vv = s->v + (size_t)t * kvd;
@@ -262,13 +258,10 @@ int forward(cr_state *s, const int32_t *tok, int L, int out_mode, const int32_t 
         for (size_t i = 0; i < (size_t)L * dim; i++) s->x[i] += s->xb[i];
         for (int t = 0; t < L; t++) rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, W->ffn_norm, dim, hp->eps);
         quantize_rows(s->tp, s->xb, L, dim, s->xq);
-        if (L == 1) {
+        {
             const wmat *ws[2] = {&W->gate, &W->up};
             float *ys[2] = {s->hb, s->hb2};
-            matvec_multi(s->tp, ws, ys, 2, s->xb, s->xq);
-        } else {
-            matmul_q8(s->tp, &W->gate, s->xb, s->xq, L, s->hb);
-            matmul_q8(s->tp, &W->up, s->xb, s->xq, L, s->hb2);
+            matmul_multi(s->tp, ws, ys, 2, s->xb, s->xq, L);
         }
         for (size_t i = 0; i < (size_t)L * hp->ffn; i++) {
             float g = s->hb[i];

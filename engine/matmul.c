@@ -85,6 +85,7 @@ typedef struct {
     const wmat *const *W; float *const *y; int nm;
     int64_t item0[MM_MULTI + 1];  /* first work item of each matrix */
     int T, ntf, ntq;              /* tokens; float tiles, quantized tiles (FT / QT tokens each) */
+    int nth;                      /* threads */
     int64_t n;                    /* cols */
     const float *x; const q8_block *xb;   /* the caller's activations (prep reads them) */
     float *xf;                    /* [ntf][n][FT] each tile's tokens, k-major (0 past T) */
@@ -168,12 +169,22 @@ static inline __attribute__((always_inline)) void tile_q(const gemm_ctx *c, cons
     for (int j = 0, C; j < (left); j += C) \
         if ((C = (left) - j >= 12 ? 12 : (left) - j >= 8 ? 8 : (left) - j >= 4 ? 4 : (left) - j >= 2 ? 2 : 1), 1)
 
-static void tiles_f(const gemm_ctx *c, const float *pw, float *y, int64_t ldy, int nr) {
+/* The weights of the next work items (the ones this thread is likely to take next: with
+ * dynamic scheduling, item + 1 .. item + threads) are prefetched into L2 a few lines per token
+ * tile; decoding a panel from memory otherwise stalls on DRAM (15% of F32 prefill). */
+typedef struct { const char *p, *end; int64_t step; } wprefetch;
+
+static inline void pf_lines(wprefetch *pf) {
+    for (int64_t i = 0; i < pf->step && pf->p < pf->end; i++, pf->p += 64) _mm_prefetch(pf->p, _MM_HINT_T1);
+}
+
+static void tiles_f(const gemm_ctx *c, const float *pw, float *y, int64_t ldy, int nr, wprefetch *pf) {
     __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr >= 32 ? 0xFFFF : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
     for (int tile = 0; tile < c->ntf; tile++) {
         int left = c->T - tile * FT < FT ? c->T - tile * FT : FT;
         const float *xt = c->xf + (size_t)tile * c->n * FT;
+        pf_lines(pf);
         TILE_SPLIT(left, j, C) {
             float *yt = y + (size_t)(tile * FT + j) * ldy;
             switch (C) {
@@ -196,17 +207,64 @@ static void tiles_f(const gemm_ctx *c, const float *pw, float *y, int64_t ldy, i
     default: tile_q(c, pu, pdw, pm, tile, j, 1, S, M, yt, ldy, mk); break; \
     }
 
-static void tiles_q(const gemm_ctx *c, uint32_t ty, const uint8_t *pu, const float *pdw, const float *pm, float *y, int64_t ldy, int nr) {
+static void tiles_q(const gemm_ctx *c, uint32_t ty, const uint8_t *pu, const float *pdw, const float *pm, float *y, int64_t ldy, int nr, wprefetch *pf) {
     __mmask16 mk = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
     int s16 = ty == GGML_TYPE_Q6_K, mins = has_min(ty);
     for (int tile = 0; tile < c->ntq; tile++) {
         int left = c->T - tile * QT < QT ? c->T - tile * QT : QT;
+        pf_lines(pf);
         TILE_SPLIT(left, j, C) {
             float *yt = y + (size_t)(tile * QT + j) * ldy;
             if (s16) TQ_CASES(16, 0)
             else if (mins) TQ_CASES(32, 1)
             else TQ_CASES(32, 0)
         }
+    }
+}
+
+/* r[c] = column c of the 16 x 16 block r[0..16) (rows). */
+static inline void transpose16(__m512 r[16]) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; i++) { t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]); t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]); }
+    for (int i = 0; i < 4; i++) {     /* u[4i + j], 128-bit lane L: column 4L + j of rows 4i..4i+3 */
+        u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int j = 0; j < 4; j++) {
+        __m512 v = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88), w = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+        __m512 v2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88), w2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+        r[j] = _mm512_shuffle_f32x4(v, v2, 0x88); r[8 + j] = _mm512_shuffle_f32x4(v, v2, 0xDD);
+        r[4 + j] = _mm512_shuffle_f32x4(w, w2, 0x88); r[12 + j] = _mm512_shuffle_f32x4(w, w2, 0xDD);
+    }
+}
+
+static inline __m512 load16_f(uint32_t ty, const uint8_t *row, int64_t k) {
+    if (ty == GGML_TYPE_F32) return _mm512_loadu_ps((const float *)row + k);
+    __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)row + k));
+    if (ty == GGML_TYPE_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* Float panel pw [n][32]: rows r0..r0+nr of W as floats, transposed 16 x 16 at a time (0 past nr). */
+static void panel_f(const wmat *W, int64_t r0, int nr, float *pw) {
+    const int64_t n = W->cols;
+    const uint8_t *data = W->data;
+    int64_t k0 = 0;
+    for (; k0 + 16 <= n; k0 += 16)
+        for (int h = 0; h < FR / 16; h++) {
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = h * 16 + i < nr ? load16_f(W->type, data + (size_t)(r0 + h * 16 + i) * W->row_bytes, k0) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int c = 0; c < 16; c++) _mm512_store_ps(pw + 32 * (k0 + c) + 16 * h, r[c]);
+        }
+    for (int i = 0; i < FR; i++) {
+        const uint8_t *src = data + (size_t)(r0 + (i < nr ? i : 0)) * W->row_bytes;
+        for (int64_t k = k0; k < n; k++)
+            pw[32 * k + i] = i >= nr ? 0 : W->type == GGML_TYPE_F32 ? ((const float *)src)[k]
+                           : W->type == GGML_TYPE_F16 ? f16_to_f32(((const uint16_t *)src)[k]) : bf16_to_f32(((const uint16_t *)src)[k]);
     }
 }
 
@@ -219,18 +277,35 @@ static void gemm_items(void *p, int64_t i0, int64_t i1, int tid) {
         while (item >= c->item0[m + 1]) m++;
         const wmat *W = c->W[m];
         const uint8_t *data = W->data;
+        wprefetch pf = {0};
+        {   /* items item+1 .. item+threads: consecutive rows, of this matrix and maybe the next */
+            int64_t last = item + c->nth < c->item0[c->nm] ? item + c->nth : c->item0[c->nm] - 1;
+            if (last > item) {
+                int m2 = m;
+                while (last >= c->item0[m2 + 1]) m2++;
+                if (m2 == m) {
+                    const wmat *V = c->W[m];
+                    int64_t rs = is_float(V->type) ? FR : QR, a = (item + 1 - c->item0[m]) * rs, b = (last + 1 - c->item0[m]) * rs;
+                    if (b > V->rows) b = V->rows;
+                    pf.p = (const char *)V->data + (size_t)a * V->row_bytes;
+                    pf.end = (const char *)V->data + (size_t)b * V->row_bytes;
+                } else {          /* the start of the next matrix */
+                    const wmat *V = c->W[m2];
+                    int64_t rs = is_float(V->type) ? FR : QR, b = (last + 1 - c->item0[m2]) * rs;
+                    if (b > V->rows) b = V->rows;
+                    pf.p = V->data;
+                    pf.end = (const char *)V->data + (size_t)b * V->row_bytes;
+                }
+                int ntiles = is_float(W->type) ? c->ntf : c->ntq;
+                pf.step = ((pf.end - pf.p) / 64 + ntiles) / (ntiles ? ntiles : 1) + 1;
+            }
+        }
         if (is_float(W->type)) {
             int64_t r0 = (item - c->item0[m]) * FR;
             int nr = W->rows - r0 < FR ? (int)(W->rows - r0) : FR;
             float *pw = (float *)scr;                     /* [n][32] */
-            for (int i = 0; i < FR; i++) {
-                const uint8_t *src = data + (size_t)(r0 + i) * W->row_bytes;
-                if (i >= nr) for (int64_t k = 0; k < n; k++) pw[32 * k + i] = 0;
-                else if (W->type == GGML_TYPE_F32) for (int64_t k = 0; k < n; k++) pw[32 * k + i] = ((const float *)src)[k];
-                else if (W->type == GGML_TYPE_F16) for (int64_t k = 0; k < n; k++) pw[32 * k + i] = f16_to_f32(((const uint16_t *)src)[k]);
-                else for (int64_t k = 0; k < n; k++) pw[32 * k + i] = bf16_to_f32(((const uint16_t *)src)[k]);
-            }
-            tiles_f(c, pw, c->y[m] + r0, W->rows, nr);
+            panel_f(W, r0, nr, pw);
+            tiles_f(c, pw, c->y[m] + r0, W->rows, nr, &pf);
         } else {
             int64_t r0 = (item - c->item0[m]) * QR;
             int nr = W->rows - r0 < QR ? (int)(W->rows - r0) : QR;
@@ -249,7 +324,7 @@ static void gemm_items(void *p, int64_t i0, int64_t i1, int tid) {
                 for (int64_t s = 0; s < n / S; s++) pdw[16 * s + i] = d[s * (S / 16)];
                 for (int64_t b = 0; b < n / 32; b++) pm[16 * b + i] = mn[b];
             }
-            tiles_q(c, W->type, pu, pdw, pm, c->y[m] + r0, W->rows, nr);
+            tiles_q(c, W->type, pu, pdw, pm, c->y[m] + r0, W->rows, nr, &pf);
         }
     }
 }
@@ -321,6 +396,7 @@ static int gemm_avx512(threadpool *tp, const wmat *const *W, float *const *y, in
     }
     if (anyq && n % 32) return -1;
     int nth = tp_threads(tp);
+    c.nth = nth;
     c.ntf = anyf ? (T + FT - 1) / FT : 0;
     c.ntq = anyq ? (T + QT - 1) / QT : 0;
     size_t fbytes = (size_t)c.ntf * n * FT * 4;

@@ -13,11 +13,11 @@
 static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 size_t attn_scratch_floats(int S, int N, int L, int hd, int n_rep) {
-    size_t nk = (size_t)S + N + L, nkp = pad16(nk);
-    /* keys transposed ([hd][nkp] f32, rotated), values transposed ([hd][nkp] f32), ATTN_GB
-     * logit rows [nkp], per-head columns [n_rep][nk], one key [hd], a tile of 16 keys and
-     * values ([hd][16] x 2), alignment slack */
-    return nkp * hd * 2 + nkp * ATTN_GB + nk * n_rep + (size_t)hd + (size_t)hd * 32 + 96;
+    size_t nk = (size_t)S + N + L, nkp = pad16(nk), hdp = pad16((size_t)hd);
+    /* keys transposed ([hd][nkp] f32, rotated), values by key ([nkp][hdp] f32, 0 past hd), ATTN_GB
+     * logit rows [nkp], per-head columns [n_rep][nk], one key [hd], a tile of 16 keys
+     * ([hd][16]), alignment slack */
+    return nkp * hd + nkp * hdp + nkp * ATTN_GB + nk * n_rep + (size_t)hd + (size_t)hd * 16 + 96;
 }
 
 void rope_rotate(float *x, const float *cs, int pairs, int neox) {
@@ -56,38 +56,98 @@ static inline __mmask16 tail_mask(int left) {
     return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
 }
 
-/* Keys (pre-RoPE fp16, rotated at their position) and values go into KT / VT columns through
- * a tile of 16 columns ([hd][16], in L1): a key's dimensions are scattered within the tile,
- * and each full tile is stored as one 64-byte row per dimension (storing every key straight
- * into the transposed arrays touched hd cache lines per key). */
-typedef struct { float *tk, *tv; int n, j0; } kv_tile;
+/* Keys (pre-RoPE fp16, rotated at their position) go into KT columns through a tile of 16
+ * columns ([hd][16], in L1): a key's dimensions are scattered within the tile, and each full
+ * tile is stored as one 64-byte row per dimension (storing every key straight into the
+ * transposed array touched hd cache lines per key). Values are rows of VR ([nkp][hdp]). */
+typedef struct { float *tk; int n, j0; } kv_tile;
 
-static void tile_flush(kv_tile *t, float *KT, float *VT, size_t nkp, int hd) {
+static void tile_flush(kv_tile *t, float *KT, size_t nkp, int hd) {
     if (!t->n) return;
-    for (int d = 0; d < hd; d++) {
-        _mm512_store_ps(KT + (size_t)d * nkp + t->j0, _mm512_load_ps(t->tk + (size_t)d * 16));
-        _mm512_store_ps(VT + (size_t)d * nkp + t->j0, _mm512_load_ps(t->tv + (size_t)d * 16));
-    }
+    for (int d = 0; d < hd; d++) _mm512_store_ps(KT + (size_t)d * nkp + t->j0, _mm512_load_ps(t->tk + (size_t)d * 16));
     memset(t->tk, 0, sizeof(float) * 16 * (size_t)hd);       /* unused columns stay 0 (padding) */
-    memset(t->tv, 0, sizeof(float) * 16 * (size_t)hd);
     t->n = 0;
 }
 
 /* Key j (column j, taken in order 0, 1, 2, ...) */
-static void put_kv(kv_tile *t, float *KT, float *VT, size_t nkp, int j, const uint16_t *k16, const uint16_t *v16,
+static void put_kv(kv_tile *t, float *KT, float *VR, size_t nkp, size_t hdp, int j, const uint16_t *k16, const uint16_t *v16,
                    const float *cs, const attn_args *a, float *tmp) {
     const int hd = a->hd, c = j & 15;
     if (c == 0) t->j0 = j;
     load_key(tmp, k16, hd);
     rope_rotate(tmp, cs, a->rope_pairs, a->neox);
     for (int d = 0; d < hd; d++) t->tk[(size_t)d * 16 + c] = tmp[d];
-    for (int d = 0; d < hd; d++) t->tv[(size_t)d * 16 + c] = f16_to_f32(v16[d]);
+    float *v = VR + (size_t)j * hdp;
+    for (int d = 0; d < hd; d++) v[d] = f16_to_f32(v16[d]);
+    for (size_t d = (size_t)hd; d < hdp; d++) v[d] = 0;
     t->n = c + 1;
-    if (c == 15) tile_flush(t, KT, VT, nkp, hd);
+    if (c == 15) tile_flush(t, KT, nkp, hd);
+}
+
+/* o[d0 .. d0 + 16 NV) (the last vector masked) = p[0..nb) . VR[.][d0 ..]: key chunks of 64
+ * in U interleaved FMA chains, each chunk then added to the sums. */
+#define PV_CHUNK 64
+static inline __attribute__((always_inline)) void pv_cols(const float *p, const float *VR, size_t hdp, int nb, int d0,
+                                                          const int NV, float *o, __mmask16 last) {
+    enum { U = 2 };
+    const int u = NV == 1 ? 4 : U;
+    __m512 sum[4], acc[4][4];
+    for (int v = 0; v < NV; v++) sum[v] = _mm512_setzero_ps();
+    for (int k0 = 0; k0 < nb; k0 += PV_CHUNK) {
+        int ke = k0 + PV_CHUNK < nb ? k0 + PV_CHUNK : nb;
+        for (int i = 0; i < u; i++) for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
+        for (int k = k0; k < ke; k += u)            /* nb is a multiple of 16 */
+            for (int i = 0; i < u; i++) {
+                __m512 pb = _mm512_set1_ps(p[k + i]);
+                const float *vr = VR + (size_t)(k + i) * hdp + d0;
+                for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(pb, _mm512_load_ps(vr + 16 * v), acc[i][v]);
+            }
+        for (int v = 0; v < NV; v++) {
+            __m512 c = u == 4 ? _mm512_add_ps(_mm512_add_ps(acc[0][v], acc[1][v]), _mm512_add_ps(acc[2][v], acc[3][v]))
+                              : _mm512_add_ps(acc[0][v], acc[1][v]);
+            sum[v] = _mm512_add_ps(sum[v], c);
+        }
+    }
+    for (int v = 0; v < NV - 1; v++) _mm512_storeu_ps(o + 16 * v, sum[v]);
+    _mm512_mask_storeu_ps(o + 16 * (NV - 1), last, sum[NV - 1]);
+}
+
+/* Scaled logits of G query heads (compile-time G) over keys [0, n) into rows [G][nkp] and
+ * their maxima: KB blocks of 16 keys per pass (G x KB independent FMA chains over d). */
+static inline __attribute__((always_inline)) void qk_step(const float *const *q, const float *KT, size_t nkp, int hd, int kb, int n,
+                                                          const int G, const int KB, float *rows, __m512 vscale, __m512 *vmx) {
+    __m512 acc[ATTN_GB][4];
+    for (int g = 0; g < G; g++) for (int b = 0; b < KB; b++) acc[g][b] = _mm512_setzero_ps();
+    for (int d = 0; d < hd; d++) {
+        __m512 kv[4];
+        for (int b = 0; b < KB; b++) kv[b] = _mm512_loadu_ps(KT + (size_t)d * nkp + kb + 16 * b);
+        for (int g = 0; g < G; g++) {
+            __m512 qv = _mm512_set1_ps(q[g][d]);
+            for (int b = 0; b < KB; b++) acc[g][b] = _mm512_fmadd_ps(qv, kv[b], acc[g][b]);
+        }
+    }
+    for (int b = 0; b < KB; b++) {
+        __mmask16 mk = tail_mask(n - kb - 16 * b);
+        for (int g = 0; g < G; g++) {
+            __m512 s = _mm512_mul_ps(acc[g][b], vscale);
+            _mm512_storeu_ps(rows + (size_t)g * nkp + kb + 16 * b, s);
+            vmx[g] = _mm512_mask_max_ps(vmx[g], mk, vmx[g], s);
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void qk_rows(const float *const *q, const float *KT, size_t nkp, int hd, int n,
+                                                          const int G, float *rows, __m512 vscale, float *mx) {
+    __m512 vmx[ATTN_GB];
+    for (int g = 0; g < G; g++) vmx[g] = _mm512_set1_ps(-INFINITY);
+    int kb = 0;
+    for (; kb + 48 < n; kb += 64) qk_step(q, KT, nkp, hd, kb, n, G, 4, rows, vscale, vmx);
+    for (; kb < n; kb += 16) qk_step(q, KT, nkp, hd, kb, n, G, 1, rows, vscale, vmx);
+    for (int g = 0; g < G; g++) mx[g] = _mm512_reduce_max_ps(vmx[g]);
 }
 
 /* Queries m of heads g0..g0+G-1 over keys [0, n). */
-static void attn_rows(const attn_args *a, const float *KT, const float *VT, size_t nkp, float *rows,
+static void attn_rows(const attn_args *a, const float *KT, const float *VR, size_t nkp, size_t hdp, float *rows,
                       float *col, int nk, int g0, int G, int m, int n, float scale) {
     const int hd = a->hd;
     const float *q[ATTN_GB];
@@ -95,23 +155,12 @@ static void attn_rows(const attn_args *a, const float *KT, const float *VT, size
     for (int g = 0; g < G; g++) q[g] = a->q + (size_t)m * a->q_stride + (size_t)(g0 + g) * hd;
     const __m512 vscale = _mm512_set1_ps(scale);
     /* logits and their row max */
-    __m512 vmx[ATTN_GB];
-    for (int g = 0; g < G; g++) vmx[g] = _mm512_set1_ps(-INFINITY);
-    for (int kb = 0; kb < n; kb += 16) {
-        __mmask16 mk = tail_mask(n - kb);
-        __m512 acc[ATTN_GB];
-        for (int g = 0; g < G; g++) acc[g] = _mm512_setzero_ps();
-        for (int d = 0; d < hd; d++) {
-            __m512 kv = _mm512_loadu_ps(KT + (size_t)d * nkp + kb);
-            for (int g = 0; g < G; g++) acc[g] = _mm512_fmadd_ps(_mm512_set1_ps(q[g][d]), kv, acc[g]);
-        }
-        for (int g = 0; g < G; g++) {
-            __m512 s = _mm512_mul_ps(acc[g], vscale);
-            _mm512_storeu_ps(rows + (size_t)g * nkp + kb, s);
-            vmx[g] = _mm512_mask_max_ps(vmx[g], mk, vmx[g], s);
-        }
+    switch (G) {
+    case 4: qk_rows(q, KT, nkp, hd, n, 4, rows, vscale, mx); break;
+    case 3: qk_rows(q, KT, nkp, hd, n, 3, rows, vscale, mx); break;
+    case 2: qk_rows(q, KT, nkp, hd, n, 2, rows, vscale, mx); break;
+    default: qk_rows(q, KT, nkp, hd, n, 1, rows, vscale, mx); break;
     }
-    for (int g = 0; g < G; g++) mx[g] = _mm512_reduce_max_ps(vmx[g]);
     /* exp and the row sum (double, as the reference) */
     for (int g = 0; g < G; g++) {
         float *row = rows + (size_t)g * nkp;
@@ -141,57 +190,59 @@ static void attn_rows(const attn_args *a, const float *KT, const float *VT, size
             if (pr) _mm512_mask_storeu_ps(pr + kb, mk, _mm512_add_ps(_mm512_maskz_loadu_ps(mk, pr + kb), p));
         }
     }
-    /* out = p . V in float (p is 0 past n; VT is finite there) */
+    /* out = p . V in float (p is 0 past n; VR is finite there) */
     int nb = (n + 15) & ~15;
-    for (int d = 0; d < hd; d++) {
-        const float *vd = VT + (size_t)d * nkp;
-        __m512 acc[ATTN_GB];
-        for (int g = 0; g < G; g++) acc[g] = _mm512_setzero_ps();
-        for (int kb = 0; kb < nb; kb += 16) {
-            __m512 v = _mm512_load_ps(vd + kb);
-            for (int g = 0; g < G; g++) acc[g] = _mm512_fmadd_ps(_mm512_loadu_ps(rows + (size_t)g * nkp + kb), v, acc[g]);
+    for (int g = 0; g < G; g++) {
+        const float *pg = rows + (size_t)g * nkp;
+        float *o = a->out + (size_t)m * a->out_stride + (size_t)(g0 + g) * hd;
+        for (int d0 = 0; d0 < hd; d0 += 64) {
+            int nv = (hd - d0 + 15) / 16 < 4 ? (hd - d0 + 15) / 16 : 4;
+            __mmask16 last = tail_mask(hd - d0 - 16 * (nv - 1));
+            switch (nv) {
+            case 4: pv_cols(pg, VR, hdp, nb, d0, 4, o + d0, last); break;
+            case 3: pv_cols(pg, VR, hdp, nb, d0, 3, o + d0, last); break;
+            case 2: pv_cols(pg, VR, hdp, nb, d0, 2, o + d0, last); break;
+            default: pv_cols(pg, VR, hdp, nb, d0, 1, o + d0, last); break;
+            }
         }
-        for (int g = 0; g < G; g++)
-            a->out[(size_t)m * a->out_stride + (size_t)(g0 + g) * hd + d] = _mm512_reduce_add_ps(acc[g]);
     }
 }
 
 void attn_chunk_cpu(const attn_args *a) {
     const int hd = a->hd, L = a->L, nc = a->n_sinks + a->nv, nk = nc + L;
-    const size_t nkp = pad16((size_t)nk);
+    const size_t nkp = pad16((size_t)nk), hdp = pad16((size_t)hd);
     float *base = (float *)(((uintptr_t)a->scratch + 63) & ~(uintptr_t)63);   /* <= 15 floats of slack */
     float *KT = base;                        /* [hd][nkp] rotated keys */
-    float *VT = KT + (size_t)hd * nkp;      /* [hd][nkp] values */
-    float *rows = VT + (size_t)hd * nkp;     /* [ATTN_GB][nkp] logits, then probabilities */
+    float *VR = KT + (size_t)hd * nkp;      /* [nkp][hdp] values */
+    float *rows = VR + nkp * hdp;            /* [ATTN_GB][nkp] logits, then probabilities */
     float *col = rows + (size_t)ATTN_GB * nkp; /* [n_rep][nk] */
     float *tmp = col + (size_t)nk * a->n_rep; /* [hd] one key being rotated */
     kv_tile tile;
-    tile.tv = (float *)(((uintptr_t)(tmp + hd) + 63) & ~(uintptr_t)63);    /* [hd][16] */
-    tile.tk = (float *)(tile.tv + (size_t)hd * 16);                        /* [hd][16] f32 */
+    tile.tk = (float *)(((uintptr_t)(tmp + hd) + 63) & ~(uintptr_t)63);    /* [hd][16] f32 */
     tile.n = 0; tile.j0 = 0;
     memset(tile.tk, 0, sizeof(float) * 16 * (size_t)hd);
-    memset(tile.tv, 0, sizeof(float) * 16 * (size_t)hd);
     const size_t rp = (size_t)a->rope_pairs * 2;
     for (int j = 0; j < a->n_sinks; j++)
-        put_kv(&tile, KT, VT, nkp, j, a->h->sink_k + (size_t)j * hd, a->h->sink_v + (size_t)j * hd,
+        put_kv(&tile, KT, VR, nkp, hdp, j, a->h->sink_k + (size_t)j * hd, a->h->sink_v + (size_t)j * hd,
                a->rope_cs + (size_t)j * rp, a, tmp);
     for (int i = 0; i < a->nv; i++) {
         int s = a->vslots[i];
-        put_kv(&tile, KT, VT, nkp, a->n_sinks + i, a->h->k + (size_t)s * hd, a->h->v + (size_t)s * hd,
+        put_kv(&tile, KT, VR, nkp, hdp, a->n_sinks + i, a->h->k + (size_t)s * hd, a->h->v + (size_t)s * hd,
                a->rope_cs + (size_t)a->slot_pos[s] * rp, a, tmp);
     }
     for (int j = 0; j < L; j++)
-        put_kv(&tile, KT, VT, nkp, nc + j, a->kc + (size_t)j * a->kv_stride, a->vc + (size_t)j * a->kv_stride,
+        put_kv(&tile, KT, VR, nkp, hdp, nc + j, a->kc + (size_t)j * a->kv_stride, a->vc + (size_t)j * a->kv_stride,
                a->rope_cs + (size_t)(a->p0 + j) * rp, a, tmp);
-    tile_flush(&tile, KT, VT, nkp, hd);
+    tile_flush(&tile, KT, nkp, hd);
     for (int d = 0; d < hd; d++)
-        for (size_t k = (size_t)nk; k < nkp; k++) KT[(size_t)d * nkp + k] = VT[(size_t)d * nkp + k] = 0;
+        for (size_t k = (size_t)nk; k < nkp; k++) KT[(size_t)d * nkp + k] = 0;
+    memset(VR + (size_t)nk * hdp, 0, sizeof(float) * (nkp - (size_t)nk) * hdp);
     memset(col, 0, sizeof(float) * (size_t)nk * a->n_rep);
     const float scale = 1.0f / sqrtf((float)hd);
     for (int g0 = 0; g0 < a->n_rep; g0 += ATTN_GB) {
         int G = a->n_rep - g0 < ATTN_GB ? a->n_rep - g0 : ATTN_GB;
         for (int m = 0; m < L; m++)
-            attn_rows(a, KT, VT, nkp, rows, col, nk, g0, G, m, nc + m + 1, scale);
+            attn_rows(a, KT, VR, nkp, hdp, rows, col, nk, g0, G, m, nc + m + 1, scale);
     }
     for (int k = 0; k < nk; k++) {
         float mx = col[k];

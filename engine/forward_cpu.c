@@ -200,15 +200,45 @@ static void apply_task(void *p, int64_t h0, int64_t h1, int tid) {
                       s->s_new + (size_t)h * s->max_L, s->plan.t0);
 }
 
-typedef struct { cr_state *s; int L; int64_t p0; } rope_ctx;
-static void rope_q_task(void *p, int64_t t0, int64_t t1, int tid) {
+/* Per token after the Q/K/V projections: biases, K and V to fp16 (the cache format), RoPE on Q. */
+typedef struct { cr_state *s; const layer_w *W; int64_t p0; } qkv_ctx;
+static void qkv_task(void *p, int64_t t0, int64_t t1, int tid) {
     (void)tid;
-    rope_ctx *c = p; const hparams *hp = &c->s->m->hp;
-    int pairs = hp->rope_dim / 2;
+    qkv_ctx *c = p; cr_state *s = c->s; const hparams *hp = &s->m->hp; const layer_w *W = c->W;
+    const int qd = hp->n_head * hp->head_dim, kvd = hp->n_kv * hp->head_dim, pairs = hp->rope_dim / 2;
     for (int64_t t = t0; t < t1; t++) {
-        const float *cs = c->s->rope_cs + (size_t)(c->p0 + t) * pairs * 2;
-        for (int h = 0; h < hp->n_head; h++)
-            rope_rotate(c->s->q + ((size_t)t * hp->n_head + h) * hp->head_dim, cs, pairs, hp->rope_neox);
+        float *q = s->q + (size_t)t * qd, *kk = s->k + (size_t)t * kvd, *vv = s->v + (size_t)t * kvd;
+        if (W->bq) for (int i = 0; i < qd; i++) q[i] += W->bq[i];
+        if (W->bk) for (int i = 0; i < kvd; i++) kk[i] += W->bk[i];
+        if (W->bv) for (int i = 0; i < kvd; i++) vv[i] += W->bv[i];
+        for (int i = 0; i < kvd; i++) { s->k16[(size_t)t * kvd + i] = f32_to_f16(kk[i]); s->v16[(size_t)t * kvd + i] = f32_to_f16(vv[i]); }
+        const float *cs = s->rope_cs + (size_t)(c->p0 + t) * pairs * 2;
+        for (int h = 0; h < hp->n_head; h++) rope_rotate(q + (size_t)h * hp->head_dim, cs, pairs, hp->rope_neox);
+    }
+}
+
+/* Per token: x += xb (the previous matrix's output, when add), xb = rmsnorm(x) * w, and xb
+ * quantized to q8 blocks for the next matrices. */
+typedef struct { cr_state *s; const float *w; int add; } norm_ctx;
+static void norm_task(void *p, int64_t t0, int64_t t1, int tid) {
+    (void)tid;
+    norm_ctx *c = p; cr_state *s = c->s; const hparams *hp = &s->m->hp;
+    const int dim = hp->dim;
+    for (int64_t t = t0; t < t1; t++) {
+        float *x = s->x + (size_t)t * dim, *xb = s->xb + (size_t)t * dim;
+        if (c->add) for (int i = 0; i < dim; i++) x[i] += xb[i];
+        rmsnorm(xb, x, c->w, dim, hp->eps);
+        quantize_q8(xb, s->xq + (size_t)t * (dim / 32), dim);
+    }
+}
+
+/* hb = silu(hb) * hb2 per token */
+static void swiglu_task(void *p, int64_t t0, int64_t t1, int tid) {
+    (void)tid;
+    cr_state *s = p; const int ffn = s->m->hp.ffn;
+    for (size_t i = (size_t)t0 * ffn; i < (size_t)t1 * ffn; i++) {
+        float g = s->hb[i];
+        s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
     }
 }
 
@@ -219,7 +249,7 @@ int forward(cr_state *s, const int32_t *tok, int L, int out_mode, const int32_t 
     for (int t = 0; t < L; t++)
         if (tok[t] < 0 || tok[t] >= hp->n_vocab) { snprintf(err, errlen, "token id %d out of range (vocabulary %d)", tok[t], hp->n_vocab); return -1; }
     if (s->gpu) return forward_gpu(s, tok, L, out_mode, targets, out, err, errlen);
-    const int dim = hp->dim, hd = hp->head_dim, qd = hp->n_head * hd, kvd = hp->n_kv * hd;
+    const int dim = hp->dim;
     /* cache state at the chunk's start, then the insertion plan */
     int nv = cascade_positions(&s->ctrl, s->slot_pos);
     int N = s->ctrl.cfg.N, k = 0;
@@ -234,48 +264,30 @@ int forward(cr_state *s, const int32_t *tok, int L, int out_mode, const int32_t 
     for (int t = 0; t < L; t++) wmat_row(&m->tok_embd, tok[t], s->x + (size_t)t * dim);
     for (int l = 0; l < hp->n_layer; l++) {
         const layer_w *W = &m->layers[l];
-        for (int t = 0; t < L; t++) rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, W->attn_norm, dim, hp->eps);
-        quantize_rows(s->tp, s->xb, L, dim, s->xq);
-        if (L == 1) {
+        norm_ctx nc = {s, W->attn_norm, l > 0};       /* x += the previous layer's FFN output */
+        tp_for(s->tp, L, 4, norm_task, &nc);
+        {
             const wmat *ws[3] = {&W->q, &W->k, &W->v};
             float *ys[3] = {s->q, s->k, s->v};
-            matvec_multi(s->tp, ws, ys, 3, s->xb, s->xq);
-        } else {
-            matmul_q8(s->tp, &W->q, s->xb, s->xq, L, s->q);
-            matmul_q8(s->tp, &W->k, s->xb, s->xq, L, s->k);
-            matmul_q8(s->tp, &W->v, s->xb, s->xq, L, s->v);
+            matmul_multi(s->tp, ws, ys, 3, s->xb, s->xq, L);
         }
-        for (int t = 0; t < L; t++) {
-            float *q = s->q + (size_t)t * qd, *kk = s->k + (size_t)t * kvd, *vv = s->v + (size_t)t * kvd;
-            if (W->bq) for (int i = 0; i < qd; i++) q[i] += W->bq[i];
-            if (W->bk) for (int i = 0; i < kvd; i++) kk[i] += W->bk[i];
-            if (W->bv) for (int i = 0; i < kvd; i++) vv[i] += W->bv[i];
-            for (int i = 0; i < kvd; i++) { s->k16[(size_t)t * kvd + i] = f32_to_f16(kk[i]); s->v16[(size_t)t * kvd + i] = f32_to_f16(vv[i]); }
-        }
-        rope_ctx rc = {s, L, p0};
-        tp_for(s->tp, L, 4, rope_q_task, &rc);
+        qkv_ctx qc = {s, W, p0};
+        tp_for(s->tp, L, 4, qkv_task, &qc);
         attn_ctx ac = {s, l, L, nv, n_sinks, p0, decay};
         tp_for(s->tp, hp->n_kv, 1, attn_task, &ac);
         apply_ctx pc = {s, l};
         tp_for(s->tp, hp->n_kv, 1, apply_task, &pc);
         matmul_rowpar(s, &W->o, s->att, L, s->xb);
-        for (size_t i = 0; i < (size_t)L * dim; i++) s->x[i] += s->xb[i];
-        for (int t = 0; t < L; t++) rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, W->ffn_norm, dim, hp->eps);
-        quantize_rows(s->tp, s->xb, L, dim, s->xq);
-        if (L == 1) {
+        norm_ctx fc = {s, W->ffn_norm, 1};
+        tp_for(s->tp, L, 4, norm_task, &fc);
+        {
             const wmat *ws[2] = {&W->gate, &W->up};
             float *ys[2] = {s->hb, s->hb2};
-            matvec_multi(s->tp, ws, ys, 2, s->xb, s->xq);
-        } else {
-            matmul_q8(s->tp, &W->gate, s->xb, s->xq, L, s->hb);
-            matmul_q8(s->tp, &W->up, s->xb, s->xq, L, s->hb2);
+            matmul_multi(s->tp, ws, ys, 2, s->xb, s->xq, L);
         }
-        for (size_t i = 0; i < (size_t)L * hp->ffn; i++) {
-            float g = s->hb[i];
-            s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
-        }
+        tp_for(s->tp, L, 4, swiglu_task, s);
         matmul_rowpar(s, &W->down, s->hb, L, s->xb);
-        for (size_t i = 0; i < (size_t)L * dim; i++) s->x[i] += s->xb[i];
+        if (l == hp->n_layer - 1) for (size_t i = 0; i < (size_t)L * dim; i++) s->x[i] += s->xb[i];
     }
     if (s->probe && probe_chunk_end(s->probe)) { snprintf(err, errlen, "out of memory in the attention probe"); return -1; }
     if (out_mode == CR_OUT_NONE) return 0;

@@ -13,6 +13,7 @@
  * Without AVX-512 every row is decoded once and dotted with each token. */
 #include "matmul.h"
 #include "gguf.h"
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
@@ -369,15 +370,22 @@ static void prep_tiles(void *p, int64_t i0, int64_t i1, int tid) {
 }
 
 /* The calling thread's buffer for prepared activations and panels, kept between calls
- * (a fresh allocation of this size is mapped and page-faulted on every call). */
+ * (a fresh allocation of this size is mapped and page-faulted on every call); freed when
+ * the thread exits (a pthread key's destructor). */
 static _Thread_local uint8_t *gbuf;
 static _Thread_local size_t gbuf_size;
+static pthread_key_t gbuf_key;
+static pthread_once_t gbuf_once = PTHREAD_ONCE_INIT;
+static int gbuf_key_ok;
+static void gbuf_key_init(void) { gbuf_key_ok = pthread_key_create(&gbuf_key, free) == 0; }
 static uint8_t *gemm_buffer(size_t bytes) {
     if (bytes <= gbuf_size) return gbuf;
+    pthread_once(&gbuf_once, gbuf_key_init);
     free(gbuf);
     gbuf_size = (bytes + 65535) / 65536 * 65536;
     gbuf = aligned_alloc(64, gbuf_size);
     if (!gbuf) gbuf_size = 0;
+    if (gbuf_key_ok) pthread_setspecific(gbuf_key, gbuf);
     return gbuf;
 }
 

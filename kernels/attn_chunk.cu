@@ -298,8 +298,6 @@ __global__ void __launch_bounds__(32 * W, W <= 4 ? 3 : 1) attn_p1_tc(crk_attn a)
     float mr0 = -INFINITY, mr1 = -INFINITY, l0 = 0.f, l1 = 0.f;
     const float sl2 = (1.0f / sqrtf((float)HD)) * LOG2E;
     const int ntiles = (kend + TC_BN - 1) / TC_BN;
-    /* ldmatrix lane roles */
-    const int lm_i = lane >> 3, lm_r = lane & 7;
 
     tc_load_rows<HD, NT>(Ks, Kg, HD, 0, kend);
     tc_load_rows<HD, NT>(Vs, Vg, HD, 0, kend);
@@ -317,18 +315,7 @@ __global__ void __launch_bounds__(32 * W, W <= 4 ? 3 : 1) attn_p1_tc(crk_attn a)
         __syncthreads();
         const uint16_t *Kb = Ks + buf * TC_BN * RS, *Vb = Vs + buf * TC_BN * RS;
         float sacc[8][4];
-#pragma unroll
-        for (int nb = 0; nb < 8; nb++) sacc[nb][0] = sacc[nb][1] = sacc[nb][2] = sacc[nb][3] = 0.f;
-#pragma unroll
-        for (int kk = 0; kk < HD / 16; kk++) {
-#pragma unroll
-            for (int nb = 0; nb < 8; nb += 2) {
-                uint32_t b0, b1, b2, b3;
-                ldsm_x4(b0, b1, b2, b3, Kb + ((nb + (lm_i >> 1)) * 8 + lm_r) * RS + kk * 16 + (lm_i & 1) * 8);
-                mma16816(sacc[nb], qa[kk], b0, b1);
-                mma16816(sacc[nb + 1], qa[kk], b2, b3);
-            }
-        }
+        crk_mma_abt<HD, 8, RS>(sacc, qa, Kb);
         /* raw dot products here; the scale (log2 units) is folded into the exponent's FMA */
         const bool need_mask = k0 + TC_BN > nc || m0 + BM > L;
         float tm0 = -INFINITY, tm1 = -INFINITY;
@@ -367,21 +354,7 @@ __global__ void __launch_bounds__(32 * W, W <= 4 ? 3 : 1) attn_p1_tc(crk_attn a)
 #pragma unroll
             for (int i = 0; i < HD / 8; i++) { oacc[i][0] *= al0; oacc[i][1] *= al0; oacc[i][2] *= al1; oacc[i][3] *= al1; }
         }
-#pragma unroll
-        for (int kk2 = 0; kk2 < TC_BN / 16; kk2++) {
-            uint32_t pa[4];
-            pa[0] = pack_h2(sacc[2 * kk2][0], sacc[2 * kk2][1]);
-            pa[1] = pack_h2(sacc[2 * kk2][2], sacc[2 * kk2][3]);
-            pa[2] = pack_h2(sacc[2 * kk2 + 1][0], sacc[2 * kk2 + 1][1]);
-            pa[3] = pack_h2(sacc[2 * kk2 + 1][2], sacc[2 * kk2 + 1][3]);
-#pragma unroll
-            for (int nb2 = 0; nb2 < HD / 8; nb2 += 2) {
-                uint32_t v0, v1, v2, v3;
-                ldsm_x4_trans(v0, v1, v2, v3, Vb + (kk2 * 16 + (lane & 15)) * RS + nb2 * 8 + (lane >> 4) * 8);
-                mma16816(oacc[nb2], pa, v0, v1);
-                mma16816(oacc[nb2 + 1], pa, v2, v3);
-            }
-        }
+        crk_mma_pv<HD, 8, RS>(oacc, sacc, Vb);
         __syncthreads();
     }
     l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
@@ -466,18 +439,7 @@ __global__ void __launch_bounds__(32 * W) attn_p2_tc(crk_attn a) {
         const uint16_t *Qb = Qs + buf * TC_BM * RS;
         const float2 *sb = stt + buf * TC_BM;
         float sacc[8][4];
-#pragma unroll
-        for (int nb = 0; nb < 8; nb++) sacc[nb][0] = sacc[nb][1] = sacc[nb][2] = sacc[nb][3] = 0.f;
-#pragma unroll
-        for (int kk = 0; kk < HD / 16; kk++) {
-#pragma unroll
-            for (int nb = 0; nb < 8; nb += 2) {
-                uint32_t b0, b1, b2, b3;
-                ldsm_x4(b0, b1, b2, b3, Qb + ((nb + (lm_i >> 1)) * 8 + lm_r) * RS + kk * 16 + (lm_i & 1) * 8);
-                mma16816(sacc[nb], ka[kk], b0, b1);
-                mma16816(sacc[nb + 1], ka[kk], b2, b3);
-            }
-        }
+        crk_mma_abt<HD, 8, RS>(sacc, ka, Qb);
         const bool need_mask = k0 + BN2 > nc || q0 + TC_BM > L;
 #pragma unroll
         for (int nb = 0; nb < 8; nb++) {

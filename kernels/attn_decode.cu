@@ -333,7 +333,6 @@ __global__ void __launch_bounds__(128) attn_dec_tc(crk_attn a) {
     const int n_rep = a.n_head / a.n_kv, nr = min(16, n_rep - g0);
     const int nk = a.S + a.N + 1, kb0 = split * KS, kb1 = min(nk, kb0 + KS);
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-    const int lm_i = lane >> 3, lm_r = lane & 7;
     if (tid < KS) {
         crk_kinfo ki;
         ki.pos = -1; ki.cj = -1; ki.k = ki.v = nullptr;
@@ -404,18 +403,7 @@ __global__ void __launch_bounds__(128) attn_dec_tc(crk_attn a) {
     /* this warp's 32 keys: logits */
     const int wk0 = warp * 32;
     float sacc[4][4];
-#pragma unroll
-    for (int nb = 0; nb < 4; nb++) sacc[nb][0] = sacc[nb][1] = sacc[nb][2] = sacc[nb][3] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < HD / 16; kk++) {
-#pragma unroll
-        for (int nb = 0; nb < 4; nb += 2) {
-            uint32_t b0, b1, b2, b3;
-            ldsm_x4(b0, b1, b2, b3, Ks + (wk0 + (nb + (lm_i >> 1)) * 8 + lm_r) * RS + kk * 16 + (lm_i & 1) * 8);
-            mma16816(sacc[nb], qa[kk], b0, b1);
-            mma16816(sacc[nb + 1], qa[kk], b2, b3);
-        }
-    }
+    crk_mma_abt<HD, 4, RS>(sacc, qa, Ks + wk0 * RS);
     const float scale = 1.0f / sqrtf((float)HD);
     float *glg = a.work + crk_dec_lg_off(a.n_head);
     float m0 = -INFINITY, m1 = -INFINITY;
@@ -453,21 +441,7 @@ __global__ void __launch_bounds__(128) attn_dec_tc(crk_attn a) {
     float oacc[HD / 8][4];
 #pragma unroll
     for (int i = 0; i < HD / 8; i++) oacc[i][0] = oacc[i][1] = oacc[i][2] = oacc[i][3] = 0.f;
-#pragma unroll
-    for (int kk2 = 0; kk2 < 2; kk2++) {
-        uint32_t pa[4];
-        pa[0] = pack_h2(sacc[2 * kk2][0], sacc[2 * kk2][1]);
-        pa[1] = pack_h2(sacc[2 * kk2][2], sacc[2 * kk2][3]);
-        pa[2] = pack_h2(sacc[2 * kk2 + 1][0], sacc[2 * kk2 + 1][1]);
-        pa[3] = pack_h2(sacc[2 * kk2 + 1][2], sacc[2 * kk2 + 1][3]);
-#pragma unroll
-        for (int nb2 = 0; nb2 < HD / 8; nb2 += 2) {
-            uint32_t v0, v1, v2, v3;
-            ldsm_x4_trans(v0, v1, v2, v3, Vs + (wk0 + kk2 * 16 + (lane & 15)) * RS + nb2 * 8 + (lane >> 4) * 8);
-            mma16816(oacc[nb2], pa, v0, v1);
-            mma16816(oacc[nb2 + 1], pa, v2, v3);
-        }
-    }
+    crk_mma_pv<HD, 4, RS>(oacc, sacc, Vs + wk0 * RS);
     __syncthreads();   /* every warp is done with Ks / Vs: reuse them for the outputs */
     float *ored = (float *)tsm;   /* [4 warps][16 rows][HD] */
 #pragma unroll

@@ -39,3 +39,44 @@ __device__ __forceinline__ float crk_ex2(float x) {
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
     return y;
 }
+
+/* S = A . B^T for one warp: A's 16 rows as m16n8k16 fragments a[HD/16][4] (registers), B's
+ * 8 NB rows (row stride RS halves, from B) in shared memory; s[nb] holds columns nb*8 .. +7. */
+template <int HD, int NB, int RS>
+__device__ __forceinline__ void crk_mma_abt(float (&s)[NB][4], const uint32_t (&a)[HD / 16][4], const uint16_t *B) {
+    const int lane = threadIdx.x & 31, lm_i = lane >> 3, lm_r = lane & 7;
+#pragma unroll
+    for (int nb = 0; nb < NB; nb++) s[nb][0] = s[nb][1] = s[nb][2] = s[nb][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; kk++) {
+#pragma unroll
+        for (int nb = 0; nb < NB; nb += 2) {
+            uint32_t b0, b1, b2, b3;
+            ldsm_x4(b0, b1, b2, b3, B + ((nb + (lm_i >> 1)) * 8 + lm_r) * RS + kk * 16 + (lm_i & 1) * 8);
+            mma16816(s[nb], a[kk], b0, b1);
+            mma16816(s[nb + 1], a[kk], b2, b3);
+        }
+    }
+}
+
+/* o += P . V for one warp: P = the probabilities p[NB][4] of its 16 rows over 8 NB keys (the
+ * layout crk_mma_abt leaves), rounded to fp16; V's 8 NB rows (stride RS halves) in shared memory. */
+template <int HD, int NB, int RS>
+__device__ __forceinline__ void crk_mma_pv(float (&o)[HD / 8][4], const float (&p)[NB][4], const uint16_t *V) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int kk2 = 0; kk2 < NB / 2; kk2++) {
+        uint32_t pa[4];
+        pa[0] = pack_h2(p[2 * kk2][0], p[2 * kk2][1]);
+        pa[1] = pack_h2(p[2 * kk2][2], p[2 * kk2][3]);
+        pa[2] = pack_h2(p[2 * kk2 + 1][0], p[2 * kk2 + 1][1]);
+        pa[3] = pack_h2(p[2 * kk2 + 1][2], p[2 * kk2 + 1][3]);
+#pragma unroll
+        for (int nb2 = 0; nb2 < HD / 8; nb2 += 2) {
+            uint32_t v0, v1, v2, v3;
+            ldsm_x4_trans(v0, v1, v2, v3, V + (kk2 * 16 + (lane & 15)) * RS + nb2 * 8 + (lane >> 4) * 8);
+            mma16816(o[nb2], pa, v0, v1);
+            mma16816(o[nb2 + 1], pa, v2, v3);
+        }
+    }
+}

@@ -546,6 +546,20 @@ static int run_attn_case(const attn_case *ac, int mode, int decode, double *eo, 
     return rc;
 }
 
+/* Every case through run_attn_case; out and score-column errors below tol. */
+static void run_attn_cases(const attn_case *cases, size_t n, int mode, int decode, double tol, const char *what) {
+    double wo = 0, wr = 0;
+    for (size_t i = 0; i < n; i++) {
+        double eo, er; size_t bad; char msg[200] = "";
+        int rc = run_attn_case(&cases[i], mode, decode, &eo, &er, &bad, msg, sizeof msg);
+        T_CHECKF(rc == 0, "case %zu: %s", i, msg);
+        T_CHECKF(eo < tol && er < tol, "case %zu (hd %d, L %d): out rel err %.3g, r rel err %.3g", i, cases[i].hd, cases[i].L, eo, er);
+        if (eo > wo) wo = eo;
+        if (er > wr) wr = er;
+    }
+    printf("     %s vs attn_chunk_cpu (%zu shapes): out rel err %.2e, score columns %.2e\n", what, n, wo, wr);
+}
+
 static void test_attn_chunk_precise(void) {
     NEED_GPU();
     const attn_case cases[] = {
@@ -558,17 +572,7 @@ static void test_attn_chunk_precise(void) {
         {8, 128, 2, 33, 4, 1, 256, 256, 1, 400},   /* head dim 256 */
         {0, 32, 1, 17, 4, 2, 64, 64, 0, 100},      /* no sinks (S = 0) */
     };
-    double wo = 0, wr = 0;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        double eo, er; size_t bad; char msg[200] = "";
-        int rc = run_attn_case(&cases[i], CRK_ATTN_PRECISE, 0, &eo, &er, &bad, msg, sizeof msg);
-        T_CHECKF(rc == 0, "case %zu: %s", i, msg);
-        T_CHECKF(eo < 2e-5 && er < 2e-5, "case %zu (hd %d, L %d): out rel err %.3g, r rel err %.3g", i, cases[i].hd, cases[i].L, eo, er);
-        if (eo > wo) wo = eo;
-        if (er > wr) wr = er;
-    }
-    printf("     fp32 chunk attention vs attn_chunk_cpu (%zu shapes): out rel err %.2e, score columns %.2e\n",
-           sizeof cases / sizeof cases[0], wo, wr);
+    run_attn_cases(cases, sizeof cases / sizeof cases[0], CRK_ATTN_PRECISE, 0, 2e-5, "fp32 chunk attention");
 }
 
 static void test_attn_chunk_fast(void) {
@@ -580,16 +584,7 @@ static void test_attn_chunk_fast(void) {
         {16, 100, 2, 70, 4, 4, 64, 32, 1, 40},     /* partial rotary, cache filling */
         {0, 64, 1, 1, 8, 2, 128, 128, 0, 10},      /* a single query */
     };
-    double wo = 0, wr = 0;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        double eo, er; size_t bad; char msg[200] = "";
-        int rc = run_attn_case(&cases[i], CRK_ATTN_FAST, 0, &eo, &er, &bad, msg, sizeof msg);
-        T_CHECKF(rc == 0, "case %zu: %s", i, msg);
-        T_CHECKF(eo < 1e-2 && er < 1e-2, "case %zu (hd %d, L %d): out rel err %.3g, r rel err %.3g", i, cases[i].hd, cases[i].L, eo, er);
-        if (eo > wo) wo = eo;
-        if (er > wr) wr = er;
-    }
-    printf("     tensor-core chunk attention (fp16 operands) vs attn_chunk_cpu: out rel err %.2e, score columns %.2e\n", wo, wr);
+    run_attn_cases(cases, sizeof cases / sizeof cases[0], CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention (fp16 operands)");
 }
 
 static void test_attn_decode(void) {
@@ -606,16 +601,7 @@ static void test_attn_decode(void) {
         {16, 512, 4, 1, 64, 4, 128, 128, 0, 1000},  /* 16 query heads per KV head: two blocks of 8 */
         {16, 512, 4, 1, 64, 8, 64, 64, 1, 700},     /* 8 per KV head */
     };
-    double wo = 0, wr = 0;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        double eo, er; size_t bad; char msg[200] = "";
-        int rc = run_attn_case(&cases[i], CRK_ATTN_PRECISE, 1, &eo, &er, &bad, msg, sizeof msg);
-        T_CHECKF(rc == 0, "case %zu: %s", i, msg);
-        T_CHECKF(eo < 2e-5 && er < 2e-5, "case %zu (hd %d): out rel err %.3g, r rel err %.3g", i, cases[i].hd, eo, er);
-        if (eo > wo) wo = eo;
-        if (er > wr) wr = er;
-    }
-    printf("     fp32 decode attention (split over blocks) vs attn_chunk_cpu: out rel err %.2e, score columns %.2e\n", wo, wr);
+    run_attn_cases(cases, sizeof cases / sizeof cases[0], CRK_ATTN_PRECISE, 1, 2e-5, "fp32 decode attention (split over blocks)");
 }
 
 /* head dim 64 / 128 outside precise mode: the tensor-core decode kernel (fp16 operands) */
@@ -629,16 +615,7 @@ static void test_attn_decode_fast(void) {
         {16, 512, 4, 1, 72, 2, 64, 32, 0, 700},      /* 36 per KV head (three blocks), partial rotary */
         {3, 400, 2, 1, 8, 2, 128, 128, 0, 2},        /* nearly empty cache: splits with no valid key */
     };
-    double wo = 0, wr = 0;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        double eo, er; size_t bad; char msg[200] = "";
-        int rc = run_attn_case(&cases[i], CRK_ATTN_AUTO, 1, &eo, &er, &bad, msg, sizeof msg);
-        T_CHECKF(rc == 0, "case %zu: %s", i, msg);
-        T_CHECKF(eo < 1e-2 && er < 1e-2, "case %zu (hd %d): out rel err %.3g, r rel err %.3g", i, cases[i].hd, eo, er);
-        if (eo > wo) wo = eo;
-        if (er > wr) wr = er;
-    }
-    printf("     tensor-core decode attention (fp16 operands) vs attn_chunk_cpu: out rel err %.2e, score columns %.2e\n", wo, wr);
+    run_attn_cases(cases, sizeof cases / sizeof cases[0], CRK_ATTN_AUTO, 1, 1e-2, "tensor-core decode attention (fp16 operands)");
 }
 
 /* ---------------------------------------------------------------- cascade update */

@@ -512,7 +512,7 @@ extern "C" void crk_attn_decode(const crk_attn *a, crk_stream s) {
         return;
     }
     const int nk = a->S + a->N + 1;
-    if (a->mode != CRK_ATTN_PRECISE && (hd == 64 || hd == 128) && crk_attn_fast_ok(hd, a->rope_pairs) && !getenv_simt()) {
+    if (a->mode != CRK_ATTN_PRECISE && crk_attn_fast_ok(hd, a->rope_pairs) && !getenv_simt()) {   /* hd 64 or 128 */
         const int nsplit = (int)crk_cdiv(nk, DEC_TC_KS);
         if (hd == 64) launch_dec_tc<64>(a, nsplit, s);
         else launch_dec_tc<128>(a, nsplit, s);

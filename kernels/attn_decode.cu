@@ -227,86 +227,89 @@ __global__ void __launch_bounds__(DEC_NT, R == 8 ? 2 : 4) attn_dec_p1(crk_attn a
     }
 }
 
-__device__ __forceinline__ float block_reduce(float v, bool is_max, float *sred) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-        float u = __shfl_xor_sync(0xffffffffu, v, o);
-        v = is_max ? fmaxf(v, u) : v + u;
-    }
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) sred[threadIdx.x >> 5] = v;
-    __syncthreads();
-    float r = sred[0];
-    for (int w = 1; w < (int)(blockDim.x >> 5); w++) r = is_max ? fmaxf(r, sred[w]) : r + sred[w];
-    return r;
-}
-
-/* Merge the splits: block (h, c) produces dimensions [32c, 32c + 32) of query head h; its 8
- * warps take every 8th split, then sum through shared memory. */
+/* Merge the splits: block (h, c) produces dimensions [32c, 32c + 32) of query head h. Warp w
+ * takes splits w, w + 8, ... in batches of 8 whose loads are all in flight together, and keeps
+ * a running (max, sum, output) rescaled once per batch; the 8 warps merge through shared memory. */
+#define CMB_B 8
 __global__ void __launch_bounds__(256) attn_dec_combine(crk_attn a, int nsplit) {
     const int h = blockIdx.x, hd = a.hd, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int d = blockIdx.y * 32 + lane;
-    const float *part = a.work + crk_dec_part_off(a.n_head, a.S, a.N);
+    const int d = blockIdx.y * 32 + lane, dd = d < hd ? d : 0;
+    const float *part = a.work + crk_dec_part_off(a.n_head, a.S, a.N) + (size_t)h * (hd + 2);
     const size_t pstride = (size_t)a.n_head * (hd + 2);
-    __shared__ float sred[8];
-    __shared__ float osum[8][32];
-    float m = -INFINITY;
-    for (int i = tid; i < nsplit; i += 256) m = fmaxf(m, part[i * pstride + (size_t)h * (hd + 2)]);
-    const float M = block_reduce(m, true, sred);
-    float lt = 0.f;
-    for (int i = tid; i < nsplit; i += 256) {
-        const float *pp = part + i * pstride + (size_t)h * (hd + 2);
-        if (pp[0] > -INFINITY) lt += pp[1] * expf(pp[0] - M);
-    }
-    const float Lt = block_reduce(lt, false, sred);
-    const float inv = 1.0f / Lt;
-    float o = 0.f;
-    if (d < hd) {
-#pragma unroll 4
-        for (int i = warp; i < nsplit; i += 8) {
-            const float *pp = part + i * pstride + (size_t)h * (hd + 2);
-            const float mx = pp[0];
-            if (mx > -INFINITY) o += pp[2 + d] * expf(mx - M);
-        }
-    }
-    osum[warp][lane] = o;
-    __syncthreads();
-    if (warp == 0 && d < hd) {
-        float v = 0.f;
+    __shared__ float sm[8], sl[8], so[8][32];
+    float M = -INFINITY, Ls = 0.f, O = 0.f;
+    for (int i0 = warp; i0 < nsplit; i0 += 8 * CMB_B) {
+        float mj[CMB_B], lj[CMB_B], oj[CMB_B];
+        float bm = M;
 #pragma unroll
-        for (int w = 0; w < 8; w++) v += osum[w][lane];
-        v *= inv;
-        a.out[(size_t)h * hd + d] = v;
-        if (a.out16) a.out16[(size_t)h * hd + d] = crk_f2bf(v);
-        if (a.out_q8 && (hd & 31) == 0) crk_quantize_block(v, d & 31, a.out_q8 + ((size_t)h * hd + d) / 32);
+        for (int j = 0; j < CMB_B; j++) {
+            const int i = i0 + 8 * j;
+            mj[j] = -INFINITY; lj[j] = oj[j] = 0.f;
+            if (i < nsplit) {
+                const float *pp = part + (size_t)i * pstride;
+                mj[j] = pp[0]; lj[j] = pp[1]; oj[j] = pp[2 + dd];
+            }
+            bm = fmaxf(bm, mj[j]);
+        }
+        if (bm == -INFINITY) continue;
+        const float f = expf(M - bm);   /* 0 while M is -inf */
+        Ls *= f; O *= f;
+#pragma unroll
+        for (int j = 0; j < CMB_B; j++) {
+            if (mj[j] > -INFINITY) {
+                const float e = expf(mj[j] - bm);
+                Ls += lj[j] * e;
+                O += oj[j] * e;
+            }
+        }
+        M = bm;
     }
-    if (tid == 0 && blockIdx.y == 0) { a.work[(size_t)h * 2] = M; a.work[(size_t)h * 2 + 1] = inv; }
+    if (lane == 0) { sm[warp] = M; sl[warp] = Ls; }
+    so[warp][lane] = O;
+    __syncthreads();
+    if (warp == 0) {
+        float Mt = sm[0];
+#pragma unroll
+        for (int w = 1; w < 8; w++) Mt = fmaxf(Mt, sm[w]);
+        float Lt = 0.f, v = 0.f;
+#pragma unroll
+        for (int w = 0; w < 8; w++) {
+            if (sm[w] > -INFINITY) {
+                const float e = expf(sm[w] - Mt);
+                Lt += sl[w] * e;
+                v += so[w][lane] * e;
+            }
+        }
+        const float inv = 1.0f / Lt;
+        if (d < hd) {
+            v *= inv;
+            a.out[(size_t)h * hd + d] = v;
+            if (a.out16) a.out16[(size_t)h * hd + d] = crk_f2bf(v);
+            if (a.out_q8 && (hd & 31) == 0) crk_quantize_block(v, d & 31, a.out_q8 + ((size_t)h * hd + d) / 32);
+        }
+        if (lane == 0 && blockIdx.y == 0) { a.work[(size_t)h * 2] = Mt; a.work[(size_t)h * 2 + 1] = inv; }
+    }
 }
 
+/* r[kvh][k] = max over the group's heads of w_0 * p (a missing key's logit is -inf: p = 0). */
 __global__ void attn_dec_score(crk_attn a) {
     const int kvh = blockIdx.y, k = blockIdx.x * blockDim.x + threadIdx.x;
     const int nk = a.S + a.N + 1;
     if (k >= nk) return;
-    bool valid;
-    if (k < a.S) valid = k < a.st->n_sinks;
-    else if (k < a.S + a.N) valid = a.slot_pos[k - a.S] >= 0;
-    else valid = true;
     const int n_rep = a.n_head / a.n_kv;
     const float *glg = a.work + crk_dec_lg_off(a.n_head);
     const float w0 = a.w[0];
     float best = 0.f, psum = 0.f;
-    if (valid) {
-        for (int g = 0; g < n_rep; g++) {
-            int h = kvh * n_rep + g;
-            float p = expf(glg[(size_t)h * nk + k] - a.work[(size_t)h * 2]) * a.work[(size_t)h * 2 + 1];
-            float c = w0 * p;
-            if (g == 0 || c > best) best = c;
-            psum += p;
-        }
-        if (a.probe) {
-            const int64_t og = k < a.S ? (int64_t)k : k < a.S + a.N ? a.og[(size_t)kvh * a.N + (k - a.S)] : a.st->t0;
-            if (og >= 0) atomicAdd(a.probe + og, psum);
-        }
+#pragma unroll 4
+    for (int g = 0; g < n_rep; g++) {
+        const int h = kvh * n_rep + g;
+        const float p = expf(glg[(size_t)h * nk + k] - a.work[(size_t)h * 2]) * a.work[(size_t)h * 2 + 1];
+        best = fmaxf(best, w0 * p);
+        psum += p;
+    }
+    if (a.probe && psum > 0.f) {
+        const int64_t og = k < a.S ? (int64_t)k : k < a.S + a.N ? a.og[(size_t)kvh * a.N + (k - a.S)] : a.st->t0;
+        if (og >= 0) atomicAdd(a.probe + og, psum);
     }
     a.r[(size_t)kvh * a.r_stride + k] = best;
 }
@@ -322,73 +325,126 @@ __global__ void attn_dec_score(crk_attn a) {
 #define DEC_TC_KS 128
 
 template <int HD>
-__global__ void __launch_bounds__(128) attn_dec_tc(crk_attn a) {
+__global__ void __launch_bounds__(128, 3) attn_dec_tc(crk_attn a) {
     constexpr int RS = HD + 8, NCH = HD / 8, KS = DEC_TC_KS;
+    constexpr int RSTEP = 128 / NCH, RPT = KS / RSTEP;   /* a thread's rows: r0 + m * RSTEP, m < RPT; its chunk ci */
     extern __shared__ __align__(16) uint16_t tsm[];
     uint16_t *Ks = tsm, *Vs = tsm + KS * RS;      /* [KS][RS] each; later the warps' outputs */
     __shared__ int kpos_s[KS];
-    __shared__ const uint16_t *kp_s[KS], *vp_s[KS];
     __shared__ float red_m[4][16], red_l[4][16];
     const int split = blockIdx.x, kvh = blockIdx.y, g0 = blockIdx.z * 16;
     const int n_rep = a.n_head / a.n_kv, nr = min(16, n_rep - g0);
     const int nk = a.S + a.N + 1, kb0 = split * KS, kb1 = min(nk, kb0 + KS);
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-    if (tid < KS) {
-        crk_kinfo ki;
-        ki.pos = -1; ki.cj = -1; ki.k = ki.v = nullptr;
-        if (kb0 + tid < kb1) ki = crk_key_info(a, kvh, kb0 + tid, a.st->n_sinks, a.st->p0);
-        kpos_s[tid] = ki.pos; kp_s[tid] = ki.k; vp_s[tid] = ki.v;
-    }
-    __syncthreads();
-    for (int i = tid; i < KS * NCH; i += 128) {
-        const int row = i / NCH, ci = i % NCH;
-        const bool ok = kpos_s[row] >= 0;
-        cp_async16(Ks + row * RS + ci * 8, ok ? kp_s[row] + ci * 8 : a.ck, ok ? 16 : 0);
-        cp_async16(Vs + row * RS + ci * 8, ok ? vp_s[row] + ci * 8 : a.cv, ok ? 16 : 0);
+    const int ci = tid % NCH, r0 = tid / NCH;
+    /* Every row a cache slot (all splits but the first and the last): the copies start at
+     * once from computed addresses, unfilled slots included (their rows are zeroed below,
+     * once the positions have arrived); elsewhere each key is addressed with crk_key_info
+     * and a missing key's copy fills zeros. */
+    if (kb0 >= a.S && kb0 + KS <= a.S + a.N) {
+        const size_t off = ((size_t)kvh * a.N + (kb0 - a.S + r0)) * HD + ci * 8;
+#pragma unroll
+        for (int m = 0; m < RPT; m++) {
+            const int row = r0 + m * RSTEP;
+            cp_async16(Ks + row * RS + ci * 8, a.ck + off + (size_t)m * RSTEP * HD, 16);
+            cp_async16(Vs + row * RS + ci * 8, a.cv + off + (size_t)m * RSTEP * HD, 16);
+        }
+        if (tid < KS) kpos_s[tid] = a.slot_pos[kb0 - a.S + tid];
+    } else {
+        __shared__ const uint16_t *kp_s[KS], *vp_s[KS];
+        if (tid < KS) {
+            crk_kinfo ki;
+            ki.pos = -1; ki.cj = -1; ki.k = ki.v = nullptr;
+            if (kb0 + tid < kb1) ki = crk_key_info(a, kvh, kb0 + tid, a.st->n_sinks, a.st->p0);
+            kpos_s[tid] = ki.pos; kp_s[tid] = ki.k; vp_s[tid] = ki.v;
+        }
+        __syncthreads();
+#pragma unroll 4
+        for (int m = 0; m < RPT; m++) {
+            const int row = r0 + m * RSTEP;
+            const bool ok = kpos_s[row] >= 0;
+            cp_async16(Ks + row * RS + ci * 8, ok ? kp_s[row] + ci * 8 : a.ck, ok ? 16 : 0);
+            cp_async16(Vs + row * RS + ci * 8, ok ? vp_s[row] + ci * 8 : a.cv, ok ? 16 : 0);
+        }
     }
     cp_async_commit();
     /* the query rows (fp32 -> fp16 A fragments) while the copies fly */
     const float *qb = a.q + (size_t)(kvh * n_rep + g0) * HD;
     uint32_t qa[HD / 16][4];
+    {
+        float2 q0[HD / 16][2], q1[HD / 16][2];   /* rows g and g + 8: all loads in flight at once */
+        const float2 z2 = make_float2(0.f, 0.f);
 #pragma unroll
-    for (int kk = 0; kk < HD / 16; kk++) {
-        const int c0 = kk * 16 + 2 * t;
-        qa[kk][0] = g < nr ? pack_h2(qb[g * HD + c0], qb[g * HD + c0 + 1]) : 0u;
-        qa[kk][1] = g + 8 < nr ? pack_h2(qb[(g + 8) * HD + c0], qb[(g + 8) * HD + c0 + 1]) : 0u;
-        qa[kk][2] = g < nr ? pack_h2(qb[g * HD + c0 + 8], qb[g * HD + c0 + 9]) : 0u;
-        qa[kk][3] = g + 8 < nr ? pack_h2(qb[(g + 8) * HD + c0 + 8], qb[(g + 8) * HD + c0 + 9]) : 0u;
+        for (int kk = 0; kk < HD / 16; kk++) {
+            const int c0 = kk * 16 + 2 * t;
+            q0[kk][0] = g < nr ? *(const float2 *)(qb + g * HD + c0) : z2;
+            q0[kk][1] = g < nr ? *(const float2 *)(qb + g * HD + c0 + 8) : z2;
+            q1[kk][0] = g + 8 < nr ? *(const float2 *)(qb + (g + 8) * HD + c0) : z2;
+            q1[kk][1] = g + 8 < nr ? *(const float2 *)(qb + (g + 8) * HD + c0 + 8) : z2;
+        }
+#pragma unroll
+        for (int kk = 0; kk < HD / 16; kk++) {
+            qa[kk][0] = pack_h2(q0[kk][0].x, q0[kk][0].y);
+            qa[kk][1] = pack_h2(q1[kk][0].x, q1[kk][0].y);
+            qa[kk][2] = pack_h2(q0[kk][1].x, q0[kk][1].y);
+            qa[kk][3] = pack_h2(q1[kk][1].x, q1[kk][1].y);
+        }
     }
-    cp_async_wait<0>();
-    __syncthreads();
-    /* RoPE of the keys, in place */
+    __syncthreads();   /* kpos_s */
+    /* RoPE of the keys, in place; a missing key's row is zeroed (its value row must not
+     * carry NaN into P.V, where its p is 0). Not neox: the cos/sin of the first 8 rows are
+     * loaded before the copies are waited for, the next 8 while the first rotate. */
     const int rp = a.rope_pairs, rp8 = rp / 8;
+    const uint4 z4 = make_uint4(0, 0, 0, 0);
     if (!a.neox) {
-#pragma unroll 4
-        for (int i = tid; i < KS * NCH; i += 128) {
-            const int row = i / NCH, ci = i % NCH, pos = kpos_s[row];
-            if (pos < 0 || 4 * ci >= rp) continue;
-            uint16_t *kr = Ks + row * RS + ci * 8;
-            float x[8];
-            g_unpack8(*(const uint4 *)kr, x);
-            const float4 *cs4 = (const float4 *)(a.rope_cs + ((size_t)pos * rp + 4 * ci) * 2);
-            const float4 c01 = cs4[0], c23 = cs4[1];   /* rp % 8 == 0: all four pairs rotate */
-            float y[8];
-            y[0] = x[0] * c01.x - x[1] * c01.y; y[1] = x[0] * c01.y + x[1] * c01.x;
-            y[2] = x[2] * c01.z - x[3] * c01.w; y[3] = x[2] * c01.w + x[3] * c01.z;
-            y[4] = x[4] * c23.x - x[5] * c23.y; y[5] = x[4] * c23.y + x[5] * c23.x;
-            y[6] = x[6] * c23.z - x[7] * c23.w; y[7] = x[6] * c23.w + x[7] * c23.z;
-            *(uint4 *)kr = g_pack8(y);
+        const bool rot = 4 * ci < rp;   /* rp % 8 == 0: all four pairs of the chunk rotate */
+        constexpr int B = RPT < 8 ? RPT : 8;
+        float4 cb[B][2];
+#pragma unroll
+        for (int m0 = 0; m0 < RPT; m0 += B) {
+#pragma unroll
+            for (int m = 0; m < B; m++) {
+                const int pos = kpos_s[r0 + (m0 + m) * RSTEP];
+                if (rot && pos >= 0) {
+                    const float4 *cs4 = (const float4 *)(a.rope_cs + ((size_t)pos * rp + 4 * ci) * 2);
+                    cb[m][0] = cs4[0]; cb[m][1] = cs4[1];
+                }
+            }
+            if (m0 == 0) { cp_async_wait<0>(); __syncthreads(); }
+#pragma unroll
+            for (int m = 0; m < B; m++) {
+                const int row = r0 + (m0 + m) * RSTEP, pos = kpos_s[row];
+                uint16_t *kr = Ks + row * RS + ci * 8;
+                if (pos < 0) { *(uint4 *)kr = z4; *(uint4 *)(Vs + row * RS + ci * 8) = z4; continue; }
+                if (!rot) continue;
+                float x[8], y[8];
+                g_unpack8(*(const uint4 *)kr, x);
+                const float4 c01 = cb[m][0], c23 = cb[m][1];
+                y[0] = x[0] * c01.x - x[1] * c01.y; y[1] = x[0] * c01.y + x[1] * c01.x;
+                y[2] = x[2] * c01.z - x[3] * c01.w; y[3] = x[2] * c01.w + x[3] * c01.z;
+                y[4] = x[4] * c23.x - x[5] * c23.y; y[5] = x[4] * c23.y + x[5] * c23.x;
+                y[6] = x[6] * c23.z - x[7] * c23.w; y[7] = x[6] * c23.w + x[7] * c23.z;
+                *(uint4 *)kr = g_pack8(y);
+            }
         }
     } else {
-#pragma unroll 2
+        cp_async_wait<0>();
+        __syncthreads();
+#pragma unroll
+        for (int m = 0; m < RPT; m++) {
+            const int row = r0 + m * RSTEP;
+            if (kpos_s[row] < 0) { *(uint4 *)(Ks + row * RS + ci * 8) = z4; *(uint4 *)(Vs + row * RS + ci * 8) = z4; }
+        }
+        __syncthreads();
+#pragma unroll 4
         for (int i = tid; i < KS * rp8; i += 128) {
-            const int row = i / rp8, ci = i % rp8, pos = kpos_s[row];
+            const int row = i / rp8, cj = i % rp8, pos = kpos_s[row];
             if (pos < 0) continue;
-            uint16_t *k0 = Ks + row * RS + ci * 8, *k1 = k0 + rp;
+            uint16_t *k0 = Ks + row * RS + cj * 8, *k1 = k0 + rp;
             float x0[8], x1[8], y0[8], y1[8];
             g_unpack8(*(const uint4 *)k0, x0);
             g_unpack8(*(const uint4 *)k1, x1);
-            const float *cs = a.rope_cs + ((size_t)pos * rp + ci * 8) * 2;
+            const float *cs = a.rope_cs + ((size_t)pos * rp + cj * 8) * 2;
 #pragma unroll
             for (int e = 0; e < 8; e++) {
                 const float co = cs[2 * e], si = cs[2 * e + 1];

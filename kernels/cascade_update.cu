@@ -13,13 +13,15 @@
 
 #define RESOLVE_SMEM_MAX (200 * 1024)
 
-__global__ void __launch_bounds__(128) resolve_k(crk_resolve_args a, int use_smem) {
+#define RESOLVE_NT 512   /* the score update streams N slots per (layer, KV head): many loads in flight */
+__global__ void __launch_bounds__(RESOLVE_NT) resolve_k(crk_resolve_args a, int use_smem) {
     extern __shared__ __align__(16) unsigned char smraw[];
     const int lh = blockIdx.x, l = lh / a.n_kv, h = lh % a.n_kv;
     const int N = a.N, U = a.st->U, L = a.L, S = a.S;
     float *score = a.score + (size_t)lh * N;
     const float *r = a.r + (size_t)l * a.r_layer_stride + (size_t)h * a.r_stride;
     const float decay = a.st->decay;
+#pragma unroll 4
     for (int s = threadIdx.x; s < N; s += blockDim.x)
         score[s] = __fmaf_rn(decay, score[s], a.slot_pos[s] >= 0 ? r[S + s] : 0.0f);
     __syncthreads();
@@ -132,7 +134,7 @@ extern "C" void crk_cascade_resolve(const crk_resolve_args *a, crk_stream s) {
     size_t smem = use_smem ? (size_t)a->U_max * 8 : 0;
     static int attr_done = 0;
     if (!attr_done) { cudaFuncSetAttribute(resolve_k, cudaFuncAttributeMaxDynamicSharedMemorySize, RESOLVE_SMEM_MAX); attr_done = 1; }
-    resolve_k<<<blocks, 128, smem, s>>>(*a, use_smem);
+    resolve_k<<<blocks, RESOLVE_NT, smem, s>>>(*a, use_smem);
 }
 
 static unsigned grid_for(size_t n) {

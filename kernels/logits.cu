@@ -2,12 +2,35 @@
  * argmax() of sampler.c) and per-token negative log-likelihood. */
 #include "common.cuh"
 
+/* x 16-byte aligned and n % 4 == 0: float4 loads, 8 in flight per thread (a thread's indices
+ * increase, so a strict > keeps its first maximum); otherwise one float at a time. */
 __global__ void argmax_k(const float *x, int n, int32_t *out) {
     float best = -INFINITY;
     int bi = -1;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        float v = x[i];
-        if (v > best) { best = v; bi = i; }
+    if (((uintptr_t)x & 15) == 0 && (n & 3) == 0) {
+        const float4 *x4 = (const float4 *)x;
+        const int n4 = n / 4;
+        for (int i0 = threadIdx.x; i0 < n4; i0 += 8 * blockDim.x) {
+            float4 v[8];
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const int i = i0 + j * blockDim.x;
+                v[j] = i < n4 ? x4[i] : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+            }
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const int i = 4 * (i0 + j * blockDim.x);
+                if (v[j].x > best) { best = v[j].x; bi = i; }
+                if (v[j].y > best) { best = v[j].y; bi = i + 1; }
+                if (v[j].z > best) { best = v[j].z; bi = i + 2; }
+                if (v[j].w > best) { best = v[j].w; bi = i + 3; }
+            }
+        }
+    } else {
+        for (int i = threadIdx.x; i < n; i += blockDim.x) {
+            float v = x[i];
+            if (v > best) { best = v; bi = i; }
+        }
     }
     __shared__ float sv[1024];
     __shared__ int si[1024];

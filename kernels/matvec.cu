@@ -34,36 +34,36 @@ __global__ void __launch_bounds__(MV_WARPS * 32) matvec_q(const uint8_t *w, int6
 
 /* Q4_K: a warp computes two rows; a lane takes half a super-block (4 blocks of 32: 64 bytes
  * of nibbles, 4 loads of 16 B per row) and uses each activation block for both rows. */
-/* byte i (0..15) of a super-block's 16-byte header held in registers */
-__device__ __forceinline__ int q4k_hbyte(const uint4 &h, int i) {
-    const uint32_t w = i < 8 ? (i < 4 ? h.x : h.y) : (i < 12 ? h.z : h.w);
-    return (int)((w >> (8 * (i & 3))) & 0xFFu);
+/* The 6-bit scales and minimums of blocks 4*half .. 4*half+3 (ggml's get_scale_min_k4), one
+ * byte each, from the 12 scale bytes (header words y, z, w) with word operations. */
+__device__ __forceinline__ void q4k_scales(const uint4 &h, int half, uint32_t &sc, uint32_t &mn) {
+    const uint32_t sc0 = h.y & 0x3F3F3F3Fu, mn0 = h.z & 0x3F3F3F3Fu;
+    const uint32_t sc1 = (h.w & 0x0F0F0F0Fu) | ((h.y >> 2) & 0x30303030u);
+    const uint32_t mn1 = ((h.w >> 4) & 0x0F0F0F0Fu) | ((h.z >> 2) & 0x30303030u);
+    sc = half ? sc1 : sc0;
+    mn = half ? mn1 : mn0;
 }
 __device__ __forceinline__ float q4k_half(const uint4 &qa, const uint4 &qb, const uint4 &qc, const uint4 &qd, const uint4 &h, int half,
                                           const int2 (&xa)[4][4], const float (&xd)[4], const float (&xs)[4]) {
     const float dd = __half2float(__ushort_as_half((unsigned short)(h.x & 0xFFFFu)));
     const float dmin = __half2float(__ushort_as_half((unsigned short)(h.x >> 16)));
-    float sum = 0.f;
+    uint32_t scw, mnw;
+    q4k_scales(h, half, scw, mnw);
+    float sum = 0.f, msum = 0.f;
 #pragma unroll
     for (int k = 0; k < 4; k++) {
-        const int jb = 4 * half + k;
-        int sd, sm;   /* ggml's get_scale_min_k4 on the 12 scale bytes (header bytes 4..15) */
-        if (jb < 4) { sd = q4k_hbyte(h, 4 + jb) & 63; sm = q4k_hbyte(h, 8 + jb) & 63; }
-        else {
-            sd = (q4k_hbyte(h, 8 + jb) & 0xF) | ((q4k_hbyte(h, jb) >> 6) << 4);
-            sm = (q4k_hbyte(h, 8 + jb) >> 4) | ((q4k_hbyte(h, 4 + jb) >> 6) << 4);
-        }
+        const int sd = (int)((scw >> (8 * k)) & 0xFFu), sm = (int)((mnw >> (8 * k)) & 0xFFu);
         const uint4 &u0 = k < 2 ? qa : qc, &u1 = k < 2 ? qb : qd;
         const int sh = 4 * (k & 1);
-        int lo = 0, hi = 0;
-        lo = __dp4a((int)((u0.x >> sh) & 0x0F0F0F0Fu), xa[k][0].x, lo); lo = __dp4a((int)((u0.y >> sh) & 0x0F0F0F0Fu), xa[k][0].y, lo);
-        lo = __dp4a((int)((u0.z >> sh) & 0x0F0F0F0Fu), xa[k][1].x, lo); lo = __dp4a((int)((u0.w >> sh) & 0x0F0F0F0Fu), xa[k][1].y, lo);
-        hi = __dp4a((int)((u1.x >> sh) & 0x0F0F0F0Fu), xa[k][2].x, hi); hi = __dp4a((int)((u1.y >> sh) & 0x0F0F0F0Fu), xa[k][2].y, hi);
-        hi = __dp4a((int)((u1.z >> sh) & 0x0F0F0F0Fu), xa[k][3].x, hi); hi = __dp4a((int)((u1.w >> sh) & 0x0F0F0F0Fu), xa[k][3].y, hi);
-        const float d0 = dd * (float)sd;
-        sum += xd[k] * (d0 * (float)lo + d0 * (float)hi) + (-dmin * (float)sm) * xs[k];
+        int acc = 0;
+        acc = __dp4a((int)((u0.x >> sh) & 0x0F0F0F0Fu), xa[k][0].x, acc); acc = __dp4a((int)((u0.y >> sh) & 0x0F0F0F0Fu), xa[k][0].y, acc);
+        acc = __dp4a((int)((u0.z >> sh) & 0x0F0F0F0Fu), xa[k][1].x, acc); acc = __dp4a((int)((u0.w >> sh) & 0x0F0F0F0Fu), xa[k][1].y, acc);
+        acc = __dp4a((int)((u1.x >> sh) & 0x0F0F0F0Fu), xa[k][2].x, acc); acc = __dp4a((int)((u1.y >> sh) & 0x0F0F0F0Fu), xa[k][2].y, acc);
+        acc = __dp4a((int)((u1.z >> sh) & 0x0F0F0F0Fu), xa[k][3].x, acc); acc = __dp4a((int)((u1.w >> sh) & 0x0F0F0F0Fu), xa[k][3].y, acc);
+        sum += xd[k] * (float)(sd * acc);   /* |sd * acc| < 2^24: exact */
+        msum += (float)sm * xs[k];
     }
-    return sum;
+    return dd * sum - dmin * msum;
 }
 
 __global__ void __launch_bounds__(MV_WARPS * 32) matvec_q4k(const uint8_t *w, int64_t rows, int nsb, size_t row_bytes, const crk_q8 *xq, float *y, int accumulate) {
@@ -92,12 +92,14 @@ __global__ void __launch_bounds__(MV_WARPS * 32) matvec_q4k(const uint8_t *w, in
         s0 += q4k_half(a0, b0, c0, d0, h0, half, xa, xd, xs);
         s1 += q4k_half(a1, b1, c1, d1, h1, half, xa, xd, xs);
     }
-    s0 = crk_warp_sum(s0);
-    s1 = crk_warp_sum(s1);
-    if (lane == 0) {
-        y[r0] = accumulate ? y[r0] + s0 : s0;
-        if (two) y[r0 + 1] = accumulate ? y[r0 + 1] + s1 : s1;
-    }
+    /* both rows' sums in one butterfly: after the first step lanes < 16 hold row 0, the others row 1 */
+    const bool hi = lane & 16;
+    float v = hi ? s1 : s0;
+    v += __shfl_xor_sync(0xffffffffu, hi ? s0 : s1, 16);
+#pragma unroll
+    for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (lane == 0) y[r0] = accumulate ? y[r0] + v : v;
+    if (lane == 16 && two) y[r0 + 1] = accumulate ? y[r0 + 1] + v : v;
 }
 
 template <int T>

@@ -5,10 +5,13 @@
 #include "common.cuh"
 
 __global__ void qkv_post_k(crk_qkv_args a) {
-    const int t = blockIdx.x;
+    const int t = blockIdx.x, G = gridDim.y, gy = blockIdx.y;
     const int qd = a.n_head * a.hd, kvd = a.n_kv * a.hd;
+    /* block (t, gy) of G: query heads [h0, h1) and key/value rows [c0, c1) of token t */
+    const int h0 = (int)((int64_t)a.n_head * gy / G), h1 = (int)((int64_t)a.n_head * (gy + 1) / G);
+    const int c0 = (int)((int64_t)a.n_kv * gy / G) * a.hd, c1 = (int)((int64_t)a.n_kv * (gy + 1) / G) * a.hd;
     float *q = a.qkv + (size_t)t * a.ld, *k = q + qd, *v = k + kvd;
-    for (int i = threadIdx.x; i < kvd; i += blockDim.x) {
+    for (int i = c0 + threadIdx.x; i < c1; i += blockDim.x) {
         float kk = k[i], vv = v[i];
         if (a.bk) kk += a.bk[i];
         if (a.bv) vv += a.bv[i];
@@ -16,11 +19,11 @@ __global__ void qkv_post_k(crk_qkv_args a) {
         a.v16[(size_t)t * kvd + i] = crk_f2h(vv);
     }
     if (a.bq)
-        for (int i = threadIdx.x; i < qd; i += blockDim.x) q[i] += a.bq[i];
+        for (int i = h0 * a.hd + threadIdx.x; i < h1 * a.hd; i += blockDim.x) q[i] += a.bq[i];
     __syncthreads();
     const int rp = a.rope_pairs;
     const float *cs = a.rope_cs + (size_t)(a.st->p0 + t) * rp * 2;
-    for (int i = threadIdx.x; i < a.n_head * rp; i += blockDim.x) {
+    for (int i = h0 * rp + threadIdx.x; i < h1 * rp; i += blockDim.x) {
         int h = i / rp, p = i % rp;
         int ia = a.neox ? p : 2 * p, ib = a.neox ? p + rp : 2 * p + 1;
         float *x = q + (size_t)h * a.hd;
@@ -31,11 +34,14 @@ __global__ void qkv_post_k(crk_qkv_args a) {
     }
     if (a.q16) {
         __syncthreads();
-        for (int i = threadIdx.x; i < qd; i += blockDim.x) a.q16[(size_t)t * qd + i] = crk_f2h(q[i]);
+        for (int i = h0 * a.hd + threadIdx.x; i < h1 * a.hd; i += blockDim.x) a.q16[(size_t)t * qd + i] = crk_f2h(q[i]);
     }
 }
 
+/* A chunk: one block per token. Decode (one token): one block per query head, so the
+ * loads of all heads are in flight at once. */
 extern "C" void crk_qkv_post(const crk_qkv_args *a, crk_stream s) {
     if (a->L <= 0) return;
-    qkv_post_k<<<a->L, 256, 0, s>>>(*a);
+    if (a->L == 1) qkv_post_k<<<dim3(1, a->n_head), a->hd >= 128 ? 128 : 64, 0, s>>>(*a);
+    else qkv_post_k<<<dim3(a->L, 1), 256, 0, s>>>(*a);
 }

@@ -100,9 +100,9 @@ static void cpu_rmsnorm(float *o, const float *x, const float *w, int n, float e
 
 static void test_rmsnorm(void) {
     NEED_GPU();
-    const int shapes[][2] = {{5, 200}, {3, 64}, {2, 4096}};
+    const int shapes[][2] = {{5, 200}, {3, 64}, {2, 4096}, {1, 4096}, {1, 2048}, {1, 576}};   /* L = 1, n % 128 == 0: the decode kernel */
     double worst = 0, worst16 = 0;
-    for (int s = 0; s < 3; s++) {
+    for (int s = 0; s < 6; s++) {
         int L = shapes[s][0], n = shapes[s][1];
         float *x = frand_vec((size_t)L * n, 3.0f), *w = frand_vec((size_t)n, 1.5f), *ref = malloc(sizeof(float) * L * n), *got = malloc(sizeof(float) * L * n);
         uint16_t *g16 = malloc(2 * (size_t)L * n);
@@ -335,8 +335,8 @@ static float *rope_table(int64_t npos, int pairs, float base, int rope_dim) {
 
 static void test_qkv_post(void) {
     NEED_GPU();
-    for (int neox = 0; neox < 2; neox++) {
-        const int L = 9, nh = 8, nkv = 2, hd = 64, rope_dim = neox ? 32 : 64, pairs = rope_dim / 2;
+    for (int c = 0; c < 4; c++) {
+        const int neox = c & 1, L = c < 2 ? 9 : 1, nh = 8, nkv = 2, hd = 64, rope_dim = neox ? 32 : 64, pairs = rope_dim / 2;
         const int qd = nh * hd, kvd = nkv * hd, ld = qd + 2 * kvd;
         const int64_t p0 = 37;
         float *qkv = frand_vec((size_t)L * ld, 2.0f), *bq = frand_vec((size_t)qd, 0.5f), *bk = frand_vec((size_t)kvd, 0.5f), *bv = frand_vec((size_t)kvd, 0.5f);
@@ -754,6 +754,21 @@ static void test_argmax_nll(void) {
         else T_CHECKF(isnan(gn[r]), "row %d: bad target must give NaN, got %g", r, gn[r]);
     }
     cudaFree(dl); cudaFree(dn); cudaFree(da); cudaFree(dt); free(lg);
+    /* a vocabulary of Llama 3's size: the float4 path (aligned) and the scalar one (offset by
+     * one float), a tie between two far indices, NaN and +inf-free rows */
+    const int V2 = 128256;
+    float *l2 = frand_vec((size_t)V2 + 4, 8.0f);
+    l2[5] = NAN; l2[100001] = 30.0f; l2[120000] = 30.0f; l2[V2 - 1] = 29.0f;
+    float *d2 = dup(l2, 4 * ((size_t)V2 + 4));
+    int32_t *da2 = dev(8);
+    poison(da2, 8);
+    crk_argmax(d2, V2, da2, S0); CUDA_LAUNCHED();
+    crk_argmax(d2 + 1, V2 - 4, da2 + 1, S0); CUDA_LAUNCHED();
+    int32_t g2[2];
+    get(g2, da2, sizeof g2);
+    T_CHECKF(g2[0] == 100001, "vocab 128256, aligned: argmax %d, want 100001", g2[0]);
+    T_CHECKF(g2[1] == 100000, "vocab 128252, misaligned: argmax %d, want 100000", g2[1]);
+    cudaFree(d2); cudaFree(da2); free(l2);
 }
 
 int main(void) {

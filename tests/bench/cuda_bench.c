@@ -22,6 +22,7 @@
 int main(void) { printf("SKIP cuda_bench: built without CUDA (CUDA=0)\n"); return 0; }
 #else
 
+#include <cuda_profiler_api.h>
 #include "cuda_iface.h"
 #include "cuda_plan.h"
 #include "cuda_state.h"
@@ -295,6 +296,11 @@ static double d2d_bandwidth(void) {
 static double g_bw;
 
 static void bench_model(const shape *s, uint32_t type, int weights_mode, int stride, int do_decode) {
+    /* CR_BENCH_MODEL="8B Q4_K": only the runs whose "shape type" contains it */
+    const char *only = getenv("CR_BENCH_MODEL");
+    char tag[64];
+    snprintf(tag, sizeof tag, "%s %s", s->name, ggml_type_name(type));
+    if (only && !strstr(tag, only)) return;
     cr_model m;
     fake_model(&m, s, type);
     cascade_cfg cfg; cascade_cfg_default(&cfg);
@@ -334,6 +340,14 @@ static void bench_model(const shape *s, uint32_t type, int weights_mode, int str
             cascade_ctrl pre = c;
             cascade_plan_chunk(&c, 1, &p, err, sizeof err);
             if (cuda_forward(g, &pre, &p, &t, 1, CUDA_OUT_ARGMAX, NULL, &f, err, sizeof err)) { printf("   %s\n", err); break; }
+            t = (int32_t)f;
+        }
+        if (getenv("CR_BENCH_PROFILE")) {   /* one decode step between cudaProfilerStart/Stop (ncu --profile-from-start off) */
+            cascade_ctrl pre = c;
+            cascade_plan_chunk(&c, 1, &p, err, sizeof err);
+            CUDA_CHECK(cudaProfilerStart());
+            if (cuda_forward(g, &pre, &p, &t, 1, CUDA_OUT_ARGMAX, NULL, &f, err, sizeof err)) printf("   %s\n", err);
+            CUDA_CHECK(cudaProfilerStop());
             t = (int32_t)f;
         }
         const int n = 64;

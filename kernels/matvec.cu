@@ -102,6 +102,53 @@ __global__ void __launch_bounds__(MV_WARPS * 32) matvec_q4k(const uint8_t *w, in
     if (lane == 16 && two) y[r0 + 1] = accumulate ? y[r0 + 1] + v : v;
 }
 
+/* Q4_K rows of at most 4096 columns (HPR = 2 * super-blocks per row = 8, 16 or 32 halves):
+ * HPR lanes take a row pair, a warp 32 / HPR pairs at a time. A lane's activation blocks are
+ * the same for every row, so they are loaded once; the warps then walk the row pairs with a
+ * grid stride, the next pair's weights loaded while the current pair is computed. */
+struct q4k_pair { uint4 a0, b0, c0, d0, h0, a1, b1, c1, d1, h1; };
+__device__ __forceinline__ void q4k_load_pair(q4k_pair &q, const uint8_t *w, size_t row_bytes, int64_t rows, int64_t pr, int64_t npairs, int sb, int half) {
+    if (pr >= npairs) { q.h0 = q.h1 = make_uint4(0, 0, 0, 0); q.a0 = q.b0 = q.c0 = q.d0 = q.a1 = q.b1 = q.c1 = q.d1 = q.h0; return; }
+    const int64_t r0 = 2 * pr;
+    const uint8_t *p0 = w + (size_t)r0 * row_bytes + 144 * (size_t)sb, *p1 = r0 + 1 < rows ? p0 + row_bytes : p0;
+    const uint4 *q0 = (const uint4 *)(p0 + 16 + 64 * half), *q1 = (const uint4 *)(p1 + 16 + 64 * half);
+    q.a0 = q0[0]; q.b0 = q0[1]; q.c0 = q0[2]; q.d0 = q0[3]; q.h0 = *(const uint4 *)p0;
+    q.a1 = q1[0]; q.b1 = q1[1]; q.c1 = q1[2]; q.d1 = q1[3]; q.h1 = *(const uint4 *)p1;
+}
+template <int HPR>
+__global__ void __launch_bounds__(MV_WARPS * 32) matvec_q4k_p(const uint8_t *w, int64_t rows, size_t row_bytes, const crk_q8 *xq, float *y, int accumulate) {
+    constexpr int PPW = 32 / HPR;
+    const int lane = threadIdx.x & 31, sub = lane / HPR, hs = lane % HPR, sb = hs >> 1, half = hs & 1;
+    int2 xa[4][4];
+    float xd[4], xs[4];
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        const crk_q8 *x = xq + (size_t)sb * 8 + 4 * half + k;
+        const int2 *xp = (const int2 *)x->q;
+        xa[k][0] = xp[0]; xa[k][1] = xp[1]; xa[k][2] = xp[2]; xa[k][3] = xp[3];
+        xd[k] = x->d; xs[k] = x->s;
+    }
+    const int64_t npairs = (rows + 1) / 2, nw = (int64_t)gridDim.x * MV_WARPS;
+    const int64_t step = nw * PPW;
+    int64_t base = ((int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5)) * PPW;   /* warp-uniform */
+    q4k_pair cur, nxt;
+    q4k_load_pair(cur, w, row_bytes, rows, base + sub, npairs, sb, half);
+    for (; base < npairs; base += step) {
+        q4k_load_pair(nxt, w, row_bytes, rows, base + step + sub, npairs, sb, half);
+        const float s0 = q4k_half(cur.a0, cur.b0, cur.c0, cur.d0, cur.h0, half, xa, xd, xs);
+        const float s1 = q4k_half(cur.a1, cur.b1, cur.c1, cur.d1, cur.h1, half, xa, xd, xs);
+        /* both rows in one butterfly over the HPR lanes: after the first step the lower half holds row 0 */
+        const bool hi = hs & (HPR / 2);
+        float v = hi ? s1 : s0;
+        v += __shfl_xor_sync(0xffffffffu, hi ? s0 : s1, HPR / 2);
+#pragma unroll
+        for (int o = HPR / 4; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        const int64_t pr = base + sub, r = 2 * pr + (hi ? 1 : 0);
+        if (pr < npairs && (hs == 0 || hs == HPR / 2) && r < rows) y[r] = accumulate ? y[r] + v : v;
+        cur = nxt;
+    }
+}
+
 template <int T>
 __global__ void __launch_bounds__(MV_WARPS * 32) matvec_f(const uint8_t *w, int64_t rows, int64_t cols, size_t row_bytes, const float *x, float *y, int accumulate) {
     const int64_t r = (int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
@@ -147,6 +194,15 @@ static void launch_mv_q(const uint8_t *w, int64_t rows, int64_t cols, size_t row
     matvec_q<T><<<crk_cdiv(rows, MV_WARPS), MV_WARPS * 32, 0, s>>>(w, rows, (int)(cols / 32), row_bytes, xq, y, acc);
 }
 
+static int mv_sms(void) {
+    static int n = 0;
+    if (!n) {
+        int dev = 0, v = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || v <= 0) v = 132;
+        n = v;
+    }
+    return n;
+}
 extern "C" void crk_matvec(const void *w, uint32_t type, int64_t rows, int64_t cols, size_t row_bytes,
                            const float *x, const crk_q8 *xq, float *y, int accumulate, crk_stream s) {
     if (rows <= 0) return;
@@ -157,6 +213,17 @@ extern "C" void crk_matvec(const void *w, uint32_t type, int64_t rows, int64_t c
     case GGML_TYPE_F16: matvec_f<GGML_TYPE_F16><<<g, MV_WARPS * 32, 0, s>>>(wb, rows, cols, row_bytes, x, y, accumulate); return;
     case GGML_TYPE_BF16: matvec_f<GGML_TYPE_BF16><<<g, MV_WARPS * 32, 0, s>>>(wb, rows, cols, row_bytes, x, y, accumulate); return;
     case GGML_TYPE_Q4_K:
+        if (((uintptr_t)wb & 15) == 0 && row_bytes % 16 == 0 && (cols == 1024 || cols == 2048 || cols == 4096)) {
+            const int64_t pairs = (rows + 1) / 2;
+            const int hpr = (int)(cols / 128), ppb = MV_WARPS * (32 / hpr);   /* row pairs per block and step */
+            int64_t blocks = (pairs + ppb - 1) / ppb;
+            const int64_t cap = (int64_t)mv_sms() * 4;   /* 4 blocks of 123 registers per SM: one wave */
+            if (blocks > cap) blocks = cap;
+            if (hpr == 32) matvec_q4k_p<32><<<(unsigned)blocks, MV_WARPS * 32, 0, s>>>(wb, rows, row_bytes, xq, y, accumulate);
+            else if (hpr == 16) matvec_q4k_p<16><<<(unsigned)blocks, MV_WARPS * 32, 0, s>>>(wb, rows, row_bytes, xq, y, accumulate);
+            else matvec_q4k_p<8><<<(unsigned)blocks, MV_WARPS * 32, 0, s>>>(wb, rows, row_bytes, xq, y, accumulate);
+            return;
+        }
         if (((uintptr_t)wb & 15) == 0 && row_bytes % 16 == 0) {
             matvec_q4k<<<crk_cdiv(rows, 2 * MV_WARPS), MV_WARPS * 32, 0, s>>>(wb, rows, (int)(cols / 256), row_bytes, xq, y, accumulate);
             return;

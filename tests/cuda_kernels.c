@@ -245,10 +245,18 @@ static void test_dequant_embed_all_types(void) {
 
 static void test_matvec_all_types(void) {
     NEED_GPU();
-    const int rows = 301, cols = 1024;
+    /* every type at 1024 columns (301 rows: the last row pair has one row); Q4_K also at 2048
+     * and 4096 columns (the row-pair walking kernel with 16 and 32 lanes per pair; 8451
+     * rows: more pairs than the 132 * 4 * 4 warps of an H200 grid take in one step) and at 2304 (the one-pass kernel) */
+    struct { uint32_t t; int rows, cols; } cs[N_TYPES + 3];
+    size_t nc = 0;
+    for (size_t ti = 0; ti < N_TYPES; ti++) { cs[nc].t = ALL_TYPES[ti]; cs[nc].rows = 301; cs[nc].cols = 1024; nc++; }
+    const int q4k_extra[3][2] = {{301, 2048}, {8451, 4096}, {301, 2304}};
+    for (int i = 0; i < 3; i++) { cs[nc].t = GGML_TYPE_Q4_K; cs[nc].rows = q4k_extra[i][0]; cs[nc].cols = q4k_extra[i][1]; nc++; }
     double worst = 0;
-    for (size_t ti = 0; ti < N_TYPES; ti++) {
-        uint32_t t = ALL_TYPES[ti];
+    for (size_t ci = 0; ci < nc; ci++) {
+        const uint32_t t = cs[ci].t;
+        const int rows = cs[ci].rows, cols = cs[ci].cols;
         size_t rb;
         uint8_t *w = make_rows(t, rows, cols, &rb);
         float *x = frand_vec((size_t)cols, 2.0f), *ref = malloc(sizeof(float) * rows), *got = malloc(sizeof(float) * rows);
@@ -266,7 +274,7 @@ static void test_matvec_all_types(void) {
         get(got, dy, 4 * (size_t)rows);
         size_t bad;
         double e = rel_err(got, ref, (size_t)rows, &bad);
-        T_CHECKF(bad == 0 && e < 2e-6, "%s matvec: rel err %.3g, %zu non-finite", ggml_type_name(t), e, bad);
+        T_CHECKF(bad == 0 && e < 2e-6, "%s matvec %dx%d: rel err %.3g, %zu non-finite", ggml_type_name(t), rows, cols, e, bad);
         if (e > worst) worst = e;
         /* accumulate mode */
         CUDA_CHECK(cudaMemcpy(dy, y0, 4 * (size_t)rows, cudaMemcpyHostToDevice));
@@ -278,7 +286,7 @@ static void test_matvec_all_types(void) {
         cudaFree(dw); cudaFree(dx); cudaFree(dy); cudaFree(dq);
         free(w); free(x); free(ref); free(got); free(xq); free(y0);
     }
-    printf("     matvec of %zu types vs vec_dot_q/vec_dot_f: worst rel err %.2e\n", N_TYPES, worst);
+    printf("     matvec of %zu types (and Q4_K at 2048, 4096, 2304 columns) vs vec_dot_q/vec_dot_f: worst rel err %.2e\n", N_TYPES, worst);
 }
 
 static void test_gemm_bf16_vs_cpu_matmul(void) {

@@ -247,12 +247,17 @@ static void test_matvec_all_types(void) {
     NEED_GPU();
     /* every type at 1024 columns (301 rows: the last row pair has one row); Q4_K also at 2048
      * and 4096 columns (the row-pair walking kernel with 16 and 32 lanes per pair; 8451
-     * rows: more pairs than the 132 * 4 * 4 warps of an H200 grid take in one step) and at 2304 (the one-pass kernel) */
-    struct { uint32_t t; int rows, cols; } cs[N_TYPES + 3];
+     * rows: more pairs than the 132 * 4 * 4 warps of an H200 grid take in one step) and at
+     * 2304 (the one-pass kernel); Q6_K, Q8_0 and Q5_K at 4096 / 2048 (the row-walking kernel
+     * with 4 / 2 blocks per lane; 9001 rows: more than one wave) and 2304 (one pass) */
+    struct { uint32_t t; int rows, cols; } cs[N_TYPES + 8];
     size_t nc = 0;
     for (size_t ti = 0; ti < N_TYPES; ti++) { cs[nc].t = ALL_TYPES[ti]; cs[nc].rows = 301; cs[nc].cols = 1024; nc++; }
-    const int q4k_extra[3][2] = {{301, 2048}, {8451, 4096}, {301, 2304}};
-    for (int i = 0; i < 3; i++) { cs[nc].t = GGML_TYPE_Q4_K; cs[nc].rows = q4k_extra[i][0]; cs[nc].cols = q4k_extra[i][1]; nc++; }
+    const struct { uint32_t t; int rows, cols; } extra[8] = {
+        {GGML_TYPE_Q4_K, 301, 2048}, {GGML_TYPE_Q4_K, 8451, 4096}, {GGML_TYPE_Q4_K, 301, 2304}, {GGML_TYPE_Q6_K, 9001, 4096},
+        {GGML_TYPE_Q8_0, 301, 4096}, {GGML_TYPE_Q5_K, 301, 2048}, {GGML_TYPE_Q6_K, 301, 2304}, {GGML_TYPE_Q4_0, 301, 2048},
+    };
+    for (int i = 0; i < 8; i++) { cs[nc].t = extra[i].t; cs[nc].rows = extra[i].rows; cs[nc].cols = extra[i].cols; nc++; }
     double worst = 0;
     for (size_t ci = 0; ci < nc; ci++) {
         const uint32_t t = cs[ci].t;
@@ -286,7 +291,7 @@ static void test_matvec_all_types(void) {
         cudaFree(dw); cudaFree(dx); cudaFree(dy); cudaFree(dq);
         free(w); free(x); free(ref); free(got); free(xq); free(y0);
     }
-    printf("     matvec of %zu types (and Q4_K at 2048, 4096, 2304 columns) vs vec_dot_q/vec_dot_f: worst rel err %.2e\n", N_TYPES, worst);
+    printf("     matvec of %zu types at 1024 columns and 8 more shapes (2048 / 2304 / 4096 columns) vs vec_dot_q/vec_dot_f: worst rel err %.2e\n", N_TYPES, worst);
 }
 
 static void test_gemm_bf16_vs_cpu_matmul(void) {

@@ -637,6 +637,10 @@ typedef struct {
     /* the window: the next blocks of the section, decompressed in parallel into one buffer */
     zjob *jobs; int R;             /* R block jobs; their raw points into win while inflating */
     uint8_t *win; size_t win_cap, wlen, wpos;
+    /* the window after it, inflated while this one is unshuffled (nxt_n jobs in jobs2 / win2,
+     * nxt_total bytes, the section's block nxt_first first); sec_fill takes it over */
+    zjob *jobs2; uint8_t *win2; size_t win2_cap;
+    int nxt_n; size_t nxt_total; uint32_t nxt_first;
     threadpool *pool;              /* T threads (NULL: 1) for inflating and unshuffling */
     uint8_t *shuf;
 } srd;
@@ -719,6 +723,7 @@ static int sec_open(srd *r) {
     r->blocks_left = r->nblocks; r->payload_left = r->csize; r->produced = 0;
     r->crc_acc = (uint32_t)crc32(0L, Z_NULL, 0);
     r->wlen = r->wpos = 0;
+    r->nxt_n = 0;
     return 0;
 }
 
@@ -746,15 +751,18 @@ static void inflate_fn(void *ctx, int64_t b, int64_t e, int tid) {
     }
 }
 
-/* Reads the next blocks of the section (up to WIN_BLOCKS, WIN_BYTES) and decompresses them
- * in parallel into the window. */
-static int sec_fill(srd *r) {
+static size_t win_bytes = WIN_BYTES;
+void snapshot_test_window(size_t bytes) { win_bytes = bytes ? bytes : WIN_BYTES; }
+
+/* Reads the headers of the section's next blocks (up to R, WIN_BYTES) and sets up their jobs
+ * (stored form at j->at, raw pointing into *win) without inflating them. */
+static int win_prepare(srd *r, zjob *jobs, uint8_t **win, size_t *win_cap, int *n_out, size_t *total_out) {
     char lb[32];
     sec_label(r, lb, sizeof lb);
     int n = 0;
     size_t total = 0;
-    while (n < r->R && r->blocks_left && (n == 0 || total + r->block_size <= WIN_BYTES)) {
-        zjob *j = &r->jobs[n];
+    while (n < r->R && r->blocks_left && (n == 0 || total + r->block_size <= win_bytes)) {
+        zjob *j = &jobs[n];
         uint8_t h[BLK_HDR];
         if (r->payload_left < BLK_HDR) return rfail(r, "corrupt snapshot (section %s: blocks overrun the section)", lb);
         if (r->ipos == r->ilen) {        /* the block follows: read just its header */
@@ -783,21 +791,48 @@ static int sec_fill(srd *r) {
         n++;
     }
     if (!n) return rfail(r, "corrupt snapshot (section %s is shorter than its content)", lb);
-    if (grow(&r->win, &r->win_cap, total)) return rfail(r, "out of memory");
-    for (int i = 0; i < n; i++) r->jobs[i].raw = r->win + r->jobs[i].tag;
-    if (r->pool && n > 1) tp_for(r->pool, n, 1, inflate_fn, r->jobs);
-    else inflate_fn(r->jobs, 0, n, 0);
+    if (grow(win, win_cap, total)) return rfail(r, "out of memory");
+    for (int i = 0; i < n; i++) jobs[i].raw = *win + jobs[i].tag;
+    *n_out = n; *total_out = total;
+    return 0;
+}
+
+/* After the jobs ran: their errors (first = the section's index of block 0), the CRC. */
+static int win_finish(srd *r, zjob *jobs, int n, uint32_t first) {
+    char lb[32];
+    sec_label(r, lb, sizeof lb);
     for (int i = 0; i < n; i++) {
-        zjob *j = &r->jobs[i];
+        zjob *j = &jobs[i];
         j->raw = NULL;
         if (j->bad == 3) return rfail(r, "out of memory");
         if (j->bad == 4) return rfail(r, "read error: %s", strerror(j->bad_errno));
         if (j->bad == 5) return rfail(r, "truncated snapshot (unexpected end of file at byte %llu)", (unsigned long long)j->at);
         if (j->bad) return rfail(r, "corrupt snapshot (section %s: %s in block %u)", lb,
-                                 j->bad == 1 ? "bad compressed data" : "checksum mismatch",
-                                 (unsigned)(r->nblocks - r->blocks_left - n + i));
+                                 j->bad == 1 ? "bad compressed data" : "checksum mismatch", (unsigned)(first + (uint32_t)i));
         r->crc_acc = (uint32_t)crc32_combine(r->crc_acc, j->crc, (z_off_t)j->raw_n);
     }
+    return 0;
+}
+
+/* The next window: the one inflated ahead if there is one, else the next blocks, read and
+ * inflated in parallel. */
+static int sec_fill(srd *r) {
+    int n;
+    size_t total;
+    uint32_t first;
+    if (r->nxt_n) {
+        zjob *tj = r->jobs; r->jobs = r->jobs2; r->jobs2 = tj;
+        uint8_t *tw = r->win; r->win = r->win2; r->win2 = tw;
+        size_t tc = r->win_cap; r->win_cap = r->win2_cap; r->win2_cap = tc;
+        n = r->nxt_n; total = r->nxt_total; first = r->nxt_first;
+        r->nxt_n = 0;
+    } else {
+        first = r->nblocks - r->blocks_left;
+        if (win_prepare(r, r->jobs, &r->win, &r->win_cap, &n, &total)) return -1;
+        if (r->pool && n > 1) tp_for(r->pool, n, 1, inflate_fn, r->jobs);
+        else inflate_fn(r->jobs, 0, n, 0);
+    }
+    if (win_finish(r, r->jobs, n, first)) return -1;
     r->wlen = total; r->wpos = 0;
     return 0;
 }
@@ -814,12 +849,14 @@ static int sec_read(srd *r, void *p, size_t n) {
     return 0;
 }
 
-typedef struct { uint8_t *dst; const uint8_t *src; size_t n; int elem; } unshuf_job;
+/* Unshuffling pieces of the window, and (items [0, n_inflate), taken first: they are the
+ * long ones) inflating the next window's blocks in the same parallel loop. */
+typedef struct { uint8_t *dst; const uint8_t *src; size_t n; int elem; zjob *inflate; int64_t n_inflate; } unshuf_job;
 static void unshuffle_fn(void *ctx, int64_t b, int64_t e, int tid) {
     const unshuf_job *u = ctx;
-    (void)tid;
     for (int64_t i = b; i < e; i++) {
-        size_t o = (size_t)i * SHUF_PIECE, k = u->n - o < SHUF_PIECE ? u->n - o : SHUF_PIECE;
+        if (i < u->n_inflate) { inflate_fn(u->inflate, i, i + 1, tid); continue; }
+        size_t o = (size_t)(i - u->n_inflate) * SHUF_PIECE, k = u->n - o < SHUF_PIECE ? u->n - o : SHUF_PIECE;
         unshuffle(u->dst + o, u->src + o, k, u->elem);
     }
 }
@@ -835,8 +872,13 @@ static int sec_get(void *ctx, void *data, size_t n, int elem) {
         if (r->wpos >= r->wlen && sec_fill(r)) return -1;
         size_t avail = r->wlen - r->wpos, whole = n <= avail ? n : avail / SHUF_PIECE * SHUF_PIECE;
         if (whole >= 2 * SHUF_PIECE && r->pool) {
-            unshuf_job u = {p, r->win + r->wpos, whole, elem};
-            tp_for(r->pool, (int64_t)((whole + SHUF_PIECE - 1) / SHUF_PIECE), 1, unshuffle_fn, &u);
+            unshuf_job u = {p, r->win + r->wpos, whole, elem, NULL, 0};
+            if (!r->nxt_n && r->blocks_left) {   /* the next window inflates meanwhile */
+                r->nxt_first = r->nblocks - r->blocks_left;
+                if (win_prepare(r, r->jobs2, &r->win2, &r->win2_cap, &r->nxt_n, &r->nxt_total)) { r->nxt_n = 0; return -1; }
+                u.inflate = r->jobs2; u.n_inflate = r->nxt_n;
+            }
+            tp_for(r->pool, u.n_inflate + (int64_t)((whole + SHUF_PIECE - 1) / SHUF_PIECE), 1, unshuffle_fn, &u);
             r->wpos += whole; p += whole; n -= whole;
             continue;
         }
@@ -853,7 +895,7 @@ static int sec_close(srd *r) {
     char lb[32];
     sec_label(r, lb, sizeof lb);
     if (r->failed) return -1;
-    if (r->wpos < r->wlen || r->blocks_left || r->payload_left || r->produced != r->usize)
+    if (r->wpos < r->wlen || r->nxt_n || r->blocks_left || r->payload_left || r->produced != r->usize)
         return rfail(r, "corrupt snapshot (section %s is longer than its content)", lb);
     if (r->crc_acc != r->crc) return rfail(r, "corrupt snapshot (section %s: checksum mismatch)", lb);
     return 0;
@@ -1024,19 +1066,21 @@ static int rd_setup(srd *r, int T) {
     r->T = T < 1 ? 1 : T > 64 ? 64 : T;
     r->R = WIN_BLOCKS;
     r->jobs = calloc((size_t)r->R, sizeof *r->jobs);
+    r->jobs2 = calloc((size_t)r->R, sizeof *r->jobs2);
     r->shuf = malloc(SHUF_PIECE);
     r->pool = r->T > 1 ? tp_create(r->T) : NULL;
-    if (!r->jobs || !r->shuf || (r->T > 1 && !r->pool)) return rfail(r, "out of memory");
+    if (!r->jobs || !r->jobs2 || !r->shuf || (r->T > 1 && !r->pool)) return rfail(r, "out of memory");
     return 0;
 }
 
 static void rd_close(srd *r) {
     if (r->jobs) for (int i = 0; i < r->R; i++) job_free(&r->jobs[i], 1);
+    if (r->jobs2) for (int i = 0; i < r->R; i++) job_free(&r->jobs2[i], 1);
     if (r->pool) tp_destroy(r->pool);
-    free(r->jobs); free(r->shuf); free(r->win);
-    r->pool = NULL; r->win = NULL; r->win_cap = 0;
+    free(r->jobs); free(r->jobs2); free(r->shuf); free(r->win); free(r->win2);
+    r->pool = NULL; r->win = r->win2 = NULL; r->win_cap = r->win2_cap = 0;
     if (r->fd >= 0) close(r->fd);
-    r->jobs = NULL; r->shuf = NULL; r->fd = -1;
+    r->jobs = r->jobs2 = NULL; r->shuf = NULL; r->fd = -1;
 }
 
 static const char *base_name(const char *p) {

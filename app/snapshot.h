@@ -108,5 +108,8 @@ int  snapshot_hash_file(const char *path, char hash[SNAP_HASH_MAX], uint64_t *si
 /* Tests only: make the save's writes fail with errno err_no once `after` bytes of the file
  * have been written (after < 0: off). Not thread-safe. */
 void snapshot_test_fault(int64_t after, int err_no);
+/* Tests only: the reader's window holds at most this many bytes (always at least one block;
+ * 0: the default 32 MiB), so that small files span several windows. Not thread-safe. */
+void snapshot_test_window(size_t bytes);
 
 #endif

@@ -68,6 +68,17 @@ __device__ __forceinline__ float q4k_half(const uint4 &qa, const uint4 &qb, cons
     return dd * sum - dmin * msum;
 }
 
+/* The activation blocks of half super-block `half` of super-block sb (4 blocks of 32). */
+__device__ __forceinline__ void q4k_load_x(const crk_q8 *xq, int sb, int half, int2 (&xa)[4][4], float (&xd)[4], float (&xs)[4]) {
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        const crk_q8 *x = xq + (size_t)sb * 8 + 4 * half + k;
+        const int2 *xp = (const int2 *)x->q;
+        xa[k][0] = xp[0]; xa[k][1] = xp[1]; xa[k][2] = xp[2]; xa[k][3] = xp[3];
+        xd[k] = x->d; xs[k] = x->s;
+    }
+}
+
 __global__ void __launch_bounds__(MV_WARPS * 32) matvec_q4k(const uint8_t *w, int64_t rows, int nsb, size_t row_bytes, const crk_q8 *xq, float *y, int accumulate) {
     const int64_t r0 = ((int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5)) * 2;
     const int lane = threadIdx.x & 31;
@@ -84,13 +95,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32) matvec_q4k(const uint8_t *w, in
         const uint4 h0 = *(const uint4 *)p0, h1 = *(const uint4 *)p1;
         int2 xa[4][4];
         float xd[4], xs[4];
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            const crk_q8 *x = xq + (size_t)sb * 8 + 4 * half + k;
-            const int2 *xp = (const int2 *)x->q;
-            xa[k][0] = xp[0]; xa[k][1] = xp[1]; xa[k][2] = xp[2]; xa[k][3] = xp[3];
-            xd[k] = x->d; xs[k] = x->s;
-        }
+        q4k_load_x(xq, sb, half, xa, xd, xs);
         s0 += q4k_half(a0, b0, c0, d0, h0, half, xa, xd, xs);
         s1 += q4k_half(a1, b1, c1, d1, h1, half, xa, xd, xs);
     }
@@ -123,13 +128,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32) matvec_q4k_p(const uint8_t *w, 
     const int lane = threadIdx.x & 31, sub = lane / HPR, hs = lane % HPR, sb = hs >> 1, half = hs & 1;
     int2 xa[4][4];
     float xd[4], xs[4];
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        const crk_q8 *x = xq + (size_t)sb * 8 + 4 * half + k;
-        const int2 *xp = (const int2 *)x->q;
-        xa[k][0] = xp[0]; xa[k][1] = xp[1]; xa[k][2] = xp[2]; xa[k][3] = xp[3];
-        xd[k] = x->d; xs[k] = x->s;
-    }
+    q4k_load_x(xq, sb, half, xa, xd, xs);
     const int64_t npairs = (rows + 1) / 2, nw = (int64_t)gridDim.x * MV_WARPS;
     const int64_t step = nw * PPW;
     int64_t base = ((int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5)) * PPW;   /* warp-uniform */

@@ -449,7 +449,8 @@ static void matmul_rows(threadpool *tp, const wmat *W, const float *x, const q8_
     int64_t grain = W->rows / (tp_threads(tp) * 8);
     if (grain < 4) grain = 4;
     if (grain > 64) grain = 64;
-    tp_for(tp, W->rows, grain, T > 1 ? mm_rows_unpacked : mm_rows, &c);
+    if (T == 1) tp_for_blocked(tp, W->rows, grain, mm_rows, &c);
+    else tp_for(tp, W->rows, grain, mm_rows_unpacked, &c);
 }
 
 void matmul_multi(threadpool *tp, const wmat *const *W, float *const *y, int n, const float *x, const q8_block *xq, int T) {
@@ -488,7 +489,7 @@ void matvec_multi(threadpool *tp, const wmat *const *W, float *const *y, int n, 
     int64_t grain = c.off[n] / (tp_threads(tp) * 8);
     if (grain < 4) grain = 4;
     if (grain > 64) grain = 64;
-    tp_for(tp, c.off[n], grain, mv_multi_rows, &c);
+    tp_for_blocked(tp, c.off[n], grain, mv_multi_rows, &c);
 }
 
 void matmul(threadpool *tp, const wmat *W, const float *x, int T, float *y, q8_block *xq) {

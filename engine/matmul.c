@@ -1,7 +1,7 @@
 /* CPU matrix products y[T][rows] = x[T][cols] . W^T.
  *
  * Decode (T == 1) is a matrix-vector product: each thread streams its rows once through
- * the fused per-type dot products of quant.c (vec_dot_q / vec_dot_f).
+ * gemv.c's kernels (the q8 activations rearranged once per call, decode_x).
  *
  * Prefill (T > 1) is a GEMM. With AVX-512 (F, BW, VL, VNNI) the activations are first
  * rearranged into tiles of 12 tokens (k-major floats, or q8 codes in 4-byte groups with block
@@ -12,6 +12,7 @@
  * and decode (vec_dot_f's 16-lane sums) differ only in rounding (~1e-7 relative).
  * Without AVX-512 every row is decoded once and dotted with each token. */
 #include "matmul.h"
+#include "gemv.h"
 #include "gguf.h"
 #include <pthread.h>
 #include <stdlib.h>
@@ -22,7 +23,7 @@
 #endif
 
 typedef struct {
-    const wmat *W; const float *x; const q8_block *xq; int T; float *y;
+    const wmat *W; const float *x; const q8_block *xq; const gemv_x *xv; int T; float *y;
 } mm_ctx;
 
 /* ---- decode and the portable path ---- */
@@ -31,13 +32,29 @@ static void mm_rows(void *p, int64_t r0, int64_t r1, int tid) {
     const mm_ctx *c = p;
     const wmat *W = c->W;
     int64_t n = W->cols, nb = n / 32;
-    int q8 = quant_uses_q8(W->type);
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *row = (const uint8_t *)W->data + (size_t)r * W->row_bytes;
-        for (int t = 0; t < c->T; t++)
-            c->y[(size_t)t * W->rows + r] = q8 ? vec_dot_q(W->type, row, c->xq + (size_t)t * nb, n)
-                                               : vec_dot_f(W->type, row, c->x + (size_t)t * n, n);
-    }
+    for (int t = 0; t < c->T; t++)   /* xv: token 0's activations prepared (decode) */
+        gemv_rows(W->type, (const uint8_t *)W->data + (size_t)r0 * W->row_bytes, W->row_bytes, r1 - r0, n, c->x + (size_t)t * n,
+                  c->xq + (size_t)t * nb, t == 0 ? c->xv : NULL, c->y + (size_t)t * W->rows + r0);
+}
+
+/* The calling thread's buffer for prepared activations (the GEMM's tiles and panels, or one
+ * token's gemv_x), kept between calls (a fresh allocation of this size is mapped and
+ * page-faulted on every call); freed when the thread exits (a pthread key's destructor). */
+static _Thread_local uint8_t *gbuf;
+static _Thread_local size_t gbuf_size;
+static pthread_key_t gbuf_key;
+static pthread_once_t gbuf_once = PTHREAD_ONCE_INIT;
+static int gbuf_key_ok;
+static void gbuf_key_init(void) { gbuf_key_ok = pthread_key_create(&gbuf_key, free) == 0; }
+static uint8_t *gemm_buffer(size_t bytes) {
+    if (bytes <= gbuf_size) return gbuf;
+    pthread_once(&gbuf_once, gbuf_key_init);
+    free(gbuf);
+    gbuf_size = (bytes + 65535) / 65536 * 65536;
+    gbuf = aligned_alloc(64, gbuf_size);
+    if (!gbuf) gbuf_size = 0;
+    if (gbuf_key_ok) pthread_setspecific(gbuf_key, gbuf);
+    return gbuf;
 }
 
 #define MAX_ROW 65536
@@ -241,13 +258,6 @@ static inline void transpose16(__m512 r[16]) {
     }
 }
 
-static inline __m512 load16_f(uint32_t ty, const uint8_t *row, int64_t k) {
-    if (ty == GGML_TYPE_F32) return _mm512_loadu_ps((const float *)row + k);
-    __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)row + k));
-    if (ty == GGML_TYPE_F16) return _mm512_cvtph_ps(h);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
 /* Float panel pw [n][32]: rows r0..r0+nr of W as floats, transposed 16 x 16 at a time (0 past nr). */
 static void panel_f(const wmat *W, int64_t r0, int nr, float *pw) {
     const int64_t n = W->cols;
@@ -257,7 +267,7 @@ static void panel_f(const wmat *W, int64_t r0, int nr, float *pw) {
         for (int h = 0; h < FR / 16; h++) {
             __m512 r[16];
             for (int i = 0; i < 16; i++)
-                r[i] = h * 16 + i < nr ? load16_f(W->type, data + (size_t)(r0 + h * 16 + i) * W->row_bytes, k0) : _mm512_setzero_ps();
+                r[i] = h * 16 + i < nr ? gemv_load16_f(W->type, data + (size_t)(r0 + h * 16 + i) * W->row_bytes, k0) : _mm512_setzero_ps();
             transpose16(r);
             for (int c = 0; c < 16; c++) _mm512_store_ps(pw + 32 * (k0 + c) + 16 * h, r[c]);
         }
@@ -369,26 +379,6 @@ static void prep_tiles(void *p, int64_t i0, int64_t i1, int tid) {
     }
 }
 
-/* The calling thread's buffer for prepared activations and panels, kept between calls
- * (a fresh allocation of this size is mapped and page-faulted on every call); freed when
- * the thread exits (a pthread key's destructor). */
-static _Thread_local uint8_t *gbuf;
-static _Thread_local size_t gbuf_size;
-static pthread_key_t gbuf_key;
-static pthread_once_t gbuf_once = PTHREAD_ONCE_INIT;
-static int gbuf_key_ok;
-static void gbuf_key_init(void) { gbuf_key_ok = pthread_key_create(&gbuf_key, free) == 0; }
-static uint8_t *gemm_buffer(size_t bytes) {
-    if (bytes <= gbuf_size) return gbuf;
-    pthread_once(&gbuf_once, gbuf_key_init);
-    free(gbuf);
-    gbuf_size = (bytes + 65535) / 65536 * 65536;
-    gbuf = aligned_alloc(64, gbuf_size);
-    if (!gbuf) gbuf_size = 0;
-    if (gbuf_key_ok) pthread_setspecific(gbuf_key, gbuf);
-    return gbuf;
-}
-
 /* Returns 0 when done, -1 when a type has no tiled kernel or memory ran out. */
 static int gemm_avx512(threadpool *tp, const wmat *const *W, float *const *y, int nm, const float *x, const q8_block *xq, int T) {
     gemm_ctx c = {.W = W, .y = y, .nm = nm, .T = T, .n = W[0]->cols, .x = x, .xb = xq};
@@ -440,13 +430,27 @@ void quantize_rows(threadpool *tp, const float *x, int T, int64_t n, q8_block *x
     tp_for(tp, T, 4, q_rows, &c);
 }
 
-/* Prefill of n matrices sharing x without the tiled kernels: each row decoded once. */
+/* One token's q8 activations rearranged for gemv_rows when a matrix is quantized and the
+ * build has the kernels; else NULL. */
+static const gemv_x *decode_x(const wmat *const *W, int nm, const q8_block *xq, gemv_x *xv) {
+    int q = 0;
+    for (int i = 0; i < nm; i++) q |= quant_uses_q8(W[i]->type);
+    size_t bytes = gemv_x_bytes(W[0]->cols);
+    uint8_t *buf = q && bytes ? gemm_buffer(bytes) : NULL;
+    if (!buf) return NULL;
+    gemv_x_prep(xq, W[0]->cols, buf, xv);
+    return xv;
+}
+
+/* Decode, or prefill without the tiled kernels: each row decoded once. */
 static void matmul_rows(threadpool *tp, const wmat *W, const float *x, const q8_block *xq, int T, float *y) {
-    mm_ctx c = {W, x, xq, T, y};
+    gemv_x xv;
+    mm_ctx c = {W, x, xq, T == 1 ? decode_x(&W, 1, xq, &xv) : NULL, T, y};
     int64_t grain = W->rows / (tp_threads(tp) * 8);
     if (grain < 4) grain = 4;
     if (grain > 64) grain = 64;
-    tp_for(tp, W->rows, grain, T > 1 ? mm_rows_unpacked : mm_rows, &c);
+    if (T == 1) tp_for_blocked(tp, W->rows, grain, mm_rows, &c);
+    else tp_for(tp, W->rows, grain, mm_rows_unpacked, &c);
 }
 
 void matmul_multi(threadpool *tp, const wmat *const *W, float *const *y, int n, const float *x, const q8_block *xq, int T) {
@@ -462,29 +466,30 @@ void matmul_q8(threadpool *tp, const wmat *W, const float *x, const q8_block *xq
     matmul_multi(tp, &W, &y, 1, x, xq, T);
 }
 
-typedef struct { const wmat *const *W; float *const *y; int n; const float *x; const q8_block *xq; int64_t off[9]; } mv_multi_ctx;
+typedef struct {
+    const wmat *const *W; float *const *y; int n; const float *x; const q8_block *xq; const gemv_x *xv; int64_t off[9];
+} mv_multi_ctx;
 
 static void mv_multi_rows(void *p, int64_t g0, int64_t g1, int tid) {
     (void)tid;
     const mv_multi_ctx *c = p;
-    int m = 0;
-    while (g0 >= c->off[m + 1]) m++;
-    for (int64_t g = g0; g < g1; g++) {
-        while (g >= c->off[m + 1]) m++;
+    for (int m = 0; m < c->n && g0 < g1; m++) {     /* the part of [g0, g1) in matrix m */
+        if (g0 >= c->off[m + 1]) continue;
         const wmat *W = c->W[m];
-        const int64_t r = g - c->off[m];
-        const uint8_t *row = (const uint8_t *)W->data + (size_t)r * W->row_bytes;
-        c->y[m][r] = quant_uses_q8(W->type) ? vec_dot_q(W->type, row, c->xq, W->cols) : vec_dot_f(W->type, row, c->x, W->cols);
+        int64_t r0 = g0 - c->off[m], r1 = (g1 < c->off[m + 1] ? g1 : c->off[m + 1]) - c->off[m];
+        gemv_rows(W->type, (const uint8_t *)W->data + (size_t)r0 * W->row_bytes, W->row_bytes, r1 - r0, W->cols, c->x, c->xq, c->xv, c->y[m] + r0);
+        g0 = c->off[m + 1];
     }
 }
 
 void matvec_multi(threadpool *tp, const wmat *const *W, float *const *y, int n, const float *x, const q8_block *xq) {
-    mv_multi_ctx c = {W, y, n, x, xq, {0}};
+    gemv_x xv;
+    mv_multi_ctx c = {W, y, n, x, xq, decode_x(W, n, xq, &xv), {0}};
     for (int i = 0; i < n; i++) c.off[i + 1] = c.off[i] + W[i]->rows;
     int64_t grain = c.off[n] / (tp_threads(tp) * 8);
     if (grain < 4) grain = 4;
     if (grain > 64) grain = 64;
-    tp_for(tp, c.off[n], grain, mv_multi_rows, &c);
+    tp_for_blocked(tp, c.off[n], grain, mv_multi_rows, &c);
 }
 
 void matmul(threadpool *tp, const wmat *W, const float *x, int T, float *y, q8_block *xq) {

@@ -21,13 +21,17 @@ struct threadpool {
     atomic_int busy;             /* workers still in the current job */
     atomic_int quit;
     /* current job */
-    tp_fn fn; void *ctx; int64_t n_items, grain;
+    tp_fn fn; void *ctx; int64_t n_items, grain, head;   /* head: items of each thread's own block */
     atomic_llong next;
 };
 
+/* tp_for_blocked: the share of the items split evenly up front (decode tg128 with 2 threads:
+ * Q4_K 217 -> 322 t/s at 75%, 328 at 90%; the rest stays dynamic for a shared machine). */
+#define TP_HEAD_PCT 80
 typedef struct { threadpool *tp; int tid; } worker_arg;
 
 static void run_job(threadpool *tp, int tid) {
+    if (tp->head) tp->fn(tp->ctx, tid * tp->head, (tid + 1) * tp->head, tid);
     for (;;) {
         int64_t b = atomic_fetch_add(&tp->next, tp->grain);
         if (b >= tp->n_items) break;
@@ -89,12 +93,12 @@ void tp_destroy(threadpool *tp) {
 
 int tp_threads(const threadpool *tp) { return tp ? tp->n : 1; }
 
-void tp_for(threadpool *tp, int64_t n, int64_t grain, tp_fn fn, void *ctx) {
+static void tp_run(threadpool *tp, int64_t n, int64_t grain, int64_t head, tp_fn fn, void *ctx) {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
     if (!tp || tp->n == 1 || n <= grain) { fn(ctx, 0, n, 0); return; }
-    tp->fn = fn; tp->ctx = ctx; tp->n_items = n; tp->grain = grain;
-    atomic_store(&tp->next, 0);
+    tp->fn = fn; tp->ctx = ctx; tp->n_items = n; tp->grain = grain; tp->head = head;
+    atomic_store(&tp->next, head * tp->n);
     atomic_store(&tp->busy, tp->n - 1);
     /* gen++ then look for sleepers; a worker does sleeping++ then looks at gen
      * (both sequentially consistent), so one of the two always sees the other. */
@@ -106,4 +110,11 @@ void tp_for(threadpool *tp, int64_t n, int64_t grain, tp_fn fn, void *ctx) {
     }
     run_job(tp, 0);
     while (atomic_load_explicit(&tp->busy, memory_order_acquire) > 0) cpu_relax();
+}
+
+void tp_for(threadpool *tp, int64_t n, int64_t grain, tp_fn fn, void *ctx) { tp_run(tp, n, grain, 0, fn, ctx); }
+
+void tp_for_blocked(threadpool *tp, int64_t n, int64_t grain, tp_fn fn, void *ctx) {
+    int nt = tp_threads(tp);
+    tp_run(tp, n, grain, n * TP_HEAD_PCT / 100 / nt, fn, ctx);
 }

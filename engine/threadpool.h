@@ -14,6 +14,10 @@ void tp_destroy(threadpool *tp);
 int tp_threads(const threadpool *tp);
 /* Split [0,n) into chunks of `grain` items handed out dynamically. */
 void tp_for(threadpool *tp, int64_t n, int64_t grain, tp_fn fn, void *ctx);
+/* Same, but thread t first takes the contiguous block [t*h, (t+1)*h), h = 80% of n split
+ * evenly (one stream of memory per thread, no shared counter), then the rest in chunks of
+ * `grain` handed out dynamically (for the skew of a shared machine). */
+void tp_for_blocked(threadpool *tp, int64_t n, int64_t grain, tp_fn fn, void *ctx);
 /* Number of online CPUs. */
 int tp_default_threads(void);
 #endif

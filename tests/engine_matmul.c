@@ -211,7 +211,38 @@ static void test_quantize_q8_nonfinite(void) {
     T_CHECK(q[0].d == 0 && q[0].s == 0 && q[0].q[7] == 0);
 }
 
+/* Decode (one token through matmul) gives each row exactly the one-row dot product for the
+ * float types and Q8_0 (gemv.c keeps their summation order); the other types are checked
+ * against the reference in test_matmul_types. */
+static void test_decode_bit_exact(void) {
+    threadpool *tp = tp_create(2);
+    const uint32_t exact[] = {GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_BF16, GGML_TYPE_Q8_0};
+    const int64_t cols[] = {32, 96, 576, 67};
+    for (size_t k = 0; k < sizeof exact / sizeof *exact; k++)
+        for (size_t c = 0; c < sizeof cols / sizeof *cols; c++) {
+            int64_t n = cols[c], rows = 45;
+            if (exact[k] == GGML_TYPE_Q8_0 && n % 32) continue;
+            size_t rb = ggml_row_size(exact[k], (uint64_t)n);
+            uint8_t *w = malloc(rb * (size_t)rows);
+            for (int64_t r = 0; r < rows; r++) fill_row(exact[k], w + (size_t)r * rb, n);
+            wmat W = {.data = w, .type = exact[k], .rows = rows, .cols = n, .row_bytes = rb};
+            float *x = malloc(sizeof(float) * (size_t)n), *y = malloc(sizeof(float) * (size_t)rows);
+            q8_block *xq = malloc(sizeof(q8_block) * (size_t)(n / 32 + 1));
+            for (int64_t i = 0; i < n; i++) x[i] = frand();
+            matmul(tp, &W, x, 1, y, xq);
+            int bad = 0;
+            for (int64_t r = 0; r < rows; r++) {
+                float d = quant_uses_q8(exact[k]) ? vec_dot_q(exact[k], w + (size_t)r * rb, xq, n) : vec_dot_f(exact[k], w + (size_t)r * rb, x, n);
+                if (memcmp(&d, &y[r], sizeof d)) bad++;
+            }
+            T_CHECKF(bad == 0, "type %u, %lld columns: %d rows differ from the one-row dot product", exact[k], (long long)n, bad);
+            free(w); free(x); free(y); free(xq);
+        }
+    tp_destroy(tp);
+}
+
 int main(void) {
+    T_RUN(test_decode_bit_exact);
     T_RUN(test_dequant_exact);
     T_RUN(test_quantize_q8);
     T_RUN(test_quantize_q8_nonfinite);

@@ -3,6 +3,7 @@
 #include "gguf.h"
 #include <math.h>
 #include <string.h>
+#include "vexp.h"
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #define ATTN_AVX512 1
@@ -35,51 +36,93 @@ static void load_key(float *dst, const uint16_t *src, int hd) {
 }
 
 #ifdef ATTN_AVX512
-/* e^x for x <= 0 (Cephes expf polynomial, ~1 ulp); x below -104 gives 0. */
-static inline __m512 exp512(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);
-}
-
 static inline __mmask16 tail_mask(int left) {
     return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
 }
 
 /* Keys (pre-RoPE fp16, rotated at their position) go into KT columns through a tile of 16
- * columns ([hd][16], in L1): a key's dimensions are scattered within the tile, and each full
- * tile is stored as one 64-byte row per dimension (storing every key straight into the
- * transposed array touched hd cache lines per key). Values are rows of VR ([nkp][hdp]). */
+ * keys ([16][hd] rows, in L1): each full tile is transposed 16 x 16 in registers and stored as
+ * one 64-byte row per dimension (storing every key straight into the transposed array touched
+ * hd cache lines per key). Values are rows of VR ([nkp][hdp]). */
 typedef struct { float *tk; int n, j0; } kv_tile;
+
+/* Rows r[0..16) -> columns: c[i][j] = r[j][i] (unpack ps, unpack pd, two 128-bit shuffles). */
+static inline void transpose16(__m512 r[16]) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {          /* u[4i+k], 128-bit lane l: column 4l+k of rows 4i..4i+3 */
+        __m512d t0 = _mm512_castps_pd(t[4 * i]), t1 = _mm512_castps_pd(t[4 * i + 1]);
+        __m512d t2 = _mm512_castps_pd(t[4 * i + 2]), t3 = _mm512_castps_pd(t[4 * i + 3]);
+        u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+        u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+        u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+        u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+    }
+    for (int k = 0; k < 4; k++) {
+        __m512 x0 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x44), x1 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xEE);
+        __m512 y0 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x44), y1 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xEE);
+        r[k] = _mm512_shuffle_f32x4(x0, y0, 0x88);
+        r[4 + k] = _mm512_shuffle_f32x4(x0, y0, 0xDD);
+        r[8 + k] = _mm512_shuffle_f32x4(x1, y1, 0x88);
+        r[12 + k] = _mm512_shuffle_f32x4(x1, y1, 0xDD);
+    }
+}
 
 static void tile_flush(kv_tile *t, float *KT, size_t nkp, int hd) {
     if (!t->n) return;
-    for (int d = 0; d < hd; d++) _mm512_store_ps(KT + (size_t)d * nkp + t->j0, _mm512_load_ps(t->tk + (size_t)d * 16));
-    memset(t->tk, 0, sizeof(float) * 16 * (size_t)hd);       /* unused columns stay 0 (padding) */
+    if (t->n < 16) memset(t->tk + (size_t)t->n * hd, 0, sizeof(float) * (16 - (size_t)t->n) * hd);   /* padding columns: 0 */
+    for (int d0 = 0; d0 < hd; d0 += 16) {
+        __m512 r[16];
+        __mmask16 mk = tail_mask(hd - d0);
+        for (int c = 0; c < 16; c++) r[c] = _mm512_maskz_loadu_ps(mk, t->tk + (size_t)c * hd + d0);
+        transpose16(r);
+        for (int d = 0; d < 16 && d0 + d < hd; d++) _mm512_store_ps(KT + (size_t)(d0 + d) * nkp + t->j0, r[d]);
+    }
     t->n = 0;
+}
+
+/* key[hd] = RoPE(fp16 k16) at the position of cs: 16 dimensions per vector where the rotation
+ * covers the whole head in vector-sized pieces, else one pair at a time. */
+static inline void rotate_key(float *key, const uint16_t *k16, const float *cs, const attn_args *a) {
+    const int hd = a->hd, pairs = a->rope_pairs;
+    if (2 * pairs == hd && !a->neox && hd % 16 == 0) {          /* pairs (2i, 2i+1) */
+        for (int d0 = 0; d0 < hd; d0 += 16) {
+            __m512 x = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k16 + d0)));
+            __m512 c = _mm512_loadu_ps(cs + d0);
+            __m512 xs = _mm512_mul_ps(_mm512_permute_ps(x, 0xB1), _mm512_movehdup_ps(c));
+            _mm512_storeu_ps(key + d0, _mm512_fmaddsub_ps(x, _mm512_moveldup_ps(c), xs));
+        }
+    } else if (2 * pairs == hd && a->neox && pairs % 16 == 0) {  /* pairs (i, i + hd/2) */
+        const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        const __m512i io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
+        for (int i0 = 0; i0 < pairs; i0 += 16) {
+            __m512 lo = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k16 + i0)));
+            __m512 hi = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k16 + pairs + i0)));
+            __m512 c0 = _mm512_loadu_ps(cs + 2 * i0), c1 = _mm512_loadu_ps(cs + 2 * i0 + 16);
+            __m512 c = _mm512_permutex2var_ps(c0, ie, c1), sn = _mm512_permutex2var_ps(c0, io, c1);
+            _mm512_storeu_ps(key + i0, _mm512_fmsub_ps(lo, c, _mm512_mul_ps(hi, sn)));
+            _mm512_storeu_ps(key + pairs + i0, _mm512_fmadd_ps(lo, sn, _mm512_mul_ps(hi, c)));
+        }
+    } else {
+        load_key(key, k16, hd);
+        rope_rotate(key, cs, pairs, a->neox);
+    }
 }
 
 /* Key j (column j, taken in order 0, 1, 2, ...) */
 static void put_kv(kv_tile *t, float *KT, float *VR, size_t nkp, size_t hdp, int j, const uint16_t *k16, const uint16_t *v16,
-                   const float *cs, const attn_args *a, float *tmp) {
+                   const float *cs, const attn_args *a) {
     const int hd = a->hd, c = j & 15;
     if (c == 0) t->j0 = j;
-    load_key(tmp, k16, hd);
-    rope_rotate(tmp, cs, a->rope_pairs, a->neox);
-    for (int d = 0; d < hd; d++) t->tk[(size_t)d * 16 + c] = tmp[d];
+    rotate_key(t->tk + (size_t)c * hd, k16, cs, a);
     float *v = VR + (size_t)j * hdp;
-    for (int d = 0; d < hd; d++) v[d] = f16_to_f32(v16[d]);
-    for (size_t d = (size_t)hd; d < hdp; d++) v[d] = 0;
+    int d = 0;
+    for (; d + 16 <= hd; d += 16) _mm512_store_ps(v + d, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(v16 + d))));
+    for (; d < hd; d++) v[d] = f16_to_f32(v16[d]);
+    for (size_t e = (size_t)hd; e < hdp; e++) v[e] = 0;
     t->n = c + 1;
     if (c == 15) tile_flush(t, KT, nkp, hd);
 }
@@ -216,26 +259,22 @@ void attn_chunk_cpu(const attn_args *a) {
     float *VR = KT + (size_t)hd * nkp;      /* [nkp][hdp] values */
     float *rows = VR + nkp * hdp;            /* [ATTN_GB][nkp] logits, then probabilities */
     float *col = rows + (size_t)ATTN_GB * nkp; /* [n_rep][nk] */
-    float *tmp = col + (size_t)nk * a->n_rep; /* [hd] one key being rotated */
     kv_tile tile;
-    tile.tk = (float *)(((uintptr_t)(tmp + hd) + 63) & ~(uintptr_t)63);    /* [hd][16] f32 */
+    tile.tk = (float *)(((uintptr_t)(col + (size_t)nk * a->n_rep) + 63) & ~(uintptr_t)63);   /* [16][hd] f32 */
     tile.n = 0; tile.j0 = 0;
-    memset(tile.tk, 0, sizeof(float) * 16 * (size_t)hd);
     const size_t rp = (size_t)a->rope_pairs * 2;
     for (int j = 0; j < a->n_sinks; j++)
         put_kv(&tile, KT, VR, nkp, hdp, j, a->h->sink_k + (size_t)j * hd, a->h->sink_v + (size_t)j * hd,
-               a->rope_cs + (size_t)j * rp, a, tmp);
+               a->rope_cs + (size_t)j * rp, a);
     for (int i = 0; i < a->nv; i++) {
         int s = a->vslots[i];
         put_kv(&tile, KT, VR, nkp, hdp, a->n_sinks + i, a->h->k + (size_t)s * hd, a->h->v + (size_t)s * hd,
-               a->rope_cs + (size_t)a->slot_pos[s] * rp, a, tmp);
+               a->rope_cs + (size_t)a->slot_pos[s] * rp, a);
     }
     for (int j = 0; j < L; j++)
         put_kv(&tile, KT, VR, nkp, hdp, nc + j, a->kc + (size_t)j * a->kv_stride, a->vc + (size_t)j * a->kv_stride,
-               a->rope_cs + (size_t)(a->p0 + j) * rp, a, tmp);
-    tile_flush(&tile, KT, nkp, hd);
-    for (int d = 0; d < hd; d++)
-        for (size_t k = (size_t)nk; k < nkp; k++) KT[(size_t)d * nkp + k] = 0;
+               a->rope_cs + (size_t)(a->p0 + j) * rp, a);
+    tile_flush(&tile, KT, nkp, hd);         /* columns nk..nkp-1 of the last tile are 0 */
     memset(VR + (size_t)nk * hdp, 0, sizeof(float) * (nkp - (size_t)nk) * hdp);
     memset(col, 0, sizeof(float) * (size_t)nk * a->n_rep);
     const float scale = 1.0f / sqrtf((float)hd);

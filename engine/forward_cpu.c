@@ -4,6 +4,7 @@
 #include "attn_cpu.h"
 #include "attn_probe.h"
 #include "matmul.h"
+#include "vexp.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,7 +237,12 @@ static void norm_task(void *p, int64_t t0, int64_t t1, int tid) {
 static void swiglu_task(void *p, int64_t t0, int64_t t1, int tid) {
     (void)tid;
     cr_state *s = p; const int ffn = s->m->hp.ffn;
-    for (size_t i = (size_t)t0 * ffn; i < (size_t)t1 * ffn; i++) {
+    size_t i = (size_t)t0 * ffn;
+#ifdef __AVX512F__
+    for (; i + 16 <= (size_t)t1 * ffn; i += 16)
+        _mm512_storeu_ps(s->hb + i, silu_mul512(_mm512_loadu_ps(s->hb + i), _mm512_loadu_ps(s->hb2 + i)));
+#endif
+    for (; i < (size_t)t1 * ffn; i++) {
         float g = s->hb[i];
         s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
     }

@@ -151,7 +151,7 @@ static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) 
     for (int i = 0; i < n; i++) o[i] = x[i] * r * w[i];
 }
 
-/* ---- attention of one layer: tasks are KV heads ---- */
+/* ---- attention of one layer, then its cache update: tasks are KV heads ---- */
 typedef struct {
     cr_state *s; int layer, L, nv, n_sinks; int64_t p0; float decay;   /* cache state at the chunk's start */
 } attn_ctx;
@@ -187,18 +187,9 @@ static void attn_task(void *p, int64_t h0, int64_t h1, int tid) {
         cascade_ema_update(ch->score, N, c->decay, rN);
         float *sn = s->s_new + (size_t)h * s->max_L;
         for (int j = 0; j < c->L; j++) sn[j] = r[c->n_sinks + c->nv + j];
+        /* the chunk into this head's cache (only this head's state: no barrier needed) */
+        cascade_apply(&s->plan, ch, s->k16 + h * hd, s->v16 + h * hd, (size_t)hp->n_kv * hd, sn, s->plan.t0);
     }
-}
-
-typedef struct { cr_state *s; int layer; } apply_ctx;
-static void apply_task(void *p, int64_t h0, int64_t h1, int tid) {
-    (void)tid;
-    apply_ctx *c = p; cr_state *s = c->s;
-    const hparams *hp = &s->m->hp;
-    for (int64_t h = h0; h < h1; h++)
-        cascade_apply(&s->plan, &s->heads[(size_t)c->layer * hp->n_kv + h], s->k16 + h * hp->head_dim,
-                      s->v16 + h * hp->head_dim, (size_t)hp->n_kv * hp->head_dim,
-                      s->s_new + (size_t)h * s->max_L, s->plan.t0);
 }
 
 /* Per token after the Q/K/V projections: biases, K and V to fp16 (the cache format), RoPE on Q. */
@@ -280,9 +271,7 @@ int forward(cr_state *s, const int32_t *tok, int L, int out_mode, const int32_t 
         qkv_ctx qc = {s, W, p0};
         tp_for(s->tp, L, 4, qkv_task, &qc);
         attn_ctx ac = {s, l, L, nv, n_sinks, p0, decay};
-        tp_for(s->tp, hp->n_kv, 1, attn_task, &ac);
-        apply_ctx pc = {s, l};
-        tp_for(s->tp, hp->n_kv, 1, apply_task, &pc);
+        tp_for(s->tp, hp->n_kv, 1, attn_task, &ac);   /* and the cache update */
         matmul_rowpar(s, &W->o, s->att, L, s->xb);
         norm_ctx fc = {s, W->ffn_norm, 1};
         tp_for(s->tp, L, 4, norm_task, &fc);

@@ -449,7 +449,7 @@ static void matmul_rows(threadpool *tp, const wmat *W, const float *x, const q8_
     int64_t grain = W->rows / (tp_threads(tp) * 8);
     if (grain < 4) grain = 4;
     if (grain > 64) grain = 64;
-    if (T == 1) tp_for_blocked(tp, W->rows, grain, mm_rows, &c);
+    if (T == 1) tp_for_blocked(tp_or_serial(tp, (double)W->rows * W->row_bytes), W->rows, grain, mm_rows, &c);
     else tp_for(tp, W->rows, grain, mm_rows_unpacked, &c);
 }
 
@@ -485,11 +485,12 @@ static void mv_multi_rows(void *p, int64_t g0, int64_t g1, int tid) {
 void matvec_multi(threadpool *tp, const wmat *const *W, float *const *y, int n, const float *x, const q8_block *xq) {
     gemv_x xv;
     mv_multi_ctx c = {W, y, n, x, xq, decode_x(W, n, xq, &xv), {0}};
-    for (int i = 0; i < n; i++) c.off[i + 1] = c.off[i] + W[i]->rows;
+    double bytes = 0;
+    for (int i = 0; i < n; i++) c.off[i + 1] = c.off[i] + W[i]->rows, bytes += (double)W[i]->rows * W[i]->row_bytes;
     int64_t grain = c.off[n] / (tp_threads(tp) * 8);
     if (grain < 4) grain = 4;
     if (grain > 64) grain = 64;
-    tp_for_blocked(tp, c.off[n], grain, mv_multi_rows, &c);
+    tp_for_blocked(tp_or_serial(tp, bytes), c.off[n], grain, mv_multi_rows, &c);
 }
 
 void matmul(threadpool *tp, const wmat *W, const float *x, int T, float *y, q8_block *xq) {

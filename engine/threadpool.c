@@ -118,3 +118,14 @@ void tp_for_blocked(threadpool *tp, int64_t n, int64_t grain, tp_fn fn, void *ct
     int nt = tp_threads(tp);
     tp_run(tp, n, grain, n * TP_HEAD_PCT / 100 / nt, fn, ctx);
 }
+
+static double serial_bytes = -1;
+static void serial_bytes_init(void) {
+    const char *e = getenv("CR_TP_SERIAL_BYTES");
+    serial_bytes = e ? atof(e) : 128 * 1024;
+}
+threadpool *tp_or_serial(threadpool *tp, double bytes) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, serial_bytes_init);
+    return bytes < serial_bytes ? NULL : tp;
+}

@@ -18,6 +18,11 @@ void tp_for(threadpool *tp, int64_t n, int64_t grain, tp_fn fn, void *ctx);
  * evenly (one stream of memory per thread, no shared counter), then the rest in chunks of
  * `grain` handed out dynamically (for the skew of a shared machine). */
 void tp_for_blocked(threadpool *tp, int64_t n, int64_t grain, tp_fn fn, void *ctx);
+/* A job streaming fewer bytes than 128 KB runs on the caller alone (pass tp_or_serial()'s result
+ * as the pool): handing a job to the other threads and waiting for them costs microseconds,
+ * more than a small matrix-vector product (the story models' decode: every layer matrix is
+ * below it). Overridable with CR_TP_SERIAL_BYTES for measurements. */
+threadpool *tp_or_serial(threadpool *tp, double bytes);
 /* Number of online CPUs. */
 int tp_default_threads(void);
 #endif

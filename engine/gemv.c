@@ -171,6 +171,8 @@ static inline __attribute__((always_inline)) void rows_q5_0(const q5_0_idx *t, c
     __m512 acc[2];
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
     const __m512i m4 = _mm512_set1_epi8(15), h16 = _mm512_set1_epi8(16);
+    const __m512i sh = _mm512_set_epi64(0x0004000400040004, 0x0004000400040004, 0, 0,      /* words of bytes 16-31 */
+                                        0x0004000400040004, 0x0004000400040004, 0, 0);     /* and 48-63: >> 4 */
     for (int64_t b = 0; b < nb; b += 2) {
         const int two = b + 2 <= nb;
         const __m512i x = _mm512_loadu_si512(xv->q + 32 * b);
@@ -180,7 +182,7 @@ static inline __attribute__((always_inline)) void rows_q5_0(const q5_0_idx *t, c
             const uint8_t *p = w + (size_t)r * rb + 22 * b;
             __m512i a = load_upto(p, two ? 44 : 22, end);
             __m512i nq = _mm512_permutexvar_epi8(t->q, a);
-            __m512i u = _mm512_and_si512(_mm512_mask_blend_epi8(0xFFFF0000FFFF0000ull, nq, _mm512_srli_epi16(nq, 4)), m4);
+            __m512i u = _mm512_and_si512(_mm512_srlv_epi16(nq, sh), m4);
             __mmask64 hi = _mm512_test_epi8_mask(_mm512_permutexvar_epi8(t->h, a), t->bit);
             u = _mm512_mask_add_epi8(u, hi, u, h16);
             __m512 sc = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(t->d, a))), dx);

@@ -85,15 +85,17 @@ static void tile_flush(kv_tile *t, float *KT, size_t nkp, int hd) {
 }
 
 /* key[hd] = RoPE(fp16 k16) at the position of cs: 16 dimensions per vector where the rotation
- * covers the whole head in vector-sized pieces, else one pair at a time. */
+ * covers the whole head in vector-sized pieces, else one pair at a time. The same roundings as
+ * rope_rotate vectorized by GCC -O3 -march=native (x0 c - x1 s = fma(x0, c, -(x1 s)),
+ * x0 s + x1 c = fma(x0, s, x1 c)), so the keys are bit-identical to the scalar path's there. */
 static inline void rotate_key(float *key, const uint16_t *k16, const float *cs, const attn_args *a) {
     const int hd = a->hd, pairs = a->rope_pairs;
     if (2 * pairs == hd && !a->neox && hd % 16 == 0) {          /* pairs (2i, 2i+1) */
         for (int d0 = 0; d0 < hd; d0 += 16) {
             __m512 x = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k16 + d0)));
             __m512 c = _mm512_loadu_ps(cs + d0);
-            __m512 xs = _mm512_mul_ps(_mm512_permute_ps(x, 0xB1), _mm512_movehdup_ps(c));
-            _mm512_storeu_ps(key + d0, _mm512_fmaddsub_ps(x, _mm512_moveldup_ps(c), xs));
+            __m512 x1 = _mm512_mul_ps(_mm512_movehdup_ps(x), _mm512_permute_ps(c, 0xB1));   /* x1 s, x1 c */
+            _mm512_storeu_ps(key + d0, _mm512_fmaddsub_ps(_mm512_moveldup_ps(x), c, x1));      /* x0 c -, x0 s + */
         }
     } else if (2 * pairs == hd && a->neox && pairs % 16 == 0) {  /* pairs (i, i + hd/2) */
         const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);

@@ -16,8 +16,8 @@ static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
 size_t attn_scratch_floats(int S, int N, int L, int hd, int n_rep) {
     size_t nk = (size_t)S + N + L, nkp = pad16(nk), hdp = pad16((size_t)hd);
     /* keys transposed ([hd][nkp] f32, rotated), values by key ([nkp][hdp] f32, 0 past hd), ATTN_GB
-     * logit rows [nkp], per-head columns [n_rep][nk], one key [hd], a tile of 16 keys
-     * ([hd][16]), alignment slack */
+     * logit rows [nkp], per-head columns [n_rep][nk], a tile of 16 keys ([16][hd]), alignment
+     * slack (hd + 96 floats) */
     return nkp * hd + nkp * hdp + nkp * ATTN_GB + nk * n_rep + (size_t)hd + (size_t)hd * 16 + 96;
 }
 

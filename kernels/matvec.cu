@@ -235,17 +235,18 @@ static int mv_sms(void) {
     }
     return n;
 }
-/* blocks of a row-walking kernel: enough for the rows, at most one wave */
-template <typename K>
-static int64_t mv_blocks(K kernel, int64_t work_per_block, int64_t work) {
+/* blocks of a row-walking kernel: enough for the rows, at most one wave (the occupancy is
+ * cached per kernel: K is the kernel itself, not its type, which several kernels share) */
+template <auto K>
+static int64_t mv_blocks(int64_t work_per_block, int64_t work) {
     static int occ = 0;
-    if (!occ && (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, kernel, MV_WARPS * 32, 0) != cudaSuccess || occ <= 0)) occ = 1;
+    if (!occ && (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, K, MV_WARPS * 32, 0) != cudaSuccess || occ <= 0)) occ = 1;
     const int64_t b = (work + work_per_block - 1) / work_per_block, cap = (int64_t)mv_sms() * occ;
     return b < cap ? b : cap;
 }
 template <int T, int BPL>
 static void launch_mv_q_p(const uint8_t *w, int64_t rows, size_t row_bytes, const crk_q8 *xq, float *y, int acc, cudaStream_t s) {
-    const int64_t blocks = mv_blocks(matvec_q_p<T, BPL>, MV_WARPS, rows);
+    const int64_t blocks = mv_blocks<matvec_q_p<T, BPL>>(MV_WARPS, rows);
     matvec_q_p<T, BPL><<<(unsigned)blocks, MV_WARPS * 32, 0, s>>>(w, rows, row_bytes, xq, y, acc);
 }
 template <int T>
@@ -270,9 +271,9 @@ extern "C" void crk_matvec(const void *w, uint32_t type, int64_t rows, int64_t c
         if (((uintptr_t)wb & 15) == 0 && row_bytes % 16 == 0 && (cols == 1024 || cols == 2048 || cols == 4096)) {
             const int64_t pairs = (rows + 1) / 2;
             const int hpr = (int)(cols / 128), ppb = MV_WARPS * (32 / hpr);   /* row pairs per block and step */
-            if (hpr == 32) matvec_q4k_p<32><<<(unsigned)mv_blocks(matvec_q4k_p<32>, ppb, pairs), MV_WARPS * 32, 0, s>>>(wb, rows, row_bytes, xq, y, accumulate);
-            else if (hpr == 16) matvec_q4k_p<16><<<(unsigned)mv_blocks(matvec_q4k_p<16>, ppb, pairs), MV_WARPS * 32, 0, s>>>(wb, rows, row_bytes, xq, y, accumulate);
-            else matvec_q4k_p<8><<<(unsigned)mv_blocks(matvec_q4k_p<8>, ppb, pairs), MV_WARPS * 32, 0, s>>>(wb, rows, row_bytes, xq, y, accumulate);
+            if (hpr == 32) matvec_q4k_p<32><<<(unsigned)mv_blocks<matvec_q4k_p<32>>(ppb, pairs), MV_WARPS * 32, 0, s>>>(wb, rows, row_bytes, xq, y, accumulate);
+            else if (hpr == 16) matvec_q4k_p<16><<<(unsigned)mv_blocks<matvec_q4k_p<16>>(ppb, pairs), MV_WARPS * 32, 0, s>>>(wb, rows, row_bytes, xq, y, accumulate);
+            else matvec_q4k_p<8><<<(unsigned)mv_blocks<matvec_q4k_p<8>>(ppb, pairs), MV_WARPS * 32, 0, s>>>(wb, rows, row_bytes, xq, y, accumulate);
             return;
         }
         if (((uintptr_t)wb & 15) == 0 && row_bytes % 16 == 0) {

@@ -113,6 +113,16 @@ size_t crk_attn_work_floats(int S, int N, int max_L, int n_head, int hd);
 /* 1 when the tensor-core path handles this shape (head dim 64 or 128, rope dims % 16 == 0).
  * That path writes r only for valid keys (the others are never read). */
 int crk_attn_fast_ok(int hd, int rope_pairs);
+/* The tensor-core path's kernels where crk_attn_wg_ok (compute capability 9.0, head dim 64 or
+ * 128): CRK_ATTN_IMPL_AUTO runs pass 1 on warpgroup MMA (wgmma, kernels/attn_chunk_wg.cu) and
+ * pass 2 on mma.sync (kernels/attn_chunk.cu; measured faster); CRK_ATTN_IMPL_WG both passes on
+ * wgmma; CRK_ATTN_IMPL_MMA both on mma.sync (the only kernels elsewhere). Tests and benchmarks
+ * compare them. Returns the previous setting. */
+enum { CRK_ATTN_IMPL_AUTO = 0, CRK_ATTN_IMPL_MMA = 1, CRK_ATTN_IMPL_WG = 2 };
+int crk_attn_set_impl(int impl);
+int crk_attn_wg_ok(int hd);
+/* passes 1 (phases & 2) and 2 (phases & 4) on wgmma, after crk_kv_gather */
+void crk_attn_wg(const crk_attn *a, crk_stream s, int phases);
 void crk_attn_chunk(const crk_attn *a, crk_stream s);
 /* Benchmarks: only some phases of the tensor-core path (bit 0 the key gather, bit 1 pass 1,
  * bit 2 pass 2); -1 (nothing launched) when the call would take the precise path. */

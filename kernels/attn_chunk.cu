@@ -446,26 +446,16 @@ __global__ void __launch_bounds__(32 * W) attn_p2_tc(crk_attn a) {
             const float4 st2 = *(const float4 *)(sb + nb * 8 + 2 * t);   /* queries qi, qi + 1 */
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                const int qi = nb * 8 + 2 * t + (e & 1), m = q0 + qi;
+                const int m = q0 + nb * 8 + 2 * t + (e & 1);
                 const bool second = e >= 2;
-                bool ok = true;
-                if (need_mask) {
-                    const int cj = second ? cj1 : cj0, key = second ? key1 : key0;
-                    ok = m < L && key < nk && cj <= m;
-                }
+                const bool ok = !need_mask || crk_p2_visible(m, L, second ? key1 : key0, nk, second ? cj1 : cj0);
                 const float nmax = (e & 1) ? st2.z : st2.x, wsum = (e & 1) ? st2.w : st2.y;
                 const float v = ok ? wsum * crk_ex2(fmaf(sacc[nb][e], sl2, nmax)) : 0.f;
                 if (second) acc1 += v; else acc0 += v;
             }
         }
         if (it + 1 == total || (it + 1) / nqt != gg) {   /* last query tile of this head */
-            float x0 = acc0, x1 = acc1;
-            x0 += __shfl_xor_sync(0xffffffffu, x0, 1);
-            x0 += __shfl_xor_sync(0xffffffffu, x0, 2);
-            x1 += __shfl_xor_sync(0xffffffffu, x1, 1);
-            x1 += __shfl_xor_sync(0xffffffffu, x1, 2);
-            if (gg == 0 || x0 > best0) best0 = x0;
-            if (gg == 0 || x1 > best1) best1 = x1;
+            crk_p2_head_done(acc0, acc1, gg == 0, best0, best1);
             acc0 = acc1 = 0.f;
         }
         __syncthreads();
@@ -539,11 +529,23 @@ static void launch_p2(const crk_attn *a, cudaStream_t s) {
     attn_p2_tc<HD, W><<<dim3(crk_cdiv(nk_max, 16 * W), a->n_kv), 32 * W, sm2, s>>>(*a);
 }
 
+static int tc_impl = CRK_ATTN_IMPL_AUTO;
+extern "C" int crk_attn_set_impl(int impl) {
+    const int old = tc_impl;
+    tc_impl = impl;
+    return old;
+}
+
 /* phases: bit 0 the key gather, bit 1 pass 1, bit 2 pass 2 */
 template <int HD>
 static void launch_tc(const crk_attn *a, cudaStream_t s, int phases = 7) {
     attn_warps_init();
     if (phases & 1) crk_kv_gather(a, s);
+    if (tc_impl != CRK_ATTN_IMPL_MMA && crk_attn_wg_ok(HD)) {   /* Hopper: warpgroup MMA (kernels/attn_chunk_wg.cu) */
+        const int wg = tc_impl == CRK_ATTN_IMPL_WG ? 6 : 2;      /* pass 2 stays on mma.sync by default (faster) */
+        crk_attn_wg(a, s, phases & wg);
+        phases &= ~wg;
+    }
     if (phases & 2) {
         if (p1_warps == 8) launch_p1<HD, 8>(a, s);
         else launch_p1<HD, 4>(a, s);

@@ -54,3 +54,17 @@ __host__ __device__ static inline size_t crk_dec_lg_off(int n_head) { return (si
 __host__ __device__ static inline size_t crk_dec_part_off(int n_head, int S, int N) { return (size_t)n_head * 2 + (size_t)n_head * (S + N + 1); }
 #define CRK_DEC_KS 64    /* keys per decode split (256 measured 126 us/layer with the old serial combine; untested with this one) */
 /* query heads per decode block: a template parameter of attn_decode.cu (the GQA group size) */
+
+/* Pass 2 of the chunk attention (tensor-core kernels), after a head's last query tile: the
+ * quad's partial sums of the thread's two keys (fragment rows g and g + 8) are added up, and
+ * the maximum over the group's query heads is kept (first: the group's first head). */
+__device__ __forceinline__ void crk_p2_head_done(float x0, float x1, bool first, float &best0, float &best1) {
+    x0 += __shfl_xor_sync(0xffffffffu, x0, 1);
+    x0 += __shfl_xor_sync(0xffffffffu, x0, 2);
+    x1 += __shfl_xor_sync(0xffffffffu, x1, 1);
+    x1 += __shfl_xor_sync(0xffffffffu, x1, 2);
+    if (first || x0 > best0) best0 = x0;
+    if (first || x1 > best1) best1 = x1;
+}
+/* Pass 2: whether query m sees key (a chunk key j = cj only from query j on) */
+__device__ __forceinline__ bool crk_p2_visible(int m, int L, int key, int nk, int cj) { return m < L && key < nk && cj <= m; }

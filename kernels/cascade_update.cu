@@ -12,10 +12,18 @@
 #include "common.cuh"
 
 #define RESOLVE_SMEM_MAX (200 * 1024)
+/* The replay is one thread's chain of dependent steps; its inputs (ops, token bounds, the new
+ * tokens' scores) are first staged in shared memory by the whole block, a batch of tokens at
+ * a time, so that each step waits on shared memory rather than on L2. */
+#define RES_TB 2048                                  /* tokens per staged batch */
+#define RES_OPB 4096                                 /* ops per staged batch */
+#define RES_STAGE_BYTES (RES_OPB * 8 + (RES_TB + 1) * 4 + RES_TB * 4)
+static_assert(RES_OPB >= CR_MAX_CASCADES + 1, "one token's ops fit a batch");
 
 #define RESOLVE_NT 512   /* the score update streams N slots per (layer, KV head): many loads in flight */
 __global__ void __launch_bounds__(RESOLVE_NT) resolve_k(crk_resolve_args a, int use_smem) {
     extern __shared__ __align__(16) unsigned char smraw[];
+    __shared__ int batch_end;
     const int lh = blockIdx.x, l = lh / a.n_kv, h = lh % a.n_kv;
     const int N = a.N, U = a.st->U, L = a.L, S = a.S;
     float *score = a.score + (size_t)lh * N;
@@ -29,27 +37,46 @@ __global__ void __launch_bounds__(RESOLVE_NT) resolve_k(crk_resolve_args a, int 
     int *src;
     if (use_smem) { sc = (float *)smraw; src = (int *)(sc + U); }
     else { sc = (float *)a.scratch + (size_t)lh * 2 * U; src = (int *)(sc + U); }
+    int32_t *s_ops = (int32_t *)(smraw + (use_smem ? (size_t)a.U_max * 8 : 0));   /* [RES_OPB][2] */
+    int32_t *s_tfo = s_ops + 2 * RES_OPB;            /* [RES_TB + 1], absolute op indices */
+    float *s_rn = (float *)(s_tfo + RES_TB + 1);     /* [RES_TB] */
     for (int u = threadIdx.x; u < U; u += blockDim.x) { sc[u] = score[a.touched[u]]; src[u] = u; }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        const int32_t *ops = a.ops, *tfo = a.tfo;
-        for (int j = 0; j < L; j++) {
-            const int b0 = tfo[j], b1 = tfo[j + 1];
-            const float ns = r[S + N + j];
-            for (int x = b1 - 1; x >= b0; x--) {
-                const int kind = ops[2 * x], loc = ops[2 * x + 1];
-                if (kind == CASCADE_OP_SINK) continue;
-                float cs;
-                int csrc;
-                if (x == b0) { cs = ns; csrc = U + j; }
-                else { const int pl = ops[2 * (x - 1) + 1]; cs = sc[pl]; csrc = src[pl]; }
-                if (kind == CASCADE_OP_COMPETE && !(cs >= sc[loc])) continue;
-                sc[loc] = cs;
-                src[loc] = csrc;
+    for (int j0 = 0; j0 < L;) {
+        if (threadIdx.x == 0) {   /* the most tokens from j0 whose ops fit a batch */
+            const int base = a.tfo[j0];
+            int lo = j0 + 1, hi = min(L, j0 + RES_TB);
+            while (lo < hi) {
+                const int mid = (lo + hi + 1) / 2;
+                if (a.tfo[mid] - base <= RES_OPB) lo = mid; else hi = mid - 1;
+            }
+            batch_end = lo;
+        }
+        __syncthreads();
+        const int j1 = batch_end, x0 = a.tfo[j0], nx = a.tfo[j1] - x0;
+        for (int i = threadIdx.x; i < 2 * nx; i += blockDim.x) s_ops[i] = a.ops[2 * (size_t)x0 + i];
+        for (int i = threadIdx.x; i <= j1 - j0; i += blockDim.x) s_tfo[i] = a.tfo[j0 + i];
+        for (int i = threadIdx.x; i < j1 - j0; i += blockDim.x) s_rn[i] = r[S + N + j0 + i];
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            for (int j = j0; j < j1; j++) {
+                const int b0 = s_tfo[j - j0], b1 = s_tfo[j - j0 + 1];
+                const float ns = s_rn[j - j0];
+                for (int x = b1 - 1; x >= b0; x--) {
+                    const int kind = s_ops[2 * (x - x0)], loc = s_ops[2 * (x - x0) + 1];
+                    if (kind == CASCADE_OP_SINK) continue;
+                    float cs;
+                    int csrc;
+                    if (x == b0) { cs = ns; csrc = U + j; }
+                    else { const int pl = s_ops[2 * (x - 1 - x0) + 1]; cs = sc[pl]; csrc = src[pl]; }
+                    if (kind == CASCADE_OP_COMPETE && !(cs >= sc[loc])) continue;
+                    sc[loc] = cs;
+                    src[loc] = csrc;
+                }
             }
         }
+        __syncthreads();                              /* before the next batch is staged */
+        j0 = j1;
     }
-    __syncthreads();
     for (int u = threadIdx.x; u < U; u += blockDim.x) {
         score[a.touched[u]] = sc[u];
         a.src[(size_t)lh * U + u] = src[u];
@@ -125,13 +152,13 @@ __global__ void scatter_k(crk_move_args a) {
     }
 }
 
-extern "C" int crk_cascade_resolve_smem_max(void) { return RESOLVE_SMEM_MAX / 8; }
+extern "C" int crk_cascade_resolve_smem_max(void) { return (RESOLVE_SMEM_MAX - RES_STAGE_BYTES) / 8; }
 
 extern "C" void crk_cascade_resolve(const crk_resolve_args *a, crk_stream s) {
     const int blocks = a->n_layer * a->n_kv;
     if (blocks <= 0) return;
-    const int use_smem = a->U_max <= RESOLVE_SMEM_MAX / 8;
-    size_t smem = use_smem ? (size_t)a->U_max * 8 : 0;
+    const int use_smem = a->U_max <= crk_cascade_resolve_smem_max();
+    size_t smem = (use_smem ? (size_t)a->U_max * 8 : 0) + RES_STAGE_BYTES;
     static int attr_done = 0;
     if (!attr_done) { cudaFuncSetAttribute(resolve_k, cudaFuncAttributeMaxDynamicSharedMemorySize, RESOLVE_SMEM_MAX); attr_done = 1; }
     resolve_k<<<blocks, RESOLVE_NT, smem, s>>>(*a, use_smem);

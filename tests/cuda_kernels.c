@@ -596,8 +596,22 @@ static void test_attn_chunk_fast(void) {
         {4, 192, 4, 64, 8, 4, 64, 64, 1, 3000},
         {16, 100, 2, 70, 4, 4, 64, 32, 1, 40},     /* partial rotary, cache filling */
         {0, 64, 1, 1, 8, 2, 128, 128, 0, 10},      /* a single query */
+        {64, 2048, 4, 700, 16, 4, 128, 128, 0, 5000}, /* many key tiles, query blocks past L */
+        {4, 1024, 4, 300, 8, 2, 64, 64, 1, 3000},
     };
-    run_attn_cases(cases, sizeof cases / sizeof cases[0], CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention (fp16 operands)");
+    /* both kernel families where this GPU has the warpgroup-MMA one (compute capability 9.0) */
+    const int n = (int)(sizeof cases / sizeof cases[0]);
+    if (crk_attn_wg_ok(128)) {
+        run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, pass 1 wgmma, pass 2 mma.sync (default)");
+        crk_attn_set_impl(CRK_ATTN_IMPL_WG);
+        run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, both passes wgmma");
+        crk_attn_set_impl(CRK_ATTN_IMPL_MMA);
+        run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, both passes mma.sync");
+        crk_attn_set_impl(CRK_ATTN_IMPL_AUTO);
+    } else {
+        printf("     (no wgmma on this GPU: mma.sync kernels only)\n");
+        run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, mma.sync (fp16 operands)");
+    }
 }
 
 static void test_attn_decode(void) {

@@ -122,6 +122,17 @@ static void attn_bench_reset(attn_bench *b) {
 }
 
 /* T tokens through one layer with the given stride; returns ms; *useful = attention FLOPs. */
+/* ms of one phase of the chunk attention (1 gather, 2 pass 1, 4 pass 2), mean of reps */
+static float time_phase(const crk_attn *a, cudaStream_t st, int phase, int reps, cudaEvent_t a0, cudaEvent_t a1) {
+    float ms;
+    CUDA_CHECK(cudaEventRecord(a0, st));
+    for (int i = 0; i < reps; i++) crk_attn_chunk_phases(a, st, phase);
+    CUDA_CHECK(cudaEventRecord(a1, st));
+    CUDA_CHECK(cudaEventSynchronize(a1));
+    CUDA_CHECK(cudaEventElapsedTime(&ms, a0, a1));
+    return ms / reps;
+}
+
 static double attn_bench_run(attn_bench *b, int64_t T, int stride, double *useful, double *attn_only_ms) {
     cascade_cfg cfg; cascade_cfg_default(&cfg);
     cfg.S = b->S; cfg.N = b->N; cfg.C = b->C;
@@ -224,16 +235,25 @@ static double attn_bench_run(attn_bench *b, int64_t T, int stride, double *usefu
         attn_ms = 4.0 * b->nh * b->hd * ((double)L * seen + (double)L * (L + 1) / 2);   /* flops of that chunk */
         /* each phase alone: the key gather, pass 1 (softmax . V), pass 2 (the score columns) */
         float ph[3] = {0, 0, 0};
-        for (int f = 0; f < 3; f++) {
-            CUDA_CHECK(cudaEventRecord(a0, b->st));
-            for (int i = 0; i < reps; i++) crk_attn_chunk_phases(&a, b->st, 1 << f);
-            CUDA_CHECK(cudaEventRecord(a1, b->st));
-            CUDA_CHECK(cudaEventSynchronize(a1));
-            CUDA_CHECK(cudaEventElapsedTime(&ph[f], a0, a1));
-            ph[f] /= reps;
+        if (getenv("CR_BENCH_PROFILE")) {   /* the three phases once between cudaProfilerStart/Stop (ncu --profile-from-start off) */
+            CUDA_CHECK(cudaProfilerStart());
+            for (int f = 0; f < 3; f++) crk_attn_chunk_phases(&a, b->st, 1 << f);
+            CUDA_CHECK(cudaProfilerStop());
         }
-        printf("   phases (L=%d, full cache): gather %.3f ms, pass 1 %.3f ms (%.0f TFLOP/s), pass 2 %.3f ms (%.0f TFLOP/s of its Q.K)\n",
-               L, ph[0], ph[1], attn_ms / ph[1] / 1e9, ph[2], attn_ms / 2 / ph[2] / 1e9);
+        for (int f = 0; f < 3; f++) ph[f] = time_phase(&a, b->st, 1 << f, reps, a0, a1);
+        const int wg = crk_attn_wg_ok(b->hd);
+        printf("   phases (L=%d, full cache, %s): gather %.3f ms, pass 1 %.3f ms (%.0f TFLOP/s), pass 2 %.3f ms (%.0f TFLOP/s of its Q.K)\n",
+               L, wg ? "pass 1 wgmma, pass 2 mma.sync" : "mma.sync", ph[0], ph[1], attn_ms / ph[1] / 1e9, ph[2], attn_ms / 2 / ph[2] / 1e9);
+        for (int impl = CRK_ATTN_IMPL_MMA; wg && impl <= CRK_ATTN_IMPL_WG; impl++) {   /* the other kernels on the same data */
+            crk_attn_set_impl(impl);
+            for (int f = 1; f < 3; f++) {
+                crk_attn_chunk_phases(&a, b->st, 1 << f);   /* warm-up (first launch of these kernels) */
+                ph[f] = time_phase(&a, b->st, 1 << f, reps, a0, a1);
+            }
+            crk_attn_set_impl(CRK_ATTN_IMPL_AUTO);
+            printf("   phases (L=%d, full cache, %s): pass 1 %.3f ms (%.0f TFLOP/s), pass 2 %.3f ms (%.0f TFLOP/s of its Q.K)\n",
+                   L, impl == CRK_ATTN_IMPL_MMA ? "mma.sync" : "wgmma", ph[1], attn_ms / ph[1] / 1e9, ph[2], attn_ms / 2 / ph[2] / 1e9);
+        }
         cudaFree(dst); cudaFree(dw);
     }
     *useful = attn_ms;   /* FLOPs of one full-cache chunk (for TFLOP/s with attn_only_ms) */

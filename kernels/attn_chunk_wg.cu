@@ -1,0 +1,378 @@
+/* Chunk attention of the cascading cache on Hopper warpgroup MMA (wgmma, sm_90a): the same
+ * two passes as the mma.sync kernels of kernels/attn_chunk.cu (GPU twins of attn_chunk_cpu,
+ * engine/attn_cpu.c), over the keys that crk_kv_gather left rotated, in fp16, in the
+ * compact order [sinks | filled slots | chunk keys]:
+ *  - pass 1: one block of two warpgroups per (128 queries, query head); each warpgroup owns
+ *    64 queries. Per tile of 128 keys: S = Q.K^T (wgmma, Q and K in shared memory), the
+ *    online softmax in registers (log2 units, the scale folded into ex2), O += P.V (wgmma, P
+ *    from registers as fp16, V in shared memory read transposed). Keys and values go through
+ *    three cp.async stages. Writes out (f32, optional bf16) and each row's (max, 1/sum) for
+ *    pass 2.
+ *  - pass 2: one block of two warpgroups per (128 keys, KV head); each warpgroup owns 64
+ *    keys. For every query head of the group and every tile of 128 queries that sees the
+ *    keys: S^T = K.Q^T (wgmma), p = ex2(s - max) / sum, and w_m p summed per key; the
+ *    score column is the maximum over the group's heads. No atomics: deterministic. Slower
+ *    than the mma.sync pass 2 on the H200, so only CRK_ATTN_IMPL_WG runs it.
+ * Numerics equal the mma.sync kernels' (fp16 operands, fp32 accumulation and softmax) up to
+ * summation order. Built only into the sm_90a image; crk_attn_wg_ok() says when it runs. */
+#include "attn_common.cuh"
+#include "wgmma.cuh"
+
+#define WG_BM 128   /* pass 1: queries per block (2 warpgroups x 64) */
+#define WG_BN 128   /* pass 1: keys per tile; pass 2: keys per block (2 x 64) and queries per tile */
+#define WG_NT 256
+
+__device__ __forceinline__ void cp_async16s(uint32_t saddr, const void *gmem, int bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(saddr), "l"(gmem), "r"(bytes));
+}
+
+/* rows [r0, r0 + ROWS) of a [rows][HD] fp16 matrix (row stride `stride` elements) into the
+ * swizzled tile at shared address sbase; rows >= valid are zero-filled. */
+template <int HD, int ROWS>
+__device__ __forceinline__ void wg_load(uint32_t sbase, const uint16_t *src, size_t stride, int r0, int valid) {
+    constexpr int CPR = HD / 8, TOTAL = ROWS * CPR;
+    static_assert(TOTAL % WG_NT == 0, "tile shape");
+#pragma unroll
+    for (int j = 0; j < TOTAL / WG_NT; j++) {
+        const int i = threadIdx.x + j * WG_NT, r = i / CPR, cc = i % CPR, gr = r0 + r;
+        const bool ok = gr < valid;
+        cp_async16s(sbase + wg_tile_off<ROWS>(r, cc * 8), src + (size_t)(ok ? gr : 0) * stride + cc * 8, ok ? 16 : 0);
+    }
+}
+
+/* S[64 x 128] = A[64 x HD] . B[128 x HD]^T, both K-major swizzled tiles (A rows from arow0
+ * of a tile of AROWS rows; B a tile of 128 rows): issued as one wgmma group, not waited for. */
+template <int HD, int AROWS>
+__device__ __forceinline__ void wg_qk_issue(float (&s)[64], uint32_t sa, int arow0, uint32_t sb) {
+#if CRK_HAVE_WGMMA
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; kk++) {
+        const uint32_t koff = (uint32_t)(kk & 3) * 32;   /* 16 elements inside a 64-column panel */
+        const uint64_t da = wg_desc(sa + (kk >> 2) * AROWS * 128 + arow0 * 128 + koff, 16);
+        const uint64_t db = wg_desc(sb + (kk >> 2) * WG_BN * 128 + koff, 16);
+        wg_ss_n128(s, da, db, kk > 0);
+    }
+    wg_commit();
+#endif
+}
+template <int HD, int AROWS>
+__device__ __forceinline__ void wg_qk(float (&s)[64], uint32_t sa, int arow0, uint32_t sb) {
+    wg_qk_issue<HD, AROWS>(s, sa, arow0, sb);
+    wg_wait<0>();
+    wg_fence_regs(s);
+}
+
+/* O[64 x HD] += P[64 x 128] . V[128 x HD]: P as the A fragments of 8 k-steps of 16 keys, V a
+ * swizzled [128][HD] tile read N-major; issued as one wgmma group, not waited for. */
+template <int HD>
+__device__ __forceinline__ void wg_pv_issue(float (&o)[HD / 2], const uint32_t (&pa)[8][4], uint32_t sv) {
+#if CRK_HAVE_WGMMA
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < 8; kk++) {
+        const uint64_t dv = wg_desc(sv + kk * 16 * 128, WG_BN * 128);
+        if constexpr (HD == 128) wg_rs_n128(o, pa[kk], dv, 1);
+        else wg_rs_n64(o, pa[kk], dv, 1);
+    }
+    wg_commit();
+#endif
+}
+/* after the wait for a wgmma group that read pa: keeps pa's registers from being reused earlier */
+__device__ __forceinline__ void wg_fence_pa(uint32_t (&pa)[8][4]) {
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) asm volatile("" : "+r"(pa[i][e]) :: "memory");
+}
+
+/* Online softmax of a [64 x 128] score tile (keys k0 + 8j + 2t + (e & 1) of rows r0, r1), in
+ * place: masked scores become p = 0, the others p = ex2(s sl2 - max); updates the rows'
+ * running max (log2 units) and sum, and returns each row's rescale factor of earlier output. */
+struct wg_rows { float m0, m1, l0, l1; };
+__device__ __forceinline__ void wg_softmax(float (&s)[64], wg_rows &st, int k0, int nc, int L, int r0, int r1, bool need_mask,
+                                           float sl2, float &al0, float &al1) {
+    const int t = threadIdx.x & 3;
+    /* four independent max / sum chains per row: with two warps per scheduler, one serial
+     * chain of 32 dependent instructions is latency-bound */
+    float tmx[2][4] = {{-INFINITY, -INFINITY, -INFINITY, -INFINITY}, {-INFINITY, -INFINITY, -INFINITY, -INFINITY}};
+#pragma unroll
+    for (int j = 0; j < 16; j++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            float v = s[4 * j + e];
+            if (need_mask) {
+                const int k = k0 + j * 8 + 2 * t + (e & 1), row = e < 2 ? r0 : r1;
+                if (!(row < L && (k < nc || k - nc <= row))) v = -INFINITY;
+                s[4 * j + e] = v;
+            }
+            tmx[e >> 1][(j & 1) * 2 + (e & 1)] = fmaxf(tmx[e >> 1][(j & 1) * 2 + (e & 1)], v);
+        }
+    }
+    float tm0 = fmaxf(fmaxf(tmx[0][0], tmx[0][1]), fmaxf(tmx[0][2], tmx[0][3]));
+    float tm1 = fmaxf(fmaxf(tmx[1][0], tmx[1][1]), fmaxf(tmx[1][2], tmx[1][3]));
+    tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 1));
+    tm0 = fmaxf(tm0, __shfl_xor_sync(0xffffffffu, tm0, 2));
+    tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 1));
+    tm1 = fmaxf(tm1, __shfl_xor_sync(0xffffffffu, tm1, 2));
+    const float mn0 = fmaxf(st.m0, tm0 * sl2), mn1 = fmaxf(st.m1, tm1 * sl2);
+    al0 = mn0 == -INFINITY ? 1.f : crk_ex2(st.m0 - mn0);
+    al1 = mn1 == -INFINITY ? 1.f : crk_ex2(st.m1 - mn1);
+    const float bb0 = mn0 == -INFINITY ? 0.f : -mn0, bb1 = mn1 == -INFINITY ? 0.f : -mn1;
+    float ps[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll
+    for (int j = 0; j < 16; j++) {
+        s[4 * j + 0] = crk_ex2(fmaf(s[4 * j + 0], sl2, bb0)); s[4 * j + 1] = crk_ex2(fmaf(s[4 * j + 1], sl2, bb0));
+        s[4 * j + 2] = crk_ex2(fmaf(s[4 * j + 2], sl2, bb1)); s[4 * j + 3] = crk_ex2(fmaf(s[4 * j + 3], sl2, bb1));
+        ps[0][(j & 1) * 2] += s[4 * j + 0]; ps[0][(j & 1) * 2 + 1] += s[4 * j + 1];
+        ps[1][(j & 1) * 2] += s[4 * j + 2]; ps[1][(j & 1) * 2 + 1] += s[4 * j + 3];
+    }
+    const float ps0 = (ps[0][0] + ps[0][1]) + (ps[0][2] + ps[0][3]), ps1 = (ps[1][0] + ps[1][1]) + (ps[1][2] + ps[1][3]);
+    st.l0 = st.l0 * al0 + ps0; st.l1 = st.l1 * al1 + ps1;
+    st.m0 = mn0; st.m1 = mn1;
+}
+__device__ __forceinline__ void wg_pack_p(const float (&s)[64], uint32_t (&pa)[8][4]) {
+#pragma unroll
+    for (int j = 0; j < 16; j++) {
+        pa[j >> 1][(j & 1) * 2 + 0] = pack_h2(s[4 * j + 0], s[4 * j + 1]);
+        pa[j >> 1][(j & 1) * 2 + 1] = pack_h2(s[4 * j + 2], s[4 * j + 3]);
+    }
+}
+template <int HD>
+__device__ __forceinline__ void wg_rescale(float (&o)[HD / 2], float al0, float al1) {
+    if (__any_sync(0xffffffffu, al0 != 1.f || al1 != 1.f)) {   /* the max rarely moves after the first tiles */
+#pragma unroll
+        for (int i = 0; i < HD / 8; i++) { o[4 * i] *= al0; o[4 * i + 1] *= al0; o[4 * i + 2] *= al1; o[4 * i + 3] *= al1; }
+    }
+}
+/* pass 1's epilogue: out (and out16) = O / sum, the rows' (max, 1/sum) into work */
+template <int HD>
+__device__ __forceinline__ void wg_p1_store(const crk_attn &a, float (&o)[HD / 2], wg_rows st, int h, int r0, int r1) {
+    const int t = threadIdx.x & 3, L = a.L;
+    st.l0 += __shfl_xor_sync(0xffffffffu, st.l0, 1);
+    st.l0 += __shfl_xor_sync(0xffffffffu, st.l0, 2);
+    st.l1 += __shfl_xor_sync(0xffffffffu, st.l1, 1);
+    st.l1 += __shfl_xor_sync(0xffffffffu, st.l1, 2);
+    const float inv0 = st.l0 > 0.f ? 1.0f / st.l0 : 0.f, inv1 = st.l1 > 0.f ? 1.0f / st.l1 : 0.f;
+#pragma unroll
+    for (int j = 0; j < HD / 8; j++) {
+        const int col = j * 8 + 2 * t;
+        if (r0 < L) {
+            const size_t oi = (size_t)r0 * a.out_stride + (size_t)h * HD + col;
+            const float v0 = o[4 * j] * inv0, v1 = o[4 * j + 1] * inv0;
+            *(float2 *)(a.out + oi) = make_float2(v0, v1);
+            if (a.out16) *(uint32_t *)(a.out16 + oi) = (uint32_t)crk_f2bf(v0) | ((uint32_t)crk_f2bf(v1) << 16);
+        }
+        if (r1 < L) {
+            const size_t oi = (size_t)r1 * a.out_stride + (size_t)h * HD + col;
+            const float v0 = o[4 * j + 2] * inv1, v1 = o[4 * j + 3] * inv1;
+            *(float2 *)(a.out + oi) = make_float2(v0, v1);
+            if (a.out16) *(uint32_t *)(a.out16 + oi) = (uint32_t)crk_f2bf(v0) | ((uint32_t)crk_f2bf(v1) << 16);
+        }
+    }
+    if (t == 0) {
+        if (r0 < L) { a.work[((size_t)h * L + r0) * 2] = st.m0; a.work[((size_t)h * L + r0) * 2 + 1] = inv0; }
+        if (r1 < L) { a.work[((size_t)h * L + r1) * 2] = st.m1; a.work[((size_t)h * L + r1) * 2 + 1] = inv1; }
+    }
+}
+
+/* Three key/value stages; the Q.K of tile j is issued together with the P.V of tile j - 1 so
+ * that tile j's softmax runs while the tensor cores do P.V (FlashAttention-3's
+ * intra-warpgroup overlap). Measured on the H200 (8B shape, L = 4096, full cache): 392
+ * TFLOP/s against 355 with two stages and each product waited for in turn. */
+template <int HD>
+__global__ void __launch_bounds__(WG_NT, 1) attn_p1_wg(crk_attn a) {
+#if CRK_HAVE_WGMMA
+    extern __shared__ uint8_t wsm[];
+    constexpr uint32_t TILE = WG_BN * HD * 2;            /* bytes of a [128][HD] tile */
+    constexpr int NS = 3;                                /* key/value stages */
+    const uint32_t base = ((uint32_t)__cvta_generic_to_shared(wsm) + 1023u) & ~1023u;
+    const uint32_t sQ = base, sK = base + TILE, sV = base + (1 + NS) * TILE;   /* Q [128][HD], K [NS][128][HD], V [NS][128][HD] */
+    const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, g = (tid & 31) >> 2;
+    const int h = blockIdx.y, kvh = h / (a.n_head / a.n_kv);
+    const int m0 = blockIdx.x * WG_BM, L = a.L;
+    const int nc = a.st->n_sinks + a.st->nv;
+    const int kend = nc + min(L, m0 + WG_BM);
+    const uint16_t *Kg = a.kbuf + (size_t)kvh * a.kv_rows * HD, *Vg = a.vbuf + (size_t)kvh * a.kv_rows * HD;
+    const int r0 = m0 + wg * 64 + warp * 16 + g, r1 = r0 + 8;
+    const int ntiles = (kend + WG_BN - 1) / WG_BN;
+    const float sl2 = (1.0f / sqrtf((float)HD)) * LOG2E;
+    auto load_kv = [&](int tile) {
+        wg_load<HD, WG_BN>(sK + (tile % NS) * TILE, Kg, HD, tile * WG_BN, kend);
+        wg_load<HD, WG_BN>(sV + (tile % NS) * TILE, Vg, HD, tile * WG_BN, kend);
+    };
+    auto mask_of = [&](int tile) { return tile * WG_BN + WG_BN > nc || m0 + WG_BM > L; };
+
+    wg_load<HD, WG_BM>(sQ, a.q16 + (size_t)h * HD, (size_t)a.n_head * HD, m0, L);
+    load_kv(0);
+    cp_async_commit();
+    float o[HD / 2];                                     /* [64 x HD] accumulator of this warpgroup */
+#pragma unroll
+    for (int i = 0; i < HD / 2; i++) o[i] = 0.f;
+    wg_rows st = {-INFINITY, -INFINITY, 0.f, 0.f};
+    float s[64];                                         /* [64 x 128] scores: key k0 + 8j + 2t + (e & 1) */
+    uint32_t pa[8][4];                                   /* P as the A fragments of 8 k-steps of 16 keys */
+    float al0, al1;
+    if (ntiles > 1) load_kv(1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    wg_fence_proxy();
+    __syncthreads();
+    wg_qk<HD, WG_BM>(s, sQ, wg * 64, sK);
+    wg_softmax(s, st, 0, nc, L, r0, r1, mask_of(0), sl2, al0, al1);
+    wg_pack_p(s, pa);
+    for (int tile = 1; tile < ntiles; tile++) {
+        cp_async_wait<0>();                              /* tile's keys and values have landed */
+        wg_fence_proxy();
+        __syncthreads();                                 /* and every warp is done with tile - 2's stage */
+        if (tile + 1 < ntiles) load_kv(tile + 1);
+        cp_async_commit();
+        wg_qk_issue<HD, WG_BM>(s, sQ, wg * 64, sK + (tile % NS) * TILE);
+        wg_pv_issue<HD>(o, pa, sV + ((tile - 1) % NS) * TILE);
+        wg_wait<1>();
+        wg_fence_regs(s);
+        wg_softmax(s, st, tile * WG_BN, nc, L, r0, r1, mask_of(tile), sl2, al0, al1);
+        wg_wait<0>();
+        wg_fence_regs(o);
+        wg_fence_pa(pa);
+        wg_rescale<HD>(o, al0, al1);
+        wg_pack_p(s, pa);
+    }
+    wg_pv_issue<HD>(o, pa, sV + ((ntiles - 1) % NS) * TILE);
+    wg_wait<0>();
+    wg_fence_regs(o);
+    wg_fence_pa(pa);
+    wg_p1_store<HD>(a, o, st, h, r0, r1);
+#endif
+}
+
+/* Three query stages; the K.Q^T of the next query tile runs on the tensor cores while this
+ * tile's exponentials are summed. Measured on the H200 (8B shape, L = 4096, full cache):
+ * 2.83 ms against 2.72 ms for the mma.sync kernel, which therefore stays the default
+ * (crk_attn_set_impl(CRK_ATTN_IMPL_WG) selects this one). */
+template <int HD>
+__global__ void __launch_bounds__(WG_NT, 1) attn_p2_wg(crk_attn a) {
+#if CRK_HAVE_WGMMA
+    extern __shared__ uint8_t wsm[];
+    constexpr uint32_t TILE = WG_BN * HD * 2;
+    constexpr int NS = 3;                                /* query stages */
+    const uint32_t s0 = (uint32_t)__cvta_generic_to_shared(wsm), base = (s0 + 1023u) & ~1023u;
+    const uint32_t sK = base, sQ = base + TILE;          /* K [128][HD], Q [NS][128][HD] */
+    float2 *stt = (float2 *)(wsm + (base - s0) + (1 + NS) * TILE);   /* [NS][128]: (-max, w/sum) per query */
+    const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, g = (tid & 31) >> 2, t = tid & 3;
+    const int kvh = blockIdx.y, n_rep = a.n_head / a.n_kv, L = a.L;
+    const int nc = a.st->n_sinks + a.st->nv, nk = nc + L;
+    const int k0 = blockIdx.x * WG_BN;
+    if (k0 >= nk) return;
+    wg_load<HD, WG_BN>(sK, a.kbuf + (size_t)kvh * a.kv_rows * HD, HD, k0, nk);
+    cp_async_commit();
+    const int qstart = k0 >= nc ? ((k0 - nc) & ~(WG_BN - 1)) : 0;
+    const int nqt = (L - qstart + WG_BN - 1) / WG_BN, total = n_rep * nqt;
+    const size_t qstride = (size_t)a.n_head * HD;
+    auto issue = [&](int it) {   /* query tile it's rows and statistics into stage it % NS */
+        const int gg = it / nqt, q0 = qstart + (it % nqt) * WG_BN, h = kvh * n_rep + gg, buf = it % NS;
+        wg_load<HD, WG_BN>(sQ + buf * TILE, a.q16 + (size_t)h * HD, qstride, q0, L);
+        if (tid < WG_BN) {
+            const int m = q0 + tid;
+            stt[buf * WG_BN + tid] = m < L ? make_float2(-a.work[((size_t)h * L + m) * 2], a.w[m] * a.work[((size_t)h * L + m) * 2 + 1])
+                                           : make_float2(0.f, 0.f);
+        }
+        cp_async_commit();
+    };
+    const int key0 = k0 + wg * 64 + warp * 16 + g, key1 = key0 + 8;
+    const int cj0 = key0 >= nc ? key0 - nc : -1, cj1 = key1 >= nc ? key1 - nc : -1;
+    const float sl2 = (1.0f / sqrtf((float)HD)) * LOG2E;
+    float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}}, best0 = 0.f, best1 = 0.f;   /* 4 independent chains per key */
+    /* w p summed over the tile's queries for the thread's two keys; the maximum over the
+     * group's heads after a head's last tile */
+    auto consume = [&](int it, const float (&s)[64]) {
+        const int gg = it / nqt, q0 = qstart + (it % nqt) * WG_BN;
+        const float2 *sb = stt + (it % NS) * WG_BN;
+        const bool need_mask = k0 + WG_BN > nc || q0 + WG_BN > L;
+#pragma unroll
+        for (int j = 0; j < 16; j++) {
+            const float4 st2 = *(const float4 *)(sb + j * 8 + 2 * t);   /* queries qi, qi + 1 */
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int m = q0 + j * 8 + 2 * t + (e & 1);
+                const bool second = e >= 2;
+                const bool ok = !need_mask || crk_p2_visible(m, L, second ? key1 : key0, nk, second ? cj1 : cj0);
+                const float nmax = (e & 1) ? st2.z : st2.x, wsum = (e & 1) ? st2.w : st2.y;
+                float &ac = acc[second][(j & 1) * 2 + (e & 1)];
+                const float pe = crk_ex2(fmaf(s[4 * j + e], sl2, nmax));
+                ac = fmaf(wsum, ok ? pe : 0.f, ac);   /* a masked key's p may be inf: select, never multiply by 0 */
+            }
+        }
+        if (it + 1 == total || (it + 1) / nqt != gg) {   /* last query tile of this head */
+            crk_p2_head_done((acc[0][0] + acc[0][1]) + (acc[0][2] + acc[0][3]), (acc[1][0] + acc[1][1]) + (acc[1][2] + acc[1][3]), gg == 0, best0, best1);
+#pragma unroll
+            for (int i = 0; i < 8; i++) acc[i >> 2][i & 3] = 0.f;
+        }
+    };
+    issue(0);
+    if (total > 1) issue(1); else cp_async_commit();
+    cp_async_wait<1>();
+    wg_fence_proxy();
+    __syncthreads();
+    float sA[64], sB[64];                            /* [64 keys x 128 queries]: query q0 + 8j + 2t + (e & 1) */
+    wg_qk<HD, WG_BN>(sA, sK, wg * 64, sQ);
+    /* step it: tile it's product is in sx; tile it + 1's is computed into sy meanwhile (past
+     * the last tile from a stale stage, never read). No product is in flight across a step
+     * boundary (ptxas serializes wgmma otherwise). */
+    auto step = [&](int it, float (&sx)[64], float (&sy)[64]) {
+        cp_async_wait<0>();                              /* tile it + 1's queries have landed */
+        wg_fence_proxy();
+        __syncthreads();                                 /* and every warp is done with tile it - 1's stage */
+        if (it + 2 < total) issue(it + 2);
+        wg_qk_issue<HD, WG_BN>(sy, sK, wg * 64, sQ + ((it + 1) % NS) * TILE);
+        consume(it, sx);
+        wg_wait<0>();
+        wg_fence_regs(sy);
+    };
+    for (int it = 0; it < total; it += 2) {
+        step(it, sA, sB);
+        if (it + 1 < total) step(it + 1, sB, sA);
+    }
+    if (t == 0) {
+        if (key0 < nk) a.r[(size_t)kvh * a.r_stride + a.kdst[key0]] = best0;
+        if (key1 < nk) a.r[(size_t)kvh * a.r_stride + a.kdst[key1]] = best1;
+    }
+#endif
+}
+
+/* ================================================================ dispatch */
+
+template <int HD> static size_t p1_smem() { return 1024 + 7 * (size_t)WG_BN * HD * 2; }
+template <int HD> static size_t p2_smem() { return 1024 + 4 * (size_t)WG_BN * HD * 2 + 3 * WG_BN * sizeof(float2); }
+
+/* 1 when this GPU runs the sm_90a image (compute capability 9.0) and the shape fits. */
+extern "C" int crk_attn_wg_ok(int hd) {
+    static int cc = -1;
+    if (cc < 0) {
+        int dev = 0, major = 0, minor = 0;
+        cc = 0;
+        if (cudaGetDevice(&dev) == cudaSuccess && cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+            cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess)
+            cc = major * 10 + minor;
+    }
+    return cc == 90 && (hd == 64 || hd == 128);
+}
+
+template <int HD>
+static void launch_wg(const crk_attn *a, cudaStream_t s, int phases) {
+    static int attr_done = 0;
+    if (!attr_done) {   /* once, before any graph capture */
+        cudaFuncSetAttribute(attn_p1_wg<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p1_smem<HD>());
+        cudaFuncSetAttribute(attn_p2_wg<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p2_smem<HD>());
+        attr_done = 1;
+    }
+    if (phases & 2) attn_p1_wg<HD><<<dim3(crk_cdiv(a->L, WG_BM), a->n_head), WG_NT, p1_smem<HD>(), s>>>(*a);
+    if (phases & 4) attn_p2_wg<HD><<<dim3(crk_cdiv((size_t)a->S + a->N + a->L, WG_BN), a->n_kv), WG_NT, p2_smem<HD>(), s>>>(*a);
+}
+
+/* Passes 1 (phases bit 1) and 2 (bit 2) on wgmma; the caller has checked crk_attn_wg_ok and
+ * run the key gather. */
+extern "C" void crk_attn_wg(const crk_attn *a, crk_stream s, int phases) {
+    if (a->hd == 64) launch_wg<64>(a, s, phases);
+    else launch_wg<128>(a, s, phases);
+}

@@ -38,7 +38,9 @@
 
 enum { SEC_MODEL = 1, SEC_CACHE, SEC_LAYER, SEC_SAMPLER, SEC_DOCS, SEC_DOCMAP, SEC_CONV, SEC_EXTRA, SEC_END = 255 };
 enum { SECF_SHUFFLE = 1, SECF_Q8 = 2 };   /* SECF_Q8: a LAYER section's K/V in q8_0 (state_io.h) */
-enum { CODEC_STORED = 0, CODEC_DEFLATE = 1 };
+enum { CODEC_STORED = 0, CODEC_DEFLATE = 1, CODEC_PLANES = 2 };   /* CODEC_PLANES: format version 2 */
+#define MIN_CHUNK 4096              /* writer: a CODEC_PLANES chunk ends at a plane boundary at least this far on */
+#define MAX_CUTS (BLOCK_SIZE / MIN_CHUNK)
 
 static const char *sec_name(uint32_t t) {
     switch (t) {
@@ -106,6 +108,8 @@ typedef struct {
     uint8_t *z; size_t z_n, z_cap;            /* stored form */
     uint32_t crc, codec;
     z_stream zs; int zs_ok;                   /* deflate or inflate stream, reused */
+    z_stream zr; int zr_ok;                   /* deflate: the Z_RLE stream (chunks without long matches) */
+    uint32_t cut[MAX_CUTS]; int ncut;         /* deflate: chunk boundaries in raw (plane starts), ascending */
     int bad;                                  /* inflate: 1 corrupt data, 2 CRC mismatch, 3 out of memory,
                                                  4 read error (bad_errno), 5 end of file */
     int bad_errno;
@@ -113,53 +117,175 @@ typedef struct {
     int64_t tag;                              /* deflate: its section's sequence number; inflate: its offset in the window */
 } zjob;
 
-static void job_deflate(zjob *j, int level) {
-    j->crc = crc_of(j->raw, j->raw_n);
-    j->codec = CODEC_STORED;
-    if (level >= 0) {
-        if (!j->zs_ok) {
-            memset(&j->zs, 0, sizeof j->zs);
-            if (deflateInit2(&j->zs, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK) j->zs_ok = 1;
-        } else {
-            deflateReset(&j->zs);
+/* Whether a chunk has long repeats within deflate's window: the bytes covered by matches of 5
+ * or more found by a one-probe hash (LZ4-style), at least 1/20 of the chunk. Without them
+ * LZ77 only slows inflating down (short matches), and Huffman coding alone is as small. */
+static int has_matches(const uint8_t *p, size_t n) {
+    uint32_t ht[4096];
+    memset(ht, 0xff, sizeof ht);
+    size_t m = 0, i = 0, want = n / 20 + 1;
+    while (i + 5 <= n) {
+        uint32_t v; memcpy(&v, p + i, 4);
+        uint32_t h = (v * 2654435761u) >> 20, c = ht[h];
+        ht[h] = (uint32_t)i;
+        if (c != UINT32_MAX && i - c <= 32768 && !memcmp(p + c, p + i, 4) && p[c + 4] == p[i + 4]) {
+            size_t L = 5;
+            while (i + L < n && p[c + L] == p[i + L]) L++;
+            if ((m += L) >= want) return 1;
+            i += L;
+            continue;
         }
-        if (j->zs_ok) {
-            j->zs.next_in = j->raw; j->zs.avail_in = (uInt)j->raw_n;
-            j->zs.next_out = j->z; j->zs.avail_out = (uInt)j->z_cap;
-            int r = deflate(&j->zs, Z_FINISH);
-            if (r == Z_STREAM_END && j->zs.total_out < j->raw_n) {
-                j->z_n = j->zs.total_out;
-                j->codec = CODEC_DEFLATE;
-                return;
-            }
+        i++;
+    }
+    return 0;
+}
+
+/* Order-0 entropy of the bytes, in bits per byte: the size Huffman coding gets close to. */
+static double entropy_bits(const uint8_t *p, size_t n) {
+    uint32_t h[4][256];
+    memset(h, 0, sizeof h);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) { h[0][p[i]]++; h[1][p[i + 1]]++; h[2][p[i + 2]]++; h[3][p[i + 3]]++; }
+    for (; i < n; i++) h[0][p[i]]++;
+    double e = 0;
+    for (int v = 0; v < 256; v++) {
+        uint32_t c = h[0][v] + h[1][v] + h[2][v] + h[3][v];
+        if (c) e -= (double)c * log2((double)c / (double)n);
+    }
+    return e / (double)n;
+}
+
+static z_stream *zs_deflate(z_stream *zs, int *ok, int level, int strategy) {
+    if (!*ok) {
+        memset(zs, 0, sizeof *zs);
+        if (deflateInit2(zs, level, Z_DEFLATED, -15, 8, strategy) != Z_OK) return NULL;
+        *ok = 1;
+    } else {
+        deflateReset(zs);
+    }
+    return zs;
+}
+
+/* One chunk into out (room for n bytes): deflated when that saves at least 1/8 of it (returns
+ * its size, < n), else stored (a copy, returns n). Chunks with long repeats get LZ77 at the
+ * level; those without, Z_RLE (Huffman coding and runs: inflates about twice as fast); those
+ * whose bytes are too evenly spread for Huffman coding to save 1/8 (fp16 mantissa planes) are
+ * stored without trying. */
+static size_t chunk_pack(zjob *j, const uint8_t *p, size_t n, uint8_t *out, int level) {
+    z_stream *zs = NULL;
+    if (has_matches(p, n)) zs = zs_deflate(&j->zs, &j->zs_ok, level, Z_DEFAULT_STRATEGY);
+    else if (entropy_bits(p, n) < 7.0) zs = zs_deflate(&j->zr, &j->zr_ok, level, Z_RLE);
+    if (zs) {
+        zs->next_in = (Bytef *)(uintptr_t)p; zs->avail_in = (uInt)n;
+        zs->next_out = out; zs->avail_out = (uInt)(n - n / 8 - 1);
+        if (deflate(zs, Z_FINISH) == Z_STREAM_END) return zs->total_out;
+    }
+    memcpy(out, p, n);
+    return n;
+}
+
+static int legacy_writer;   /* tests: write format version 1 (one codec per block) */
+void snapshot_test_format(int version) { legacy_writer = version == 1; }
+
+/* Format version 1: the whole block one deflate stream, or stored. */
+static void job_deflate_v1(zjob *j, int level) {
+    if (level >= 0 && zs_deflate(&j->zs, &j->zs_ok, level, Z_DEFAULT_STRATEGY)) {
+        j->zs.next_in = j->raw; j->zs.avail_in = (uInt)j->raw_n;
+        j->zs.next_out = j->z; j->zs.avail_out = (uInt)j->z_cap;
+        int r = deflate(&j->zs, Z_FINISH);
+        if (r == Z_STREAM_END && j->zs.total_out < j->raw_n) {
+            j->z_n = j->zs.total_out;
+            j->codec = CODEC_DEFLATE;
+            return;
         }
     }
     memcpy(j->z, j->raw, j->raw_n);           /* incompressible or level -1 */
     j->z_n = j->raw_n;
 }
 
+/* A block: stored when no chunk deflates, one deflate stream when it is one chunk, else
+ * CODEC_PLANES: u32 chunk count, per chunk u32 size and u32 stored size (equal: stored;
+ * smaller: a raw deflate stream), then the chunks' data. */
+static void job_deflate(zjob *j, int level) {
+    j->crc = crc_of(j->raw, j->raw_n);
+    j->codec = CODEC_STORED;
+    if (level >= 0 && legacy_writer) { job_deflate_v1(j, level); return; }
+    const int nc = j->ncut + 1;
+    const size_t tab = 4 + 8 * (size_t)nc;
+    size_t o = tab, deflated = 0;
+    if (level >= 0) {
+        put_u32(j->z, (uint32_t)nc);
+        for (int c = 0; c < nc; c++) {
+            size_t a = c ? j->cut[c - 1] : 0, b = c < j->ncut ? j->cut[c] : j->raw_n;
+            size_t k = chunk_pack(j, j->raw + a, b - a, j->z + o, level);
+            put_u32(j->z + 4 + 8 * c, (uint32_t)(b - a)); put_u32(j->z + 8 + 8 * c, (uint32_t)k);
+            deflated += k < b - a;
+            o += k;
+        }
+    }
+    if (deflated && nc > 1) {
+        j->codec = CODEC_PLANES;
+        j->z_n = o;
+    } else if (deflated) {
+        j->codec = CODEC_DEFLATE;
+        j->z_n = o - tab;
+        memmove(j->z, j->z + tab, j->z_n);
+    } else {
+        memcpy(j->z, j->raw, j->raw_n);
+        j->z_n = j->raw_n;
+    }
+}
+
+static z_stream *zs_inflate(zjob *j) {
+    if (!j->zs_ok) {
+        memset(&j->zs, 0, sizeof j->zs);
+        if (inflateInit2(&j->zs, -15) != Z_OK) return NULL;
+        j->zs_ok = 1;
+    } else {
+        inflateReset(&j->zs);
+    }
+    return &j->zs;
+}
+
+/* A raw deflate stream of exactly zn bytes to exactly n bytes: 0, 1 bad data, 3 out of memory. */
+static int inflate_exact(zjob *j, const uint8_t *z, size_t zn, uint8_t *out, size_t n) {
+    z_stream *zs = zs_inflate(j);
+    if (!zs) return 3;
+    zs->next_in = (Bytef *)(uintptr_t)z; zs->avail_in = (uInt)zn;
+    zs->next_out = out; zs->avail_out = (uInt)n;
+    int r = inflate(zs, Z_FINISH);
+    return r != Z_STREAM_END || zs->avail_in != 0 || zs->total_out != n ? 1 : 0;
+}
+
+/* CODEC_PLANES: the chunk table must tile both the stored form and the block exactly. */
+static int inflate_planes(zjob *j) {
+    if (j->z_n < 12) return 1;
+    uint64_t nc = get_u32(j->z), in = 4 + 8 * nc, out = 0;
+    if (nc < 1 || nc > j->raw_n || in > j->z_n) return 1;
+    for (uint64_t c = 0; c < nc; c++) {
+        uint32_t su = get_u32(j->z + 4 + 8 * c), sc = get_u32(j->z + 8 + 8 * c);
+        if (su == 0 || sc == 0 || sc > su || su > j->raw_n - out || sc > j->z_n - in) return 1;
+        if (sc == su) memcpy(j->raw + out, j->z + in, su);
+        else {
+            int bad = inflate_exact(j, j->z + in, sc, j->raw + out, su);
+            if (bad) return bad;
+        }
+        in += sc; out += su;
+    }
+    return in != j->z_n || out != j->raw_n;
+}
+
 static void job_inflate(zjob *j) {
     j->bad = 0;
-    if (j->codec == CODEC_STORED) {
-        memcpy(j->raw, j->z, j->z_n);
-    } else {
-        if (!j->zs_ok) {
-            memset(&j->zs, 0, sizeof j->zs);
-            if (inflateInit2(&j->zs, -15) != Z_OK) { j->bad = 3; return; }
-            j->zs_ok = 1;
-        } else {
-            inflateReset(&j->zs);
-        }
-        j->zs.next_in = j->z; j->zs.avail_in = (uInt)j->z_n;
-        j->zs.next_out = j->raw; j->zs.avail_out = (uInt)j->raw_n;
-        int r = inflate(&j->zs, Z_FINISH);
-        if (r != Z_STREAM_END || j->zs.avail_in != 0 || j->zs.total_out != j->raw_n) { j->bad = 1; return; }
-    }
-    if (crc_of(j->raw, j->raw_n) != j->crc) j->bad = 2;
+    if (j->codec == CODEC_STORED) memcpy(j->raw, j->z, j->z_n);
+    else if (j->codec == CODEC_PLANES) j->bad = inflate_planes(j);
+    else j->bad = inflate_exact(j, j->z, j->z_n, j->raw, j->raw_n);
+    if (!j->bad && crc_of(j->raw, j->raw_n) != j->crc) j->bad = 2;
 }
 
 static void job_free(zjob *j, int inflate) {
     if (j->zs_ok) { if (inflate) inflateEnd(&j->zs); else deflateEnd(&j->zs); }
+    if (j->zr_ok) deflateEnd(&j->zr);
     free(j->raw); free(j->z);
     memset(j, 0, sizeof *j);
 }
@@ -359,7 +485,7 @@ static int pipe_drain_one(swr *w) {
     } else {
         rc = -1;
     }
-    j->raw_n = 0;
+    j->raw_n = 0; j->ncut = 0;
     w->done[slot] = 0;
     w->tail++;
     return rc;
@@ -385,15 +511,28 @@ static int sec_append(swr *w, const uint8_t *p, size_t n) {
     return 0;
 }
 
+/* A chunk boundary at the block's current end (data of another kind follows: a byte plane,
+ * another array), unless the chunk since the last one is shorter than MIN_CHUNK. */
+static void sec_cut(swr *w) {
+    if (w->head - w->tail == w->R) return;        /* the ring is full: the next block starts fresh */
+    zjob *j = &w->jobs[w->head % w->R];
+    size_t last = j->ncut ? j->cut[j->ncut - 1] : 0;
+    if (j->raw_n - last >= MIN_CHUNK && j->ncut < (int)MAX_CUTS) j->cut[j->ncut++] = (uint32_t)j->raw_n;
+}
+
 static int sec_put(void *ctx, const void *data, size_t n, int elem) {
     swr *w = ctx;
     const uint8_t *p = data;
+    sec_cut(w);
     if (!(w->pend[w->npend - 1].flags & SECF_SHUFFLE) || elem <= 1) return sec_append(w, p, n);
     if (elem > 8 || n % (size_t)elem) return -1;
     while (n) {
-        size_t k = n < SHUF_PIECE ? n : SHUF_PIECE;
+        size_t k = n < SHUF_PIECE ? n : SHUF_PIECE, plane = k / (size_t)elem;
         shuffle(w->shuf, p, k, elem);
-        if (sec_append(w, w->shuf, k)) return -1;
+        for (int b = 0; b < elem; b++) {
+            if (b || p != data) sec_cut(w);
+            if (sec_append(w, w->shuf + (size_t)b * plane, plane)) return -1;
+        }
         p += k; n -= k;
     }
     return 0;
@@ -515,7 +654,7 @@ int snapshot_save(const char *path, const snap_content *c, char *err, size_t err
     if (!w.ob || !w.shuf || !w.jobs || !w.done) { stage = "out of memory"; goto done; }
     for (int i = 0; i < w.R; i++) {
         w.jobs[i].raw_cap = BLOCK_SIZE;
-        w.jobs[i].z_cap = compressBound(BLOCK_SIZE);
+        w.jobs[i].z_cap = compressBound(BLOCK_SIZE) + 4 + 8 * (MAX_CUTS + 1);
         w.jobs[i].raw = malloc(w.jobs[i].raw_cap);
         w.jobs[i].z = malloc(w.jobs[i].z_cap);
         if (!w.jobs[i].raw || !w.jobs[i].z) { stage = "out of memory"; goto done; }
@@ -550,7 +689,7 @@ int snapshot_save(const char *path, const snap_content *c, char *err, size_t err
     /* header */
     uint8_t h[HDR_SIZE] = {0};
     memcpy(h, SNAP_MAGIC, 8);
-    put_u32(h + 8, SNAP_FORMAT_VERSION); put_u32(h + 12, HDR_SIZE);
+    put_u32(h + 8, legacy_writer ? 1 : SNAP_FORMAT_VERSION); put_u32(h + 12, HDR_SIZE);
     snprintf((char *)h + 16, 24, "%s", CR_VERSION);
     put_u64(h + 40, (uint64_t)time(NULL));
     put_u32(h + 60, crc_of(h, 60));
@@ -629,6 +768,7 @@ typedef struct {
     int T;
     char *err; size_t errlen;
     int failed;
+    uint32_t version;              /* the file's format version (CODEC_PLANES from 2 on) */
     /* current section */
     uint64_t sec_off;
     uint32_t type, index, flags, crc, nblocks, block_size;
@@ -775,8 +915,9 @@ static int win_prepare(srd *r, zjob *jobs, uint8_t **win, size_t *win_cap, int *
         r->payload_left -= BLK_HDR;
         uint32_t us = get_u32(h), cs = get_u32(h + 4), codec = get_u32(h + 12);
         j->crc = get_u32(h + 8);
-        if (us == 0 || us > r->block_size || cs > r->payload_left || codec > CODEC_DEFLATE ||
+        if (us == 0 || us > r->block_size || cs > r->payload_left || codec > (r->version >= 2 ? CODEC_PLANES : CODEC_DEFLATE) ||
             (codec == CODEC_STORED && cs != us) || (codec == CODEC_DEFLATE && (cs == 0 || cs > compressBound(r->block_size))) ||
+            (codec == CODEC_PLANES && (cs < 12 || cs > 4 + 9 * (uint64_t)us)) ||
             r->produced + us > r->usize)
             return rfail(r, "corrupt snapshot (section %s: bad block header)", lb);
         if (grow(&j->z, &j->z_cap, cs)) return rfail(r, "out of memory");
@@ -1054,9 +1195,10 @@ static int rd_open(srd *r, const char *path, char *err, size_t errlen, uint8_t *
     uint32_t ver = get_u32(hdr + 8);
     char wv[25]; memcpy(wv, hdr + 16, 24); wv[24] = 0;
     for (char *q = wv; *q; q++) if ((unsigned char)*q < 32 || (unsigned char)*q > 126) *q = '?';
-    if (ver != SNAP_FORMAT_VERSION)
-        return rfail(r, "snapshot format version %u (written by cascade-read %s) is not supported; cascade-read %s reads version %d",
+    if (ver < 1 || ver > SNAP_FORMAT_VERSION)
+        return rfail(r, "snapshot format version %u (written by cascade-read %s) is not supported; cascade-read %s reads versions 1 to %d",
                      (unsigned)ver, wv, CR_VERSION, SNAP_FORMAT_VERSION);
+    r->version = ver;
     if (get_u32(hdr + 60) != crc_of(hdr, 60) || get_u32(hdr + 12) != HDR_SIZE)
         return rfail(r, "corrupt snapshot (header checksum mismatch)");
     return 0;

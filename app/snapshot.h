@@ -13,11 +13,20 @@
  *             u64 uncompressed size, u64 payload size (compressed, block headers included),
  *             u32 CRC-32 (zlib) of the uncompressed bytes, u32 block count, u32 block size,
  *             u32 CRC-32 of the 44 bytes before it;
- *           then blocks of at most `block size` (512 KiB) uncompressed bytes, each an
- *           independent raw deflate stream (or stored when deflate does not shrink it):
+ *           then blocks of at most `block size` (512 KiB) uncompressed bytes, each
+ *           independent of the others:
  *             u32 uncompressed size, u32 stored size, u32 CRC-32 of its uncompressed bytes,
- *             u32 codec (0 stored, 1 deflate), data.
+ *             u32 codec, data. Codecs: 0 stored; 1 one raw deflate stream; 2 (version 2
+ *             on) chunks: u32 chunk count, per chunk u32 size and u32 stored size, then the
+ *             chunks' data in order, each stored (stored size = size) or a raw deflate
+ *             stream (stored size < size); the sizes add up to the block's exactly.
  *           Blocks are compressed / decompressed in parallel and written in order.
+ * Codec per chunk (version 2): the writer ends chunks at byte-plane and array boundaries
+ * (at least 4 KiB apart), and deflates a chunk only where that saves at least 1/8 of it:
+ * fp16 mantissa planes, nearly random, are stored (loading them is a copy and a CRC),
+ * exponent planes are deflated, with LZ77 where the chunk has long repeats and Huffman
+ * coding with runs (Z_RLE, twice as fast to inflate) where it has none. Version 1 files
+ * (one codec per block) load as before.
  *   The END section holds the section count and its own offset; the file ends right after it.
  * Byte-plane shuffle: in sections with flag bit 0, every array of 2-, 4- or 8-byte values
  * (fp16 K/V, fp32 scores, int64 indices) is stored in pieces of 64 KiB whose bytes are
@@ -41,7 +50,7 @@
 #include "sampler.h"
 #include "state.h"
 
-#define SNAP_FORMAT_VERSION 1
+#define SNAP_FORMAT_VERSION 2
 #define SNAP_HASH_MAX 72            /* hash text, NUL included */
 
 enum { SNAP_DOC_DONE = 1 };         /* snap_doc.flags: the document was read to its end */
@@ -111,5 +120,8 @@ void snapshot_test_fault(int64_t after, int err_no);
 /* Tests only: the reader's window holds at most this many bytes (always at least one block;
  * 0: the default 32 MiB), so that small files span several windows. Not thread-safe. */
 void snapshot_test_window(size_t bytes);
+/* Tests only: 1 makes snapshot_save write format version 1 (one codec per block, as
+ * cascade-read wrote before version 2), anything else the current version. Not thread-safe. */
+void snapshot_test_format(int version);
 
 #endif

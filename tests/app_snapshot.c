@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <zlib.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -496,8 +497,9 @@ static void test_wrong_version(void) {
     snap_content_free(&out);
     uint8_t *b = malloc(SNAP_N);
     memcpy(b, SNAP, SNAP_N);
-    b[8] = 2;                                 /* format version 2 */
-    T_CHECKF(expect_fail(b, SNAP_N, &st, err, "format version 2"), "%s", err);
+    b[8] = SNAP_FORMAT_VERSION + 1;           /* a newer format version */
+    char want[64]; snprintf(want, sizeof want, "format version %d", SNAP_FORMAT_VERSION + 1);
+    T_CHECKF(expect_fail(b, SNAP_N, &st, err, want), "%s", err);
     T_CHECKF(strstr(err, "not supported") && strstr(err, CR_VERSION), "%s", err);
     printf("     \"%s\"\n", err);
     memcpy(b, SNAP, SNAP_N);
@@ -505,6 +507,184 @@ static void test_wrong_version(void) {
     T_CHECKF(expect_fail(b, SNAP_N, &st, err, "not a cascade-read snapshot"), "%s", err);
     free(b);
     state_free(&st);
+}
+
+/* ---- format version 2: codecs per chunk (byte plane) ---- */
+
+static uint32_t le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+
+/* Walks a snapshot's blocks: the count of blocks of each codec (0 stored, 1 deflate, 2 planes);
+ * the first planes block with a stored and a deflated chunk: its file offset (*blk), the file
+ * offsets and sizes of such a chunk's data (*st_at / *st_n, *df_at / *df_n). 0, or -1 when
+ * the layout does not parse. */
+static int walk_blocks(const uint8_t *b, size_t n, int codecs[3], size_t *blk, size_t *st_at, size_t *st_n, size_t *df_at, size_t *df_n) {
+    size_t off = 64;
+    codecs[0] = codecs[1] = codecs[2] = 0;
+    *blk = *st_at = *df_at = 0;
+    while (off + 48 <= n) {
+        const uint8_t *h = b + off;
+        if (memcmp(h, "CRSC", 4)) return -1;
+        uint64_t cs = (uint64_t)le32(h + 24) | (uint64_t)le32(h + 28) << 32;
+        uint32_t nb = le32(h + 36), type = le32(h + 4);
+        size_t p = off + 48;
+        for (uint32_t i = 0; i < nb; i++) {
+            if (p + 16 > n) return -1;
+            uint32_t cz = le32(b + p + 4), codec = le32(b + p + 12);
+            if (codec > 2 || cz > n - p - 16) return -1;
+            codecs[codec]++;
+            if (codec == 2 && !*blk) {
+                const uint8_t *d = b + p + 16;
+                uint32_t nc = le32(d);
+                size_t in = p + 16 + 4 + 8 * (size_t)nc, s_at = 0, d_at = 0, s_n = 0, d_n = 0;
+                for (uint32_t c = 0; c < nc; c++) {
+                    uint32_t su = le32(d + 4 + 8 * c), sc = le32(d + 8 + 8 * c);
+                    if (sc == su && !s_at) { s_at = in; s_n = sc; }
+                    if (sc < su && !d_at) { d_at = in; d_n = sc; }
+                    in += sc;
+                }
+                if (s_at && d_at) { *blk = p; *st_at = s_at; *st_n = s_n; *df_at = d_at; *df_n = d_n; }
+            }
+            p += 16 + cz;
+        }
+        off += 48 + (size_t)cs;
+        if (type == 255) return off == n ? 0 : -1;
+    }
+    return -1;
+}
+
+/* A cache whose K/V look like a real one's to the codec: random fp16 mantissas (stored
+ * chunks), exponents in a narrow range (deflated chunks); N = 2048, several blocks a layer. */
+static int planes_state(cr_state *s, char *err) {
+    if (init_state(s, CR_POLICY_CASCADE, 4, 2048, 4, 16, 2, err)) return -1;
+    int32_t t[64]; tokens(t, 64, 5);
+    if (feed(s, t, 64, NULL, err)) return -1;
+    uint32_t rng = 12345;
+    const int N = s->ctrl.cfg.N, D = s->m->hp.head_dim;
+    for (int h = 0; h < s->m->hp.n_layer * s->m->hp.n_kv; h++)
+        for (size_t i = 0; i < (size_t)N * D; i++) {
+            rng = rng * 1664525u + 1013904223u;
+            uint16_t e = (uint16_t)(12 + (rng >> 29)), sgn = (uint16_t)((rng >> 28) & 1);
+            s->heads[h].k[i] = (uint16_t)(sgn << 15 | e << 10 | ((rng >> 8) & 0x3FF));
+            s->heads[h].v[i] = (uint16_t)((rng >> 16) & 0x3FF) | (uint16_t)(13 << 10);
+        }
+    return 0;
+}
+
+/* Files written before format version 2 (one codec per block) still load; the current writer
+ * uses per-chunk codecs, and a snapshot re-saved from an old one is equal. */
+static void test_old_format(void) {
+    if (!have260) T_SKIP_MISSING(path260);
+    char err[600], why[256], p1[600], p2[600];
+    cr_state a, b;
+    T_CHECKF(planes_state(&a, err) == 0, "%s", err);
+    content_fx fx; content_make(&fx, &a);
+    fpath(p1, "v1.cas"); fpath(p2, "v2.cas");
+    snapshot_test_format(1);
+    int r = snapshot_save(p1, &fx.c, err, sizeof err);
+    snapshot_test_format(0);
+    T_CHECKF(r == 0, "%s", err);
+    T_CHECKF(snapshot_save(p2, &fx.c, err, sizeof err) == 0, "%s", err);
+    uint8_t *f1, *f2; size_t n1, n2, blk, sa, sn, da, dn;
+    int c1[3], c2[3];
+    T_CHECK(read_file(p1, &f1, &n1) == 0 && read_file(p2, &f2, &n2) == 0);
+    T_CHECKF(le32(f1 + 8) == 1 && le32(f2 + 8) == SNAP_FORMAT_VERSION, "versions %u, %u", le32(f1 + 8), le32(f2 + 8));
+    T_CHECK(walk_blocks(f1, n1, c1, &blk, &sa, &sn, &da, &dn) == 0);
+    T_CHECKF(c1[2] == 0 && c1[1] > 0, "version 1 file: %d stored, %d deflate, %d planes blocks", c1[0], c1[1], c1[2]);
+    T_CHECK(walk_blocks(f2, n2, c2, &blk, &sa, &sn, &da, &dn) == 0);
+    T_CHECKF(c2[2] > 0 && blk, "version 2 file: %d stored, %d deflate, %d planes blocks", c2[0], c2[1], c2[2]);
+    memset(&b, 0, sizeof b);
+    snap_content out;
+    T_CHECKF(snapshot_load(p1, &M, &out, &b, err, sizeof err) == 0, "%s", err);
+    T_CHECKF(state_eq(&a, &b, why), "version 1 file: %s", why);
+    T_CHECKF(content_eq(&fx, &out, why), "version 1 file: %s", why);
+    T_CHECK(snapshot_save(p2, &out, err, sizeof err) == 0);
+    snap_content_free(&out);
+    state_free(&b); memset(&b, 0, sizeof b);
+    T_CHECKF(snapshot_load(p2, &M, &out, &b, err, sizeof err) == 0, "%s", err);
+    T_CHECKF(state_eq(&a, &b, why), "re-saved as version 2: %s", why);
+    snap_content_free(&out);
+    /* a planes block in a version 1 file is refused */
+    uint8_t *x = malloc(n2);
+    memcpy(x, f2, n2);
+    x[8] = 1;
+    uint32_t hc = (uint32_t)crc32(0, x, 60);
+    for (int i = 0; i < 4; i++) x[60 + i] = (uint8_t)(hc >> (8 * i));
+    T_CHECKF(expect_fail_ref(x, n2, &b, &a, err, "bad block header"), "%s", err);
+    printf("     version 1: %zu bytes (%d deflate, %d stored blocks), loaded equal; version 2: %zu bytes (%d planes, %d deflate, %d stored blocks)\n",
+           n1, c1[1], c1[0], n2, c2[2], c2[1], c2[0]);
+    free(x); free(f1); free(f2);
+    content_free(&fx);
+    state_free(&a); state_free(&b);
+}
+
+/* Damage in a stored chunk, a deflated chunk and the chunk table of a planes block: refused
+ * with one line, the state unchanged. */
+static void test_planes_corruption(void) {
+    if (!have260) T_SKIP_MISSING(path260);
+    char err[600], why[256], p[600];
+    cr_state a, b;
+    T_CHECKF(planes_state(&a, err) == 0, "%s", err);
+    snap_content c = {.st = &a};
+    fpath(p, "planes.cas");
+    T_CHECKF(snapshot_save(p, &c, err, sizeof err) == 0, "%s", err);
+    uint8_t *f, *x; size_t n, blk, sa, sn, da, dn;
+    int cc[3];
+    T_CHECK(read_file(p, &f, &n) == 0);
+    T_CHECK(walk_blocks(f, n, cc, &blk, &sa, &sn, &da, &dn) == 0 && blk);
+    memset(&b, 0, sizeof b);
+    snap_content out;
+    T_CHECKF(snapshot_load(p, &M, &out, &b, err, sizeof err) == 0, "%s", err);
+    T_CHECKF(state_eq(&a, &b, why), "%s", why);
+    snap_content_free(&out);
+    x = malloc(n);
+    const size_t tab = blk + 16;              /* chunk count, then (size, stored size) pairs */
+    struct { const char *what; size_t at; uint8_t mask; const char *must; } flips[] = {
+        {"stored chunk, first byte", sa, 0x01, "checksum mismatch"}, {"stored chunk, middle", sa + sn / 2, 0x40, "checksum mismatch"},
+        {"stored chunk, last byte", sa + sn - 1, 0x80, "checksum mismatch"}, {"deflated chunk, first byte", da, 0x04, "corrupt"},
+        {"deflated chunk, middle", da + dn / 2, 0x10, "corrupt"}, {"deflated chunk, last byte", da + dn - 1, 0x02, "corrupt"},
+        {"chunk count", tab, 0x01, "bad compressed data"}, {"chunk count, high byte", tab + 3, 0x80, "bad compressed data"},
+        {"first chunk size", tab + 4, 0x01, "bad compressed data"}, {"first stored size", tab + 8, 0x01, "bad compressed data"},
+        {"first stored size, high byte", tab + 11, 0x80, "bad compressed data"}};
+    for (size_t i = 0; i < sizeof flips / sizeof *flips; i++) {
+        memcpy(x, f, n);
+        x[flips[i].at] ^= flips[i].mask;
+        T_CHECKF(expect_fail_ref(x, n, &b, &a, err, flips[i].must), "%s: %s", flips[i].what, err);
+    }
+    /* a deflated chunk claimed stored (its stored size set to its size) and the reverse */
+    memcpy(x, f, n);
+    uint32_t nc = le32(f + tab);
+    for (uint32_t k = 0; k < nc; k++) {
+        uint8_t *e = x + tab + 4 + 8 * k;
+        if (le32(e + 4) < le32(e)) { memcpy(e + 4, e, 4); break; }
+    }
+    T_CHECKF(expect_fail_ref(x, n, &b, &a, err, "corrupt"), "deflated chunk marked stored: %s", err);
+    memcpy(x, f, n);
+    for (uint32_t k = 0; k < nc; k++) {
+        uint8_t *e = x + tab + 4 + 8 * k;
+        if (le32(e + 4) == le32(e)) { e[4] = (uint8_t)(e[4] - 1); break; }
+    }
+    T_CHECKF(expect_fail_ref(x, n, &b, &a, err, "corrupt"), "stored chunk marked deflated: %s", err);
+    /* cuts inside a stored and a deflated chunk */
+    T_CHECKF(expect_fail_ref(f, sa + sn / 2, &b, &a, err, "truncated"), "cut in a stored chunk: %s", err);
+    T_CHECKF(expect_fail_ref(f, da + dn / 2, &b, &a, err, "truncated"), "cut in a deflated chunk: %s", err);
+    /* random flips over the whole block */
+    uint32_t rng = 777;
+    size_t blk_n = 16 + le32(f + blk + 4);
+    int tries = t_asan() ? 30 : 150, same = 0;
+    for (int i = 0; i < tries; i++) {
+        memcpy(x, f, n);
+        rng = rng * 1664525u + 1013904223u;
+        size_t at = blk + (rng >> 4) % blk_n;
+        x[at] ^= (uint8_t)(1u << ((rng >> 1) % 8));
+        if (expect_fail_ref(x, n, &b, &a, err, NULL)) continue;
+        T_CHECKF(!strcmp(err, "loaded"), "flip at %zu: %s", at, err);
+        T_CHECKF(state_eq(&a, &b, why), "flip at %zu loaded a different state: %s", at, why);
+        same++;
+    }
+    printf("     planes block at %zu (%u chunks; stored %zu bytes, deflated %zu): flips, table damage and cuts refused "
+           "(%d random flips, %d decoded identical), e.g. \"%s\"\n", blk, (unsigned)nc, sn, dn, tries, same, err);
+    free(x); free(f);
+    state_free(&a); state_free(&b);
 }
 
 /* The disk fills up: RLIMIT_FSIZE in a child (EFBIG), and injected ENOSPC at many offsets. */
@@ -585,7 +765,7 @@ static void test_info(void) {
     int r = snapshot_info(SNAP_PATH, f);
     fclose(f);
     T_CHECKF(r == 0, "%s", txt);
-    T_CHECKF(strstr(txt, "format version 1") && strstr(txt, "layer 4") && strstr(txt, M.name) && strstr(txt, "war and peace") &&
+    T_CHECKF(strstr(txt, "format version 2") && strstr(txt, "layer 4") && strstr(txt, M.name) && strstr(txt, "war and peace") &&
              strstr(txt, "S=4 N=64 C=4") && strstr(txt, "200 tokens seen") && strstr(txt, "sampler") && strstr(txt, "shuffled"),
              "%s", txt);
     if (getenv("CR_VERBOSE")) fputs(txt, stdout);
@@ -755,6 +935,8 @@ int main(void) {
     RUN(test_truncated);
     RUN(test_flipped_bytes);
     RUN(test_read_ahead_windows);
+    RUN(test_old_format);
+    RUN(test_planes_corruption);
     RUN(test_wrong_model);
     RUN(test_wrong_version);
     RUN(test_full_disk);

@@ -1,8 +1,10 @@
 /* Fuzzing the snapshot loader: seeded mutations (bit flips, byte and word sets, truncation,
- * deleted / duplicated ranges) of a real small snapshot of stories260K. Half of the cases
- * start from a snapshot with stored (uncompressed) blocks and have their CRCs recomputed
- * after mutating, so the mutations reach the parsers and validators behind the checksums
- * (cache control state, og indices, documents, sampler, section layout).
+ * deleted / duplicated ranges) of real small snapshots of stories260K. 45% of the cases start
+ * from a snapshot with stored (uncompressed) blocks and have their CRCs recomputed after
+ * mutating, so the mutations reach the parsers and validators behind the checksums (cache
+ * control state, og indices, documents, sampler, section layout); 45% from one with deflated
+ * blocks; 10% from one whose cache is large enough for blocks cut into byte-plane chunks
+ * (codec 2: the chunk table and the mixed stored / deflated chunks).
  * Every load must either succeed (and the state must then run) or fail with a one-line
  * "PATH: problem" error; never crash (ASan + UBSan in make test). CR_ASAN=1: fewer cases.
  * Longer campaigns: CR_FUZZ_ITERS=N, CR_FUZZ_SEED=S, CR_FUZZ_RUN_ALL=1 (run every loaded state). */
@@ -16,7 +18,8 @@ static cr_model M;
 static char path260[512];
 static int have260;          /* the model is there (loaded into M by main) */
 static char dir[256], fpath_[600];
-static uint8_t *base[2]; static size_t base_n[2];   /* 0: deflate, 1: stored blocks */
+static uint8_t *base[3]; static size_t base_n[3];   /* 0: deflate, 1: stored blocks, 2: with plane-chunked blocks */
+static int planes_blocks;   /* codec-2 blocks in base[2] */
 
 static uint64_t rs = 0x9E3779B97F4A7C15ull;
 static uint32_t rnd(void) { rs ^= rs >> 12; rs ^= rs << 25; rs ^= rs >> 27; return (uint32_t)((rs * 0x2545F4914F6CDD1Dull) >> 32); }
@@ -110,15 +113,20 @@ static void test_fuzz_loader(void) {
     if (e && atoi(e) > 0) iters = atoi(e);
     if (sd) { rs += strtoull(sd, NULL, 0) * 0xD1B54A32D192ED03ull; if (!rs) rs = 1; }
     int run_all = getenv("CR_FUZZ_RUN_ALL") != NULL;
-    size_t cap = (base_n[0] > base_n[1] ? base_n[0] : base_n[1]) + 4096;
+    size_t cap = base_n[0];
+    for (int k = 1; k < 3; k++) if (base_n[k] > cap) cap = base_n[k];
+    cap += 4096;
+    T_CHECKF(planes_blocks > 0, "the large seed snapshot has no plane-chunked (codec 2) block");
     uint8_t *b = malloc(cap);
     cr_state st; memset(&st, 0, sizeof st);
     char err[512];
-    int ok = 0, fail = 0, ran = 0;
+    int ok = 0, fail = 0, ran = 0, n_planes = 0;
     int kinds[6] = {0};       /* truncated, corrupt, not a snapshot, version, model, other */
     FILE *devnull = fopen("/dev/null", "w");
     for (int it = 0; it < iters; it++) {
-        int which = (int)(rnd() & 1);
+        const uint32_t w = rnd() % 20;
+        const int which = w < 9 ? 0 : w < 18 ? 1 : 2;
+        n_planes += which == 2;
         memcpy(b, base[which], base_n[which]);
         size_t n = mutate(b, base_n[which], cap);
         if (which == 1 && rnd() % 10 < 8) reseal(b, n);
@@ -147,8 +155,8 @@ static void test_fuzz_loader(void) {
         if (it % 4 == 0) snapshot_info(fpath_, devnull);
     }
     fclose(devnull);
-    printf("     %d mutated snapshots: %d loaded (%d run afterwards), %d refused (truncated %d, corrupt %d, not a snapshot %d, version %d, model %d, other %d)\n",
-           iters, ok, ran, fail, kinds[0], kinds[1], kinds[2], kinds[3], kinds[4], kinds[5]);
+    printf("     %d mutated snapshots (%d of the one with %d plane-chunked blocks): %d loaded (%d run afterwards), %d refused (truncated %d, corrupt %d, not a snapshot %d, version %d, model %d, other %d)\n",
+           iters, n_planes, planes_blocks, ok, ran, fail, kinds[0], kinds[1], kinds[2], kinds[3], kinds[4], kinds[5]);
     state_free(&st);
     free(b);
 }
@@ -191,6 +199,34 @@ static int setup(const char *path) {
         fclose(f);
         unlink(p);
     }
+    /* the third seed: a cache large enough (N = 512) for its layer blocks to be cut into chunks */
+    state_free(&st);
+    c.N = 512;
+    if (state_init(&st, &M, &c, 64, 1, err, sizeof err)) { printf("FAIL state: %s\n", err); return 1; }
+    for (int r = 0; r < 3; r++)
+        for (int i = 0; i < 200; i += 64)
+            if (forward(&st, t + i, 200 - i < 64 ? 200 - i : 64, CR_OUT_NONE, NULL, NULL, err, sizeof err)) { printf("FAIL forward: %s\n", err); return 1; }
+    sc0.st = &st; sc0.level = 0;
+    snprintf(p, sizeof p, "%s/seed2.cas", dir);
+    if (snapshot_save(p, &sc0, err, sizeof err)) { printf("FAIL save: %s\n", err); return 1; }
+    FILE *f = fopen(p, "rb");
+    fseek(f, 0, SEEK_END); base_n[2] = (size_t)ftell(f); fseek(f, 0, SEEK_SET);
+    base[2] = malloc(base_n[2]);
+    if (fread(base[2], 1, base_n[2], f) != base_n[2]) { printf("FAIL read seed\n"); return 1; }
+    fclose(f);
+    unlink(p);
+    for (size_t off = 64; off + 48 <= base_n[2];) {   /* count the codec-2 blocks */
+        const uint8_t *h = base[2] + off;
+        if (memcmp(h, "CRSC", 4)) break;
+        uint64_t cs = g64(h + 24);
+        uint32_t nb = g32(h + 36);
+        size_t q = off + 48;
+        for (uint32_t i = 0; i < nb && q + 16 <= base_n[2]; i++) {
+            planes_blocks += g32(base[2] + q + 12) == 2;
+            q += 16 + (size_t)g32(base[2] + q + 4);
+        }
+        off += 48 + (size_t)cs;
+    }
     sampler_free(&sp);
     state_free(&st);
     return 0;
@@ -204,7 +240,7 @@ int main(void) {
     if (have260) {
         unlink(fpath_);
         rmdir(dir);
-        free(base[0]); free(base[1]);
+        free(base[0]); free(base[1]); free(base[2]);
         model_free(&M);
     }
     return t_summary();

@@ -357,31 +357,7 @@ __global__ void __launch_bounds__(32 * W, W <= 4 ? 3 : 1) attn_p1_tc(crk_attn a)
         crk_mma_pv<HD, 8, RS>(oacc, sacc, Vb);
         __syncthreads();
     }
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    const float inv0 = l0 > 0.f ? 1.0f / l0 : 0.f, inv1 = l1 > 0.f ? 1.0f / l1 : 0.f;
-#pragma unroll
-    for (int nb2 = 0; nb2 < HD / 8; nb2++) {
-        const int col = nb2 * 8 + 2 * t;
-        if (r0 < L) {
-            size_t oi = (size_t)r0 * a.out_stride + (size_t)h * HD + col;
-            float v0 = oacc[nb2][0] * inv0, v1 = oacc[nb2][1] * inv0;
-            *(float2 *)(a.out + oi) = make_float2(v0, v1);
-            if (a.out16) *(uint32_t *)(a.out16 + oi) = (uint32_t)crk_f2bf(v0) | ((uint32_t)crk_f2bf(v1) << 16);
-        }
-        if (r1 < L) {
-            size_t oi = (size_t)r1 * a.out_stride + (size_t)h * HD + col;
-            float v0 = oacc[nb2][2] * inv1, v1 = oacc[nb2][3] * inv1;
-            *(float2 *)(a.out + oi) = make_float2(v0, v1);
-            if (a.out16) *(uint32_t *)(a.out16 + oi) = (uint32_t)crk_f2bf(v0) | ((uint32_t)crk_f2bf(v1) << 16);
-        }
-    }
-    if (t == 0) {
-        if (r0 < L) { a.work[((size_t)h * L + r0) * 2] = mr0; a.work[((size_t)h * L + r0) * 2 + 1] = inv0; }
-        if (r1 < L) { a.work[((size_t)h * L + r1) * 2] = mr1; a.work[((size_t)h * L + r1) * 2 + 1] = inv1; }
-    }
+    crk_p1_store<HD>(a, &oacc[0][0], l0, l1, mr0, mr1, h, r0, r1);
 }
 
 /* pass 2: W warps of 16 keys each (BN2 = 16 W keys of one KV head per block) */

@@ -22,10 +22,6 @@
 #define WG_BN 128   /* pass 1: keys per tile; pass 2: keys per block (2 x 64) and queries per tile */
 #define WG_NT 256
 
-__device__ __forceinline__ void cp_async16s(uint32_t saddr, const void *gmem, int bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(saddr), "l"(gmem), "r"(bytes));
-}
-
 /* rows [r0, r0 + ROWS) of a [rows][HD] fp16 matrix (row stride `stride` elements) into the
  * swizzled tile at shared address sbase; rows >= valid are zero-filled. */
 template <int HD, int ROWS>
@@ -145,37 +141,6 @@ __device__ __forceinline__ void wg_rescale(float (&o)[HD / 2], float al0, float 
         for (int i = 0; i < HD / 8; i++) { o[4 * i] *= al0; o[4 * i + 1] *= al0; o[4 * i + 2] *= al1; o[4 * i + 3] *= al1; }
     }
 }
-/* pass 1's epilogue: out (and out16) = O / sum, the rows' (max, 1/sum) into work */
-template <int HD>
-__device__ __forceinline__ void wg_p1_store(const crk_attn &a, float (&o)[HD / 2], wg_rows st, int h, int r0, int r1) {
-    const int t = threadIdx.x & 3, L = a.L;
-    st.l0 += __shfl_xor_sync(0xffffffffu, st.l0, 1);
-    st.l0 += __shfl_xor_sync(0xffffffffu, st.l0, 2);
-    st.l1 += __shfl_xor_sync(0xffffffffu, st.l1, 1);
-    st.l1 += __shfl_xor_sync(0xffffffffu, st.l1, 2);
-    const float inv0 = st.l0 > 0.f ? 1.0f / st.l0 : 0.f, inv1 = st.l1 > 0.f ? 1.0f / st.l1 : 0.f;
-#pragma unroll
-    for (int j = 0; j < HD / 8; j++) {
-        const int col = j * 8 + 2 * t;
-        if (r0 < L) {
-            const size_t oi = (size_t)r0 * a.out_stride + (size_t)h * HD + col;
-            const float v0 = o[4 * j] * inv0, v1 = o[4 * j + 1] * inv0;
-            *(float2 *)(a.out + oi) = make_float2(v0, v1);
-            if (a.out16) *(uint32_t *)(a.out16 + oi) = (uint32_t)crk_f2bf(v0) | ((uint32_t)crk_f2bf(v1) << 16);
-        }
-        if (r1 < L) {
-            const size_t oi = (size_t)r1 * a.out_stride + (size_t)h * HD + col;
-            const float v0 = o[4 * j + 2] * inv1, v1 = o[4 * j + 3] * inv1;
-            *(float2 *)(a.out + oi) = make_float2(v0, v1);
-            if (a.out16) *(uint32_t *)(a.out16 + oi) = (uint32_t)crk_f2bf(v0) | ((uint32_t)crk_f2bf(v1) << 16);
-        }
-    }
-    if (t == 0) {
-        if (r0 < L) { a.work[((size_t)h * L + r0) * 2] = st.m0; a.work[((size_t)h * L + r0) * 2 + 1] = inv0; }
-        if (r1 < L) { a.work[((size_t)h * L + r1) * 2] = st.m1; a.work[((size_t)h * L + r1) * 2 + 1] = inv1; }
-    }
-}
-
 /* Three key/value stages; the Q.K of tile j is issued together with the P.V of tile j - 1 so
  * that tile j's softmax runs while the tensor cores do P.V (FlashAttention-3's
  * intra-warpgroup overlap). Measured on the H200 (8B shape, L = 4096, full cache): 392
@@ -242,7 +207,7 @@ __global__ void __launch_bounds__(WG_NT, 1) attn_p1_wg(crk_attn a) {
     wg_wait<0>();
     wg_fence_regs(o);
     wg_fence_pa(pa);
-    wg_p1_store<HD>(a, o, st, h, r0, r1);
+    crk_p1_store<HD>(a, o, st.l0, st.l1, st.m0, st.m1, h, r0, r1);
 #endif
 }
 

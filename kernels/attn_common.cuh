@@ -68,3 +68,36 @@ __device__ __forceinline__ void crk_p2_head_done(float x0, float x1, bool first,
 }
 /* Pass 2: whether query m sees key (a chunk key j = cj only from query j on) */
 __device__ __forceinline__ bool crk_p2_visible(int m, int L, int key, int nk, int cj) { return m < L && key < nk && cj <= m; }
+
+/* Pass 1's epilogue (tensor-core kernels) for a thread's two fragment rows r0 and r1 of query
+ * head h: o the m16n8 accumulator blocks ([HD / 8][4], flat), l0 / l1 the quad's partial row
+ * sums, m0 / m1 the row maxima (log2 units). out (and out16) = o / sum, work = (max, 1/sum). */
+template <int HD>
+__device__ __forceinline__ void crk_p1_store(const crk_attn &a, const float *o, float l0, float l1, float m0, float m1, int h, int r0, int r1) {
+    const int t = threadIdx.x & 3, L = a.L;
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = l0 > 0.f ? 1.0f / l0 : 0.f, inv1 = l1 > 0.f ? 1.0f / l1 : 0.f;
+#pragma unroll
+    for (int j = 0; j < HD / 8; j++) {
+        const int col = j * 8 + 2 * t;
+        if (r0 < L) {
+            const size_t oi = (size_t)r0 * a.out_stride + (size_t)h * HD + col;
+            const float v0 = o[4 * j] * inv0, v1 = o[4 * j + 1] * inv0;
+            *(float2 *)(a.out + oi) = make_float2(v0, v1);
+            if (a.out16) *(uint32_t *)(a.out16 + oi) = (uint32_t)crk_f2bf(v0) | ((uint32_t)crk_f2bf(v1) << 16);
+        }
+        if (r1 < L) {
+            const size_t oi = (size_t)r1 * a.out_stride + (size_t)h * HD + col;
+            const float v0 = o[4 * j + 2] * inv1, v1 = o[4 * j + 3] * inv1;
+            *(float2 *)(a.out + oi) = make_float2(v0, v1);
+            if (a.out16) *(uint32_t *)(a.out16 + oi) = (uint32_t)crk_f2bf(v0) | ((uint32_t)crk_f2bf(v1) << 16);
+        }
+    }
+    if (t == 0) {
+        if (r0 < L) { a.work[((size_t)h * L + r0) * 2] = m0; a.work[((size_t)h * L + r0) * 2 + 1] = inv0; }
+        if (r1 < L) { a.work[((size_t)h * L + r1) * 2] = m1; a.work[((size_t)h * L + r1) * 2 + 1] = inv1; }
+    }
+}

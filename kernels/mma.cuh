@@ -21,10 +21,12 @@ __device__ __forceinline__ void ldsm_x4_trans(uint32_t &r0, uint32_t &r1, uint32
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
 }
-/* 16-byte asynchronous copy; bytes = 0 fills the destination with zeros. */
+/* 16-byte asynchronous copy to a shared-memory address; bytes = 0 fills it with zeros. */
+__device__ __forceinline__ void cp_async16s(uint32_t saddr, const void *gmem, int bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(saddr), "l"(gmem), "r"(bytes));
+}
 __device__ __forceinline__ void cp_async16(void *smem, const void *gmem, int bytes) {
-    uint32_t addr = (uint32_t)__cvta_generic_to_shared(smem);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(addr), "l"(gmem), "r"(bytes));
+    cp_async16s((uint32_t)__cvta_generic_to_shared(smem), gmem, bytes);
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N)); }

@@ -118,11 +118,11 @@ int crk_attn_fast_ok(int hd, int rope_pairs);
  * pass 2 on mma.sync (kernels/attn_chunk.cu; measured faster); CRK_ATTN_IMPL_WG both passes on
  * wgmma; CRK_ATTN_IMPL_MMA both on mma.sync (the only kernels elsewhere). Tests and benchmarks
  * compare them. Returns the previous setting. */
-enum { CRK_ATTN_IMPL_AUTO = 0, CRK_ATTN_IMPL_MMA = 1, CRK_ATTN_IMPL_WG = 2 };
+enum { CRK_ATTN_IMPL_AUTO = 0, CRK_ATTN_IMPL_MMA = 1, CRK_ATTN_IMPL_WG = 2, CRK_ATTN_IMPL_WG_WS = 3 };   /* WG_WS: draft, pass 1 warp-specialized */
 int crk_attn_set_impl(int impl);
 int crk_attn_wg_ok(int hd);
-/* passes 1 (phases & 2) and 2 (phases & 4) on wgmma, after crk_kv_gather */
-void crk_attn_wg(const crk_attn *a, crk_stream s, int phases);
+/* passes 1 (phases & 2) and 2 (phases & 4) on wgmma, after crk_kv_gather; ws: pass 1 warp-specialized */
+void crk_attn_wg(const crk_attn *a, crk_stream s, int phases, int ws);
 void crk_attn_chunk(const crk_attn *a, crk_stream s);
 /* Benchmarks: only some phases of the tensor-core path (bit 0 the key gather, bit 1 pass 1,
  * bit 2 pass 2); -1 (nothing launched) when the call would take the precise path. */

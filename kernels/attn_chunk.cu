@@ -519,7 +519,7 @@ static void launch_tc(const crk_attn *a, cudaStream_t s, int phases = 7) {
     if (phases & 1) crk_kv_gather(a, s);
     if (tc_impl != CRK_ATTN_IMPL_MMA && crk_attn_wg_ok(HD)) {   /* Hopper: warpgroup MMA (kernels/attn_chunk_wg.cu) */
         const int wg = tc_impl == CRK_ATTN_IMPL_WG ? 6 : 2;      /* pass 2 stays on mma.sync by default (faster) */
-        crk_attn_wg(a, s, phases & wg);
+        crk_attn_wg(a, s, phases & wg, tc_impl == CRK_ATTN_IMPL_WG_WS);
         phases &= ~wg;
     }
     if (phases & 2) {

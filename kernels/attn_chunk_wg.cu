@@ -305,9 +305,122 @@ __global__ void __launch_bounds__(WG_NT, 1) attn_p2_wg(crk_attn a) {
 #endif
 }
 
+/* ================================================================ pass 1, warp-specialized (draft)
+ * One producer warpgroup (registers given back with setmaxnreg) copies Q once and the key /
+ * value tiles into NS stages with cp.async; two consumer warpgroups (64 queries each) never
+ * meet at a block barrier: stage s is handed over through mbarriers kv_full[s] (the producer
+ * arrives once its copies of the stage have landed and been fenced for the async proxy) and
+ * kv_empty[s] (one arrival per consumer warp once its wgmma reads of the stage are done). */
+
+__device__ __forceinline__ void mb_init(uint32_t bar, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(count));
+}
+__device__ __forceinline__ void mb_arrive(uint32_t bar) {
+    asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" :: "r"(bar) : "memory");
+}
+__device__ __forceinline__ void mb_wait(uint32_t bar, int parity) {
+    asm volatile("{\n.reg .pred p;\nWAIT_%=:\n"
+                 "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+                 "@!p bra WAIT_%=;\n}\n" :: "r"(bar), "r"(parity) : "memory");
+}
+
+template <int HD>
+__global__ void __launch_bounds__(3 * 128, 1) attn_p1_wgws(crk_attn a) {
+#if CRK_HAVE_WGMMA
+    extern __shared__ uint8_t wsm[];
+    constexpr uint32_t TILE = WG_BN * HD * 2;
+    constexpr int NS = 3;
+    const uint32_t base = ((uint32_t)__cvta_generic_to_shared(wsm) + 1023u) & ~1023u;
+    const uint32_t sQ = base, sK = base + TILE, sV = base + (1 + NS) * TILE;
+    const uint32_t bars = base + (1 + 2 * NS) * TILE;            /* kv_full[NS], kv_empty[NS]: 8 bytes each */
+    auto kv_full = [&](int s) { return bars + 8 * s; };
+    auto kv_empty = [&](int s) { return bars + 8 * (NS + s); };
+    const int tid = threadIdx.x, wgi = tid >> 7;                   /* 0: producer, 1 and 2: consumers */
+    const int h = blockIdx.y, kvh = h / (a.n_head / a.n_kv);
+    const int m0 = blockIdx.x * WG_BM, L = a.L;
+    const int nc = a.st->n_sinks + a.st->nv;
+    const int kend = nc + min(L, m0 + WG_BM);
+    const int ntiles = (kend + WG_BN - 1) / WG_BN;
+    if (tid == 0) {
+        for (int s = 0; s < NS; s++) { mb_init(kv_full(s), 128); mb_init(kv_empty(s), 8); }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+    if (wgi == 0) {                                               /* producer */
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+        const int pt = tid;                                       /* 0 .. 127 */
+        const uint16_t *Kg = a.kbuf + (size_t)kvh * a.kv_rows * HD, *Vg = a.vbuf + (size_t)kvh * a.kv_rows * HD;
+        auto load = [&](uint32_t dst, const uint16_t *src, size_t stride, int r0, int valid) {
+            constexpr int CPR = HD / 8, TOTAL = WG_BN * CPR;
+#pragma unroll 4
+            for (int i = pt; i < TOTAL; i += 128) {
+                const int r = i / CPR, cc = i % CPR, gr = r0 + r;
+                const bool ok = gr < valid;
+                cp_async16s(dst + wg_tile_off<WG_BN>(r, cc * 8), src + (size_t)(ok ? gr : 0) * stride + cc * 8, ok ? 16 : 0);
+            }
+        };
+        load(sQ, a.q16 + (size_t)h * HD, (size_t)a.n_head * HD, m0, L);
+        cp_async_commit();
+        for (int t = 0; t < ntiles; t++) {
+            const int s = t % NS;
+            if (t >= NS) mb_wait(kv_empty(s), ((t / NS) + 1) & 1);
+            load(sK + s * TILE, Kg, HD, t * WG_BN, kend);
+            load(sV + s * TILE, Vg, HD, t * WG_BN, kend);
+            cp_async_commit();
+            if (t > 0) {                                          /* tile t - 1 (and Q) have landed */
+                cp_async_wait<1>();
+                wg_fence_proxy();
+                mb_arrive(kv_full((t - 1) % NS));
+            }
+        }
+        cp_async_wait<0>();
+        wg_fence_proxy();
+        mb_arrive(kv_full((ntiles - 1) % NS));
+        return;
+    }
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+    const int wg = wgi - 1, ctid = tid - 128, warp = (ctid >> 5) & 3, lane = ctid & 31, g = lane >> 2;
+    const int r0 = m0 + wg * 64 + warp * 16 + g, r1 = r0 + 8;
+    const float sl2 = (1.0f / sqrtf((float)HD)) * LOG2E;
+    auto mask_of = [&](int tile) { return tile * WG_BN + WG_BN > nc || m0 + WG_BM > L; };
+    float o[HD / 2];
+#pragma unroll
+    for (int i = 0; i < HD / 2; i++) o[i] = 0.f;
+    wg_rows st = {-INFINITY, -INFINITY, 0.f, 0.f};
+    float s[64];
+    uint32_t pa[8][4];
+    float al0, al1;
+    mb_wait(kv_full(0), 0);
+    wg_qk<HD, WG_BM>(s, sQ, wg * 64, sK);
+    wg_softmax(s, st, 0, nc, L, r0, r1, mask_of(0), sl2, al0, al1);
+    wg_pack_p(s, pa);
+    for (int tile = 1; tile < ntiles; tile++) {
+        const int sn = tile % NS, sp = (tile - 1) % NS;
+        mb_wait(kv_full(sn), (tile / NS) & 1);
+        wg_qk_issue<HD, WG_BM>(s, sQ, wg * 64, sK + sn * TILE);
+        wg_pv_issue<HD>(o, pa, sV + sp * TILE);
+        wg_wait<1>();
+        wg_fence_regs(s);
+        wg_softmax(s, st, tile * WG_BN, nc, L, r0, r1, mask_of(tile), sl2, al0, al1);
+        wg_wait<0>();
+        wg_fence_regs(o);
+        wg_fence_pa(pa);
+        if (lane == 0) mb_arrive(kv_empty(sp));                   /* this warp is done with tile - 1's stage */
+        wg_rescale<HD>(o, al0, al1);
+        wg_pack_p(s, pa);
+    }
+    wg_pv_issue<HD>(o, pa, sV + ((ntiles - 1) % NS) * TILE);
+    wg_wait<0>();
+    wg_fence_regs(o);
+    wg_fence_pa(pa);
+    wg_p1_store<HD>(a, o, st, h, r0, r1);
+#endif
+}
+
 /* ================================================================ dispatch */
 
 template <int HD> static size_t p1_smem() { return 1024 + 7 * (size_t)WG_BN * HD * 2; }
+template <int HD> static size_t p1ws_smem() { return 1024 + 7 * (size_t)WG_BN * HD * 2 + 2 * 3 * 8; }
 template <int HD> static size_t p2_smem() { return 1024 + 4 * (size_t)WG_BN * HD * 2 + 3 * WG_BN * sizeof(float2); }
 
 /* 1 when this GPU runs the sm_90a image (compute capability 9.0) and the shape fits. */
@@ -324,20 +437,23 @@ extern "C" int crk_attn_wg_ok(int hd) {
 }
 
 template <int HD>
-static void launch_wg(const crk_attn *a, cudaStream_t s, int phases) {
+static void launch_wg(const crk_attn *a, cudaStream_t s, int phases, int ws) {
     static int attr_done = 0;
     if (!attr_done) {   /* once, before any graph capture */
         cudaFuncSetAttribute(attn_p1_wg<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p1_smem<HD>());
         cudaFuncSetAttribute(attn_p2_wg<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p2_smem<HD>());
         attr_done = 1;
     }
-    if (phases & 2) attn_p1_wg<HD><<<dim3(crk_cdiv(a->L, WG_BM), a->n_head), WG_NT, p1_smem<HD>(), s>>>(*a);
+    static int ws_done = 0;
+    if (ws && !ws_done) { cudaFuncSetAttribute(attn_p1_wgws<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p1ws_smem<HD>()); ws_done = 1; }
+    if ((phases & 2) && ws) attn_p1_wgws<HD><<<dim3(crk_cdiv(a->L, WG_BM), a->n_head), 384, p1ws_smem<HD>(), s>>>(*a);
+    else if (phases & 2) attn_p1_wg<HD><<<dim3(crk_cdiv(a->L, WG_BM), a->n_head), WG_NT, p1_smem<HD>(), s>>>(*a);
     if (phases & 4) attn_p2_wg<HD><<<dim3(crk_cdiv((size_t)a->S + a->N + a->L, WG_BN), a->n_kv), WG_NT, p2_smem<HD>(), s>>>(*a);
 }
 
 /* Passes 1 (phases bit 1) and 2 (bit 2) on wgmma; the caller has checked crk_attn_wg_ok and
  * run the key gather. */
-extern "C" void crk_attn_wg(const crk_attn *a, crk_stream s, int phases) {
-    if (a->hd == 64) launch_wg<64>(a, s, phases);
-    else launch_wg<128>(a, s, phases);
+extern "C" void crk_attn_wg(const crk_attn *a, crk_stream s, int phases, int ws) {
+    if (a->hd == 64) launch_wg<64>(a, s, phases, ws);
+    else launch_wg<128>(a, s, phases, ws);
 }

@@ -605,6 +605,8 @@ static void test_attn_chunk_fast(void) {
         run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, pass 1 wgmma, pass 2 mma.sync (default)");
         crk_attn_set_impl(CRK_ATTN_IMPL_WG);
         run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, both passes wgmma");
+        crk_attn_set_impl(CRK_ATTN_IMPL_WG_WS);
+        run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, pass 1 wgmma warp-specialized (draft)");
         crk_attn_set_impl(CRK_ATTN_IMPL_MMA);
         run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, both passes mma.sync");
         crk_attn_set_impl(CRK_ATTN_IMPL_AUTO);

@@ -244,7 +244,7 @@ static double attn_bench_run(attn_bench *b, int64_t T, int stride, double *usefu
         const int wg = crk_attn_wg_ok(b->hd);
         printf("   phases (L=%d, full cache, %s): gather %.3f ms, pass 1 %.3f ms (%.0f TFLOP/s), pass 2 %.3f ms (%.0f TFLOP/s of its Q.K)\n",
                L, wg ? "pass 1 wgmma, pass 2 mma.sync" : "mma.sync", ph[0], ph[1], attn_ms / ph[1] / 1e9, ph[2], attn_ms / 2 / ph[2] / 1e9);
-        for (int impl = CRK_ATTN_IMPL_MMA; wg && impl <= CRK_ATTN_IMPL_WG; impl++) {   /* the other kernels on the same data */
+        for (int impl = CRK_ATTN_IMPL_MMA; wg && impl <= CRK_ATTN_IMPL_WG_WS; impl++) {   /* the other kernels on the same data */
             crk_attn_set_impl(impl);
             for (int f = 1; f < 3; f++) {
                 crk_attn_chunk_phases(&a, b->st, 1 << f);   /* warm-up (first launch of these kernels) */
@@ -252,7 +252,8 @@ static double attn_bench_run(attn_bench *b, int64_t T, int stride, double *usefu
             }
             crk_attn_set_impl(CRK_ATTN_IMPL_AUTO);
             printf("   phases (L=%d, full cache, %s): pass 1 %.3f ms (%.0f TFLOP/s), pass 2 %.3f ms (%.0f TFLOP/s of its Q.K)\n",
-                   L, impl == CRK_ATTN_IMPL_MMA ? "mma.sync" : "wgmma", ph[1], attn_ms / ph[1] / 1e9, ph[2], attn_ms / 2 / ph[2] / 1e9);
+                   L, impl == CRK_ATTN_IMPL_MMA ? "mma.sync" : impl == CRK_ATTN_IMPL_WG ? "wgmma" : "pass 1 wgmma warp-specialized",
+                   ph[1], attn_ms / ph[1] / 1e9, ph[2], attn_ms / 2 / ph[2] / 1e9);
         }
         cudaFree(dst); cudaFree(dw);
     }

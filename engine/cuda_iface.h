@@ -121,6 +121,8 @@ int crk_attn_fast_ok(int hd, int rope_pairs);
 enum { CRK_ATTN_IMPL_AUTO = 0, CRK_ATTN_IMPL_MMA = 1, CRK_ATTN_IMPL_WG = 2, CRK_ATTN_IMPL_WG_WS = 3 };   /* WG_WS: draft, pass 1 warp-specialized */
 int crk_attn_set_impl(int impl);
 int crk_attn_wg_ok(int hd);
+/* blocks per SM of the default mma.sync pass 2 (hd 64 or 128); 3 is the measured-best occupancy */
+int crk_attn_p2_blocks_per_sm(int hd);
 /* passes 1 (phases & 2) and 2 (phases & 4) on wgmma, after crk_kv_gather; ws: pass 1 warp-specialized */
 void crk_attn_wg(const crk_attn *a, crk_stream s, int phases, int ws);
 void crk_attn_chunk(const crk_attn *a, crk_stream s);

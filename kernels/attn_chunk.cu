@@ -422,9 +422,12 @@ __global__ void __launch_bounds__(32 * W) attn_p2_tc(crk_attn a) {
             const float4 st2 = *(const float4 *)(sb + nb * 8 + 2 * t);   /* queries qi, qi + 1 */
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                const int m = q0 + nb * 8 + 2 * t + (e & 1);
+                const int qi = nb * 8 + 2 * t + (e & 1), m = q0 + qi;
                 const bool second = e >= 2;
-                const bool ok = !need_mask || crk_p2_visible(m, L, second ? key1 : key0, nk, second ? cj1 : cj0);
+                /* (this exact form: `m = q0 + nb * 8 + ...` or `ok = !need_mask || ...` made ptxas
+                 * take 121 registers, 2 blocks per SM instead of 3: 4.1 against 2.7 ms on the H200) */
+                bool ok = true;
+                if (need_mask) ok = crk_p2_visible(m, L, second ? key1 : key0, nk, second ? cj1 : cj0);
                 const float nmax = (e & 1) ? st2.z : st2.x, wsum = (e & 1) ? st2.w : st2.y;
                 const float v = ok ? wsum * crk_ex2(fmaf(sacc[nb][e], sl2, nmax)) : 0.f;
                 if (second) acc1 += v; else acc0 += v;
@@ -492,17 +495,36 @@ static void launch_p1(const crk_attn *a, cudaStream_t s) {
     }
     attn_p1_tc<HD, W><<<dim3(crk_cdiv(a->L, 16 * W), a->n_head), 32 * W, sm1, s>>>(*a);
 }
+template <int HD, int W> static constexpr size_t p2_smem() { return sizeof(uint16_t) * (16 * W + 2 * TC_BM) * (HD + 8) + sizeof(float2) * 2 * TC_BM; }
 template <int HD, int W>
-static void launch_p2(const crk_attn *a, cudaStream_t s) {
-    constexpr size_t sm2 = sizeof(uint16_t) * (16 * W + 2 * TC_BM) * (HD + 8) + sizeof(float2) * 2 * TC_BM;
+static void launch_p2_attr(void) {
     static int attr_done = 0;
     if (!attr_done) {
-        cudaFuncSetAttribute(attn_p2_tc<HD, W>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm2);
+        cudaFuncSetAttribute(attn_p2_tc<HD, W>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p2_smem<HD, W>());
         cudaFuncSetAttribute(attn_p2_tc<HD, W>, cudaFuncAttributePreferredSharedMemoryCarveout, 100);
         attr_done = 1;
     }
+}
+template <int HD, int W>
+static void launch_p2(const crk_attn *a, cudaStream_t s) {
+    launch_p2_attr<HD, W>();
     const int nk_max = a->S + a->N + a->L;
-    attn_p2_tc<HD, W><<<dim3(crk_cdiv(nk_max, 16 * W), a->n_kv), 32 * W, sm2, s>>>(*a);
+    attn_p2_tc<HD, W><<<dim3(crk_cdiv(nk_max, 16 * W), a->n_kv), 32 * W, p2_smem<HD, W>(), s>>>(*a);
+}
+
+/* Blocks per SM of the mma.sync pass 2 as launched by default (8 warps, head dim hd): shared
+ * memory allows 3, and ptxas reaches 3 only when it keeps the kernel at 85 registers or fewer. */
+extern "C" int crk_attn_p2_blocks_per_sm(int hd) {
+    constexpr int W = 8;
+    int n = 0;
+    if (hd == 64) {
+        launch_p2_attr<64, W>();
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, attn_p2_tc<64, W>, 32 * W, p2_smem<64, W>()) != cudaSuccess) n = -1;
+    } else {
+        launch_p2_attr<128, W>();
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, attn_p2_tc<128, W>, 32 * W, p2_smem<128, W>()) != cudaSuccess) n = -1;
+    }
+    return n;
 }
 
 static int tc_impl = CRK_ATTN_IMPL_AUTO;

@@ -259,9 +259,10 @@ __global__ void __launch_bounds__(WG_NT, 1) attn_p2_wg(crk_attn a) {
             const float4 st2 = *(const float4 *)(sb + j * 8 + 2 * t);   /* queries qi, qi + 1 */
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                const int m = q0 + j * 8 + 2 * t + (e & 1);
+                const int qi = j * 8 + 2 * t + (e & 1), m = q0 + qi;
                 const bool second = e >= 2;
-                const bool ok = !need_mask || crk_p2_visible(m, L, second ? key1 : key0, nk, second ? cj1 : cj0);
+                bool ok = true;   /* (this form: see attn_p2_tc) */
+                if (need_mask) ok = crk_p2_visible(m, L, second ? key1 : key0, nk, second ? cj1 : cj0);
                 const float nmax = (e & 1) ? st2.z : st2.x, wsum = (e & 1) ? st2.w : st2.y;
                 float &ac = acc[second][(j & 1) * 2 + (e & 1)];
                 const float pe = crk_ex2(fmaf(s[4 * j + e], sl2, nmax));
@@ -413,7 +414,7 @@ __global__ void __launch_bounds__(3 * 128, 1) attn_p1_wgws(crk_attn a) {
     wg_wait<0>();
     wg_fence_regs(o);
     wg_fence_pa(pa);
-    wg_p1_store<HD>(a, o, st, h, r0, r1);
+    crk_p1_store<HD>(a, o, st.l0, st.l1, st.m0, st.m1, h, r0, r1);
 #endif
 }
 

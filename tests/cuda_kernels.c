@@ -616,6 +616,18 @@ static void test_attn_chunk_fast(void) {
     }
 }
 
+/* The default pass 2 runs 3 blocks per SM at head dim 128 (its shared memory's limit; 2 at
+ * 64, where registers limit it). Small source changes
+ * have made ptxas take 121 registers instead of 80, 2 blocks per SM, and pass 2 4.1 instead of
+ * 2.7 ms on the H200: this catches that. */
+static void test_attn_p2_occupancy(void) {
+    NEED_GPU();
+    const int n64 = crk_attn_p2_blocks_per_sm(64), n128 = crk_attn_p2_blocks_per_sm(128);
+    printf("     pass 2 (mma.sync, 8 warps): %d blocks per SM at head dim 64, %d at 128\n", n64, n128);
+    T_CHECK(n64 >= 2);
+    T_CHECK(n128 >= 3);
+}
+
 static void test_attn_decode(void) {
     NEED_GPU();
     const attn_case cases[] = {
@@ -813,6 +825,7 @@ int main(void) {
     T_RUN(test_slot_positions);
     T_RUN(test_attn_chunk_precise);
     T_RUN(test_attn_chunk_fast);
+    T_RUN(test_attn_p2_occupancy);
     T_RUN(test_attn_decode);
     T_RUN(test_attn_decode_fast);
     T_RUN(test_cascade_update_bit_exact);

@@ -85,6 +85,7 @@ typedef struct {
     int L, n_head, n_kv, hd, rope_pairs, neox, S, N;
     const crk_step *st;                 /* n_sinks, p0 */
     const float *rope_cs;
+    const uint32_t *rope_cs16;          /* decode, optional: rope_cs as fp16 (cos, sin) pairs [pos][rope_pairs] (crk_rope_cs16); NULL = not used */
     const int32_t *slot_pos;            /* [N] */
     const uint16_t *sink_k, *sink_v;    /* this layer: [n_kv][S][hd] fp16 pre-RoPE */
     const uint16_t *ck, *cv;            /* this layer: [n_kv][N][hd] */
@@ -134,6 +135,12 @@ void crk_kv_gather(const crk_attn *a, crk_stream s);
 /* L == 1 (flash-decoding: the keys split across blocks); falls back to crk_attn_chunk for
  * shapes it does not handle. */
 void crk_attn_decode(const crk_attn *a, crk_stream s);
+/* cs16[i] = fp16 cos | fp16 sin << 16 of cs[2i], cs[2i + 1] (round to nearest), i < n_pairs:
+ * the table of the register-direct decode kernel (crk_attn.rope_cs16) */
+void crk_rope_cs16(const float *cs, size_t n_pairs, uint32_t *cs16, crk_stream s);
+/* The decode kernel crk_attn_decode picks for a (benchmarks, tests): 0 register-direct tensor
+ * cores (needs rope_cs16, not neox), 1 tensor cores through shared memory, 2 fp32 SIMT */
+int crk_attn_decode_kind(const crk_attn *a);
 
 /* ---- cascade update (kernels/cascade_update.cu) ----
  * The host turns a cascade_plan into: ops[x] = (kind, loc) where loc is the index of the op's

@@ -53,6 +53,7 @@ struct cuda_state {
     float *vecs;          /* norms and biases */
     float **attn_norm, **ffn_norm, **bq, **bk, **bv, *out_norm;
     float *rope_cs;
+    uint32_t *rope_cs16;  /* rope_cs in fp16 (cos, sin) pairs: the decode attention's table */
     /* cache */
     uint16_t *sink_k, *sink_v, *ck, *cv;
     float *score;
@@ -332,7 +333,7 @@ cuda_state *cuda_state_create_ex(const cr_model *m, const cascade_ctrl *ctrl, in
     scratch += (size_t)nl * nkv * g->U_max * 4;                          /* src */
     if (g->U_max > crk_cascade_resolve_smem_max()) scratch += (size_t)nl * nkv * g->U_max * 8;
     scratch += (size_t)g->stage_layers * per_layer_stage;
-    scratch += (size_t)rope_max * pairs * 2 * 4 + nvec * 4;
+    scratch += (size_t)rope_max * pairs * 3 * 4 + nvec * 4;   /* rope_cs and rope_cs16 */
     g->kv_rows = S + N + max_L + 64;
     const int want_fast = opts->attn != CUDA_ATTN_PRECISE && crk_attn_fast_ok(hd, pairs);
     if (want_fast) scratch += (size_t)nkv * g->kv_rows * hd * 2 * 2 + (size_t)g->kv_rows * 4;
@@ -395,6 +396,7 @@ cuda_state *cuda_state_create_ex(const cr_model *m, const cascade_ctrl *ctrl, in
     g->stage_v = dalloc(&ac, (size_t)g->stage_layers * nkv * g->U_max * hd * 2);
     g->stage_og = dalloc(&ac, (size_t)g->stage_layers * nkv * g->U_max * 8);
     g->rope_cs = dalloc(&ac, (size_t)rope_max * pairs * 2 * 4);
+    g->rope_cs16 = dalloc(&ac, (size_t)rope_max * pairs * 4);
     g->vecs = dalloc(&ac, nvec * 4 + 16);
     g->d_stage = dalloc(&ac, g->stage_bytes);
     if (want_fast) {
@@ -493,6 +495,8 @@ cuda_state *cuda_state_create_ex(const cr_model *m, const cascade_ctrl *ctrl, in
                 h[((size_t)p * pairs + i) * 2 + 1] = sinf(th);
             }
         CUDA_CHECK(cudaMemcpy(g->rope_cs, h, nrc * 4, cudaMemcpyHostToDevice));
+        crk_rope_cs16(g->rope_cs, nrc / 2, g->rope_cs16, 0);
+        CUDA_LAUNCHED();
         free(h);
     }
     CUDA_CHECK(cudaMallocHost((void **)&g->h_stage, g->stage_bytes));
@@ -535,7 +539,7 @@ void cuda_state_free(cuda_state *g) {
     cudaFree(g->tok.raw);
     if (!g->out_shared) cudaFree(g->out.raw);
     cudaFree(g->out.res);
-    void *bufs[] = {g->wsp, g->vecs, g->rope_cs, g->sink_k, g->sink_v, g->ck, g->cv, g->score, g->og, g->k16, g->v16, g->r,
+    void *bufs[] = {g->wsp, g->vecs, g->rope_cs, g->rope_cs16, g->sink_k, g->sink_v, g->ck, g->cv, g->score, g->og, g->k16, g->v16, g->r,
                     g->x, g->xb, g->qkv, g->att, g->gu, g->hb, g->work, g->logits, g->nll, g->xb16, g->att16, g->hb16, g->q16,
                     g->xq, g->slot_pos, g->d_argmax, g->src, g->rscratch, g->stage_k, g->stage_v, g->stage_og, g->d_stage,
                     g->kbuf, g->vbuf, g->kdst, g->probe};
@@ -678,7 +682,7 @@ static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay,
         crk_qkv_post(&qa, g->st); CUDA_LAUNCHED();
         crk_attn aa = {
             .L = L, .n_head = hp->n_head, .n_kv = nkv, .hd = hd, .rope_pairs = hp->rope_dim / 2, .neox = hp->rope_neox,
-            .S = g->S, .N = g->N, .st = dst, .rope_cs = g->rope_cs, .slot_pos = g->slot_pos,
+            .S = g->S, .N = g->N, .st = dst, .rope_cs = g->rope_cs, .rope_cs16 = g->rope_cs16, .slot_pos = g->slot_pos,
             .sink_k = g->sink_k + (size_t)l * nkv * g->S * hd, .sink_v = g->sink_v + (size_t)l * nkv * g->S * hd,
             .ck = g->ck + (size_t)l * nkv * g->N * hd, .cv = g->cv + (size_t)l * nkv * g->N * hd,
             .q = g->qkv, .q_stride = (size_t)qkvw, .q16 = fast_attn ? g->q16 : NULL,

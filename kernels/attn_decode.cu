@@ -523,6 +523,205 @@ __global__ void __launch_bounds__(128, 3) attn_dec_tc(crk_attn a) {
     }
 }
 
+
+/* ================================================================ register-direct tensor cores
+ * hd 64 / 128, not neox, GQA groups of at most 8, with the fp16 cos/sin table
+ * (crk_attn.rope_cs16): no shared memory. A warp is one split of DRD_KW keys of one KV head,
+ * walked 16 keys per step with an online softmax; the next step's keys and cos/sin are loaded
+ * while this step's softmax and P.V run, the next values while the next Q.K runs. Keys,
+ * values and cos/sin go from global memory straight into mma.sync m16n8k16 fragments by
+ * permuting dimensions (a dot product allows any permutation applied to both sides). A row's
+ * 16-byte unit u holds dimensions 8u .. 8u + 7 (4 RoPE pairs, one per 32-bit word).
+ *   S = Q.K^T (A = the group's query heads as rows g < n_rep, B = K^T): lane (g, t) reads the
+ *   units 4q + t of its key (key 8j + g of 8-key tile j), so the four lanes of a row read 64
+ *   contiguous bytes per load; its word w is taken to hold the logical dimensions 2t, 2t+1
+ *   (w = 2kk) or 2t+8, 2t+9 (w = 2kk + 1) of k-step kk, and Q is read with the same map.
+ *   Each word is one RoPE pair, rotated in registers (fp32 arithmetic rounded to fp16, as
+ *   the shared-memory kernel does).
+ *   O^T = V^T.P^T (A = V^T, B = P^T: lane (g, t) needs P[query g][keys 2t, 2t+1 | 2t+8,
+ *   2t+9], exactly its S accumulators): lane g reads the units 8q + g of the keys 2t, 2t+1,
+ *   2t+8, 2t+9 (eight lanes read 128 contiguous bytes); rows g and g + 8 of m-tile mt are the
+ *   dimensions of its word mt, and the lane ends with the output of queries 2t, 2t+1 there.
+ * Output: the split partials and logits of attn_dec_tc (merged by attn_dec_combine, scored
+ * by attn_dec_score). */
+#define DRD_KW 128   /* keys per warp (one split) */
+#define DRD_WARPS 4
+
+__device__ __forceinline__ int drd_pos(const crk_attn &a, int kidx, int n_sinks, int64_t p0, int nk) {
+    if (kidx >= nk) return -1;
+    if (kidx < a.S) return kidx < n_sinks ? kidx : -1;
+    if (kidx < a.S + a.N) return a.slot_pos[kidx - a.S];
+    return (int)(p0 + (kidx - a.S - a.N));
+}
+template <int HD>
+__device__ __forceinline__ const uint16_t *drd_row(const crk_attn &a, const uint16_t *sink, const uint16_t *cache, const uint16_t *cur, int kvh, int kidx) {
+    if (kidx < a.S) return sink + ((size_t)kvh * a.S + kidx) * HD;
+    if (kidx < a.S + a.N) return cache + ((size_t)kvh * a.N + (kidx - a.S)) * HD;
+    return cur + (size_t)(kidx - a.S - a.N) * a.kv_stride + (size_t)kvh * HD;
+}
+/* one RoPE pair (two fp16 in a word) rotated by (cos, sin) (two fp16 in a word) */
+__device__ __forceinline__ uint32_t drd_rot(uint32_t k, uint32_t cs) {
+    const float2 x = __half22float2(*(const __half2 *)&k), c = __half22float2(*(const __half2 *)&cs);
+    return pack_h2(x.x * c.x - x.y * c.y, x.x * c.y + x.y * c.x);
+}
+
+template <int HD>
+__global__ void __launch_bounds__(32 * DRD_WARPS, 2) attn_dec_rd(crk_attn a, int nsplit) {
+    constexpr int NKK = HD / 16;      /* k-steps of Q.K; also the m-tiles of O^T */
+    constexpr int KQ = HD / 32;       /* uint4 of a lane's key quarter (hd/4 dims) */
+    constexpr int VQ = HD / 64;       /* uint4 of a lane's value slice (hd/8 dims) */
+    constexpr int NSTEP = DRD_KW / 16;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int split = blockIdx.x * DRD_WARPS + warp;
+    if (split >= nsplit) return;      /* no block-wide synchronization below */
+    const int kvh = blockIdx.y, n_rep = a.n_head / a.n_kv;
+    const int nk = a.S + a.N + 1, kb0 = split * DRD_KW;
+    const int n_sinks = a.st->n_sinks;
+    const int64_t p0 = a.st->p0;
+    const int rp = a.rope_pairs;
+    /* positions: lane l holds keys kb0 + l + 32 j (-1: not a valid key) */
+    int pr[DRD_KW / 32];
+#pragma unroll
+    for (int j = 0; j < DRD_KW / 32; j++) pr[j] = drd_pos(a, kb0 + lane + 32 * j, n_sinks, p0, nk);
+    /* query row g as A fragments (fp16; rows g + 8 are zero), dimensions permuted as above */
+    uint32_t qa[NKK][4];
+    {
+        const float *qb = a.q + ((size_t)kvh * n_rep + g) * HD + 8 * t;
+        const float4 z = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+        for (int kk = 0; kk < NKK; kk++) {
+            const float4 v0 = g < n_rep ? *(const float4 *)(qb + 32 * (kk >> 1) + 4 * (kk & 1)) : z;
+            qa[kk][0] = pack_h2(v0.x, v0.y); qa[kk][2] = pack_h2(v0.z, v0.w);
+            qa[kk][1] = qa[kk][3] = 0u;
+        }
+    }
+    const float sl2 = (1.0f / sqrtf((float)HD)) * LOG2E, scale = 1.0f / sqrtf((float)HD);
+    float *glg = a.work + crk_dec_lg_off(a.n_head);
+    float o[NKK][4];   /* O^T: rows (dimensions) g, g + 8 of m-tile mt, columns (queries) 2t, 2t + 1 */
+#pragma unroll
+    for (int i = 0; i < NKK; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
+    float m = -INFINITY, l = 0.f;   /* query g's running max (log2 units) and sum */
+    uint4 kr[2][KQ], cr[2][KQ], vr[4][VQ];
+    const uint4 z4 = make_uint4(0, 0, 0, 0);
+    /* loads of step i's keys (tile j: key 16 i + 8 j + g) with their cos/sin, and values
+     * (keys 16 i + 2t + {0, 1, 8, 9}); invalid keys are zeros (their rows may hold NaN) */
+    auto load_k = [&](int i) {
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            const int kl = 16 * i + 8 * j + g, kidx = kb0 + kl;
+            const int pos = __shfl_sync(0xffffffffu, pr[kl >> 5], kl & 31);
+            const uint4 *src = (const uint4 *)drd_row<HD>(a, a.sink_k, a.ck, a.kc, kvh, kidx);
+            const uint4 *cs = (const uint4 *)(a.rope_cs16 + (size_t)(pos < 0 ? 0 : pos) * rp);
+#pragma unroll
+            for (int q = 0; q < KQ; q++) {   /* 16-byte unit 4q + t of the row: lanes t = 0..3 read 64 contiguous bytes */
+                kr[j][q] = pos >= 0 ? src[4 * q + t] : z4;
+                cr[j][q] = pos >= 0 && 4 * (4 * q + t) < rp ? cs[4 * q + t] : z4;
+            }
+        }
+    };
+    auto load_v = [&](int i) {
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int kl = 16 * i + 2 * t + (j & 1) + 8 * (j >> 1), kidx = kb0 + kl;
+            const int pos = __shfl_sync(0xffffffffu, pr[kl >> 5], kl & 31);
+            const uint4 *src = (const uint4 *)drd_row<HD>(a, a.sink_v, a.cv, a.vc, kvh, kidx);
+#pragma unroll
+            for (int q = 0; q < VQ; q++) vr[j][q] = pos >= 0 ? src[8 * q + g] : z4;   /* unit 8q + g: lanes g = 0..7 read 128 contiguous bytes */
+        }
+    };
+    load_k(0);
+    load_v(0);
+#pragma unroll
+    for (int i = 0; i < NSTEP; i++) {
+        /* S = Q.K^T for the two 8-key tiles, keys rotated in registers */
+        float s[2][4];
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+            const uint32_t *kw = (const uint32_t *)kr[j], *cw = (const uint32_t *)cr[j];
+#pragma unroll
+            for (int kk = 0; kk < NKK; kk++) {
+                const int w0 = 2 * kk, w1 = 2 * kk + 1;   /* pair 4 (4 (w / 4) + t) + w % 4 */
+                const bool rot = 4 * (4 * (kk >> 1) + t) < rp;
+                const uint32_t b0 = rot ? drd_rot(kw[w0], cw[w0]) : kw[w0];
+                const uint32_t b1 = rot ? drd_rot(kw[w1], cw[w1]) : kw[w1];
+                mma16816(s[j], qa[kk], b0, b1);
+            }
+        }
+        if (i + 1 < NSTEP) load_k(i + 1);
+        /* columns 2t + e of tile j: key 16 i + 8 j + 2t + e. Logits for the score kernel,
+         * then log2-unit logits, the running max and sum of row g */
+        float mx = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int kl = 16 * i + 8 * j + 2 * t + e, kidx = kb0 + kl;
+                const bool ok = __shfl_sync(0xffffffffu, pr[kl >> 5], kl & 31) >= 0;
+                if (g < n_rep && kidx < nk) glg[(size_t)(kvh * n_rep + g) * nk + kidx] = ok ? s[j][e] * scale : -INFINITY;
+                s[j][e] = ok ? s[j][e] * sl2 : -INFINITY;
+                mx = fmaxf(mx, s[j][e]);
+            }
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float nm = fmaxf(m, mx), b = nm == -INFINITY ? 0.f : nm;
+        const float al = crk_ex2(m - b);   /* 0 while the row has seen nothing */
+        m = nm;
+        const float q00 = crk_ex2(s[0][0] - b), q01 = crk_ex2(s[0][1] - b), q10 = crk_ex2(s[1][0] - b), q11 = crk_ex2(s[1][1] - b);
+        l = l * al + ((q00 + q01) + (q10 + q11));
+        const uint32_t pb0 = pack_h2(q00, q01), pb1 = pack_h2(q10, q11);   /* P^T: keys 2t, 2t+1 | 2t+8, 2t+9 of query g */
+        /* the rescale of O^T's columns 2t, 2t + 1: queries 2t, 2t + 1, whose factors lanes 8t and 8t + 4 hold */
+        const float a0 = __shfl_sync(0xffffffffu, al, 8 * t), a1 = __shfl_sync(0xffffffffu, al, 8 * t + 4);
+        const uint32_t *v0 = (const uint32_t *)vr[0], *v1 = (const uint32_t *)vr[1], *v2 = (const uint32_t *)vr[2], *v3 = (const uint32_t *)vr[3];
+#pragma unroll
+        for (int mt = 0; mt < NKK; mt++) {
+            o[mt][0] *= a0; o[mt][1] *= a1; o[mt][2] *= a0; o[mt][3] *= a1;
+            /* A = V^T: rows g, g + 8 = dimensions 8 (8 (mt / 4) + g) + 2 (mt % 4), + 1 (the lane's word mt) */
+            uint32_t va[4];
+            va[0] = __byte_perm(v0[mt], v1[mt], 0x5410u);   /* row g: keys 2t, 2t + 1 */
+            va[1] = __byte_perm(v0[mt], v1[mt], 0x7632u);   /* row g + 8 */
+            va[2] = __byte_perm(v2[mt], v3[mt], 0x5410u);   /* row g: keys 2t + 8, 2t + 9 */
+            va[3] = __byte_perm(v2[mt], v3[mt], 0x7632u);
+            mma16816(o[mt], va, pb0, pb1);
+        }
+        if (i + 1 < NSTEP) load_v(i + 1);
+    }
+    /* the split's partial: (max in natural-log units, sum) from lane (g = query, t = 0), and
+     * O of queries 2t, 2t + 1: dimensions (hd/8) g + 2 mt, + 1 */
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    float *part = a.work + crk_dec_part_off(a.n_head, a.S, a.N);
+    if (t == 0 && g < n_rep) {
+        float *pp = part + ((size_t)split * a.n_head + kvh * n_rep + g) * (HD + 2);
+        pp[0] = m == -INFINITY ? -INFINITY : m / LOG2E;
+        pp[1] = l;
+    }
+#pragma unroll
+    for (int e = 0; e < 2; e++) {
+        const int q = 2 * t + e;
+        if (q >= n_rep) continue;
+        float *pp = part + ((size_t)split * a.n_head + kvh * n_rep + q) * (HD + 2) + 2 + 8 * g;
+#pragma unroll
+        for (int mt = 0; mt < NKK; mt++) {   /* scalar stores: part rows are not 8-byte aligned for every shape */
+            pp[64 * (mt >> 2) + 2 * (mt & 3)] = o[mt][e];
+            pp[64 * (mt >> 2) + 2 * (mt & 3) + 1] = o[mt][2 + e];
+        }
+    }
+}
+
+__global__ void rope_cs16_kernel(const float2 *cs, size_t n, uint32_t *out) {
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = pack_h2(cs[i].x, cs[i].y);
+}
+extern "C" void crk_rope_cs16(const float *cs, size_t n_pairs, uint32_t *cs16, crk_stream s) {
+    if (n_pairs) rope_cs16_kernel<<<(unsigned)crk_cdiv(n_pairs, 256), 256, 0, s>>>((const float2 *)cs, n_pairs, cs16);
+}
+
+template <int HD>
+static void launch_dec_rd(const crk_attn *a, int nsplit, cudaStream_t s) {
+    attn_dec_rd<HD><<<dim3(crk_cdiv(nsplit, DRD_WARPS), a->n_kv), 32 * DRD_WARPS, 0, s>>>(*a, nsplit);
+}
+
 template <int HD>
 static void launch_dec_tc(const crk_attn *a, int nsplit, cudaStream_t s) {
     constexpr size_t smem = sizeof(uint16_t) * 2 * DEC_TC_KS * (HD + 8);
@@ -558,6 +757,19 @@ static void launch_dec(const crk_attn *a, int nsplit, cudaStream_t s) {
     else launch_dec_r<LPK, 8>(a, nsplit, s);
 }
 
+/* CRK_DECODE_KERNEL=1 keeps the shared-memory tensor-core kernel where the register-direct
+ * one applies (benchmarks) */
+static int getenv_dec_kernel(void) {
+    static int v = -1;
+    if (v < 0) { const char *e = getenv("CRK_DECODE_KERNEL"); v = e ? atoi(e) : 0; }
+    return v;
+}
+extern "C" int crk_attn_decode_kind(const crk_attn *a) {
+    if (a->mode == CRK_ATTN_PRECISE || !crk_attn_fast_ok(a->hd, a->rope_pairs) || getenv_simt()) return 2;
+    if (a->rope_cs16 && !a->neox && a->n_head / a->n_kv <= 8 && getenv_dec_kernel() != 1) return 0;
+    return 1;
+}
+
 extern "C" void crk_attn_decode(const crk_attn *a, crk_stream s) {
     const int hd = a->hd;
     const bool ok = a->L == 1 && (hd == 8 || hd == 16 || hd == 32 || hd == 64 || hd == 128 || hd == 256) &&
@@ -567,10 +779,13 @@ extern "C" void crk_attn_decode(const crk_attn *a, crk_stream s) {
         if (a->out_q8) crk_quantize_q8(a->out, 1, a->n_head * hd, a->out_q8, s);
         return;
     }
-    const int nk = a->S + a->N + 1;
-    if (a->mode != CRK_ATTN_PRECISE && crk_attn_fast_ok(hd, a->rope_pairs) && !getenv_simt()) {   /* hd 64 or 128 */
-        const int nsplit = (int)crk_cdiv(nk, DEC_TC_KS);
-        if (hd == 64) launch_dec_tc<64>(a, nsplit, s);
+    const int nk = a->S + a->N + 1, kind = crk_attn_decode_kind(a);
+    if (kind < 2) {   /* hd 64 or 128 */
+        const int nsplit = (int)crk_cdiv(nk, kind == 0 ? DRD_KW : DEC_TC_KS);
+        if (kind == 0) {
+            if (hd == 64) launch_dec_rd<64>(a, nsplit, s);
+            else launch_dec_rd<128>(a, nsplit, s);
+        } else if (hd == 64) launch_dec_tc<64>(a, nsplit, s);
         else launch_dec_tc<128>(a, nsplit, s);
         attn_dec_combine<<<dim3(a->n_head, crk_cdiv(hd, 32)), 256, 0, s>>>(*a, nsplit);
         attn_dec_score<<<dim3(crk_cdiv(nk, 256), a->n_kv), 256, 0, s>>>(*a);

@@ -437,6 +437,9 @@ typedef struct {
 
 static uint16_t hrand(float scale) { return f32_to_f16(scale * frand()); }
 
+static int g_dec_cs16;        /* decode cases also get the fp16 cos/sin table (the register-direct kernel) */
+static int g_dec_kind_runs[3]; /* decode cases run per crk_attn_decode_kind */
+
 /* One attention case through the CPU twin and the GPU (mode: CRK_ATTN_*; decode: use
  * crk_attn_decode). Returns 0 on pass; errors in *eo, *er. */
 static int run_attn_case(const attn_case *ac, int mode, int decode, double *eo, double *er, size_t *nbad, char *msg, size_t msgn) {
@@ -522,7 +525,14 @@ static int run_attn_case(const attn_case *ac, int mode, int decode, double *eo, 
                   .q = dq, .q_stride = (size_t)qd, .q16 = dq16, .kc = dkc, .vc = dvc, .kv_stride = (size_t)kvd, .w = dw,
                   .out = dout, .out16 = dout16, .out_stride = (size_t)qd, .r = dr, .r_stride = rstr, .work = dwork, .mode = mode,
                   .kbuf = dkb, .vbuf = dvb, .kdst = dkdst, .kv_rows = kv_rows};
-    if (decode) crk_attn_decode(&a, S0); else crk_attn_chunk(&a, S0);
+    uint32_t *dcs16 = NULL;
+    if (decode && g_dec_cs16) {
+        dcs16 = dev(4 * (size_t)npos * pairs);
+        crk_rope_cs16(dcs, (size_t)npos * pairs, dcs16, S0);
+        a.rope_cs16 = dcs16;
+    }
+    if (decode) { g_dec_kind_runs[crk_attn_decode_kind(&a)]++; crk_attn_decode(&a, S0); }
+    else crk_attn_chunk(&a, S0);
     CUDA_LAUNCHED();
     float *out = malloc(sizeof(float) * L * qd), *rg = malloc(sizeof(float) * nkv * rstr), *r_map = malloc(sizeof(float) * nkv * nk_cpu);
     uint16_t *out16 = malloc(2 * (size_t)L * qd);
@@ -554,7 +564,7 @@ static int run_attn_case(const attn_case *ac, int mode, int decode, double *eo, 
     for (int h = 0; h < nkv; h++) cascade_head_free(&heads[h]);
     free(heads); free(sk); free(sv); free(ck); free(cv); free(slot_pos); free(vslots); free(cs); free(q); free(q16); free(kc); free(vc); free(w);
     free(out_ref); free(r_cpu); free(scratch); free(out); free(rg); free(r_map); free(out16);
-    void *dd[] = {dst, dcs, dpos, dsk, dsv, dck, dcv, dq, dw, dq16, dkc, dvc, dout, dr, dout16, dwork, dkb, dvb, dkdst};
+    void *dd[] = {dst, dcs, dpos, dsk, dsv, dck, dcv, dq, dw, dq16, dkc, dvc, dout, dr, dout16, dwork, dkb, dvb, dkdst, dcs16};
     for (size_t i = 0; i < sizeof dd / sizeof dd[0]; i++) cudaFree(dd[i]);
     return rc;
 }
@@ -655,8 +665,41 @@ static void test_attn_decode_fast(void) {
         {16, 512, 4, 1, 64, 4, 128, 128, 0, 1000},   /* 16 query heads per KV head */
         {16, 512, 4, 1, 72, 2, 64, 32, 0, 700},      /* 36 per KV head (three blocks), partial rotary */
         {3, 400, 2, 1, 8, 2, 128, 128, 0, 2},        /* nearly empty cache: splits with no valid key */
+        {16, 512, 4, 1, 32, 4, 128, 64, 0, 1000},    /* groups of 8, partial rotary */
+        {4, 300, 2, 1, 9, 3, 64, 64, 0, 2000},       /* groups of 3 (SmolLM2), head dim 64 */
+        {0, 256, 4, 1, 8, 8, 64, 64, 0, 200},        /* no GQA, no sinks, not neox */
     };
-    run_attn_cases(cases, sizeof cases / sizeof cases[0], CRK_ATTN_AUTO, 1, 1e-2, "tensor-core decode attention (fp16 operands)");
+    const size_t n = sizeof cases / sizeof cases[0];
+    /* with the fp16 cos/sin table: the register-direct kernel where it applies (not neox,
+     * groups of at most 8), the shared-memory one elsewhere; without it: the shared-memory one */
+    memset(g_dec_kind_runs, 0, sizeof g_dec_kind_runs);
+    g_dec_cs16 = 1;
+    run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention with the fp16 cos/sin table (register-direct where it applies)");
+    g_dec_cs16 = 0;
+    printf("     register-direct kernel on %d of %zu shapes\n", g_dec_kind_runs[0], n);
+    T_CHECK(g_dec_kind_runs[0] == 5);
+    run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, tensor cores through shared memory");
+    T_CHECK(g_dec_kind_runs[1] == (int)(2 * n) - 5);
+}
+
+/* the fp16 cos/sin table against the CPU's f32_to_f16 */
+static void test_rope_cs16(void) {
+    NEED_GPU();
+    const size_t n = 10007;
+    float *cs = frand_vec(2 * n, 2.0f);
+    cs[0] = 65520.0f; cs[1] = -1e-8f;   /* rounds to inf; flushes towards 0 */
+    float *dcs = dup(cs, 8 * n);
+    uint32_t *d16 = dev(4 * n), *h16 = malloc(4 * n);
+    poison(d16, 4 * n);
+    crk_rope_cs16(dcs, n, d16, S0);
+    CUDA_LAUNCHED();
+    get(h16, d16, 4 * n);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        if (h16[i] != ((uint32_t)f32_to_f16(cs[2 * i]) | (uint32_t)f32_to_f16(cs[2 * i + 1]) << 16)) bad++;
+    printf("     %zu pairs, %zu differ from f32_to_f16\n", n, bad);
+    T_CHECK(bad == 0);
+    free(cs); free(h16); cudaFree(dcs); cudaFree(d16);
 }
 
 /* ---------------------------------------------------------------- cascade update */
@@ -828,6 +871,7 @@ int main(void) {
     T_RUN(test_attn_p2_occupancy);
     T_RUN(test_attn_decode);
     T_RUN(test_attn_decode_fast);
+    T_RUN(test_rope_cs16);
     T_RUN(test_cascade_update_bit_exact);
     T_RUN(test_argmax_nll);
     return t_summary();

@@ -475,10 +475,16 @@ static void bench_decode_parts(void) {
                   .slot_pos = pos, .sink_k = sk, .sink_v = sv, .ck = ck, .cv = cv, .q = q, .q_stride = (size_t)nh * hd, .q16 = NULL,
                   .kc = k16, .vc = v16, .kv_stride = (size_t)nkv * hd, .w = w, .out = out, .out16 = NULL, .out_stride = (size_t)nh * hd,
                   .out_q8 = oq, .r = r, .r_stride = (size_t)S + N + 1, .work = work, .mode = CRK_ATTN_AUTO};
-    float ms = time_ms(dec_fn, &a, 20);
-    double bytes = (double)nkv * (S + N + 1) * hd * 2 * 2;
-    printf("   decode attention, one layer (S+N = %d keys, 8 KV heads): %.1f us, %.0f GB/s of K/V -> x32 layers %.2f ms\n", S + N, ms * 1000,
-           bytes / (ms * 1e-3) / 1e9, ms * 32);
+    uint32_t *cs16 = dev(4 * (size_t)npos * pairs);
+    crk_rope_cs16(cs, (size_t)npos * pairs, cs16, 0);
+    const double bytes = (double)nkv * (S + N + 1) * hd * 2 * 2;
+    for (int kind = 0; kind < 2; kind++) {   /* register-direct (the default with the fp16 table), then through shared memory */
+        a.rope_cs16 = kind == 0 ? cs16 : NULL;
+        const float ms = time_ms(dec_fn, &a, 20);
+        printf("   decode attention, one layer (S+N = %d keys, 8 KV heads, %s): %.1f us, %.0f GB/s of K/V -> x32 layers %.2f ms\n", S + N,
+               crk_attn_decode_kind(&a) == 0 ? "register-direct" : "through shared memory", ms * 1000, bytes / (ms * 1e-3) / 1e9, ms * 32);
+    }
+    cudaFree(cs16);
     void *ff[] = {dst, pos, cs, sk, sv, ck, cv, k16, v16, q, out, r, w, work, oq};
     for (size_t i = 0; i < sizeof ff / sizeof ff[0]; i++) cudaFree(ff[i]);
     fflush(stdout);

@@ -373,10 +373,25 @@ __device__ __forceinline__ void mb_arrive(uint32_t bar) {
 __device__ __forceinline__ void mb_arrive_tx(uint32_t bar, uint32_t bytes) {
     asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.expect_tx.shared::cta.b64 st, [%0], %1;\n}\n" :: "r"(bar), "r"(bytes) : "memory");
 }
+__device__ __forceinline__ bool mb_try(uint32_t bar, int parity) {
+    uint32_t ok;
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
+    return ok != 0;
+}
+/* Waits for the completion of the phase of parity `parity` (the bookkeeping above keeps every
+ * waiter at most one phase behind). Debugging: built with -DCRK_WS_HANG_TRAP, a wait longer
+ * than 2^36 clocks (over 30 s) traps (an error the host sees) instead of hanging the GPU. Not
+ * the default: at head dim 128 the check makes ptxas spill 200 bytes and serialize wgmma. */
 __device__ __forceinline__ void mb_wait(uint32_t bar, int parity) {
-    asm volatile("{\n.reg .pred p;\nWAIT_%=:\n"
-                 "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
-                 "@!p bra WAIT_%=;\n}\n" :: "r"(bar), "r"(parity) : "memory");
+#ifndef CRK_WS_HANG_TRAP
+    while (!mb_try(bar, parity)) {}
+#else
+    if (mb_try(bar, parity)) return;
+    const long long t0 = clock64();
+    while (!mb_try(bar, parity))
+        if (clock64() - t0 > (1ll << 36)) __trap();
+#endif
 }
 /* named barriers 1 and 2 of 256 threads (immediate ids, so that ptxas counts 3 barriers) */
 __device__ __forceinline__ void nb_sync(int id) {

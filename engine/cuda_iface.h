@@ -119,8 +119,11 @@ int crk_attn_fast_ok(int hd, int rope_pairs);
  * pass 2 on mma.sync (kernels/attn_chunk.cu; measured faster); CRK_ATTN_IMPL_WG both passes on
  * wgmma; CRK_ATTN_IMPL_MMA both on mma.sync (the only kernels elsewhere). Tests and benchmarks
  * compare them. Returns the previous setting. */
-enum { CRK_ATTN_IMPL_AUTO = 0, CRK_ATTN_IMPL_MMA = 1, CRK_ATTN_IMPL_WG = 2, CRK_ATTN_IMPL_WG_WS = 3 };   /* WG_WS: draft, pass 1 warp-specialized */
+enum { CRK_ATTN_IMPL_AUTO = 0, CRK_ATTN_IMPL_MMA = 1, CRK_ATTN_IMPL_WG = 2, CRK_ATTN_IMPL_WG_WS = 3 };   /* WG_WS: pass 1 warp-specialized (TMA producer) */
 int crk_attn_set_impl(int impl);
+/* CRK_ATTN_IMPL_WG_WS's variant: 1 the two consumer warpgroups ping-pong (default), 0 not.
+ * The environment's CRK_WS_VARIANT=0/1 sets it on first use. Returns the previous setting. */
+int crk_attn_set_ws_variant(int v);
 int crk_attn_wg_ok(int hd);
 /* blocks per SM of the default mma.sync pass 2 (hd 64 or 128); 3 is the measured-best occupancy */
 int crk_attn_p2_blocks_per_sm(int hd);

@@ -17,6 +17,9 @@
  * summation order. Built only into the sm_90a image; crk_attn_wg_ok() says when it runs. */
 #include "attn_common.cuh"
 #include "wgmma.cuh"
+#include <cudaTypedefs.h>   /* CUtensorMap, PFN_cuTensorMapEncodeTiled (types only: no -lcuda) */
+#include <stdio.h>
+#include <stdlib.h>
 
 #define WG_BM 128   /* pass 1: queries per block (2 warpgroups x 64) */
 #define WG_BN 128   /* pass 1: keys per tile; pass 2: keys per block (2 x 64) and queries per tile */
@@ -306,12 +309,60 @@ __global__ void __launch_bounds__(WG_NT, 1) attn_p2_wg(crk_attn a) {
 #endif
 }
 
-/* ================================================================ pass 1, warp-specialized (draft)
- * One producer warpgroup (registers given back with setmaxnreg) copies Q once and the key /
- * value tiles into NS stages with cp.async; two consumer warpgroups (64 queries each) never
- * meet at a block barrier: stage s is handed over through mbarriers kv_full[s] (the producer
- * arrives once its copies of the stage have landed and been fenced for the async proxy) and
- * kv_empty[s] (one arrival per consumer warp once its wgmma reads of the stage are done). */
+/* ================================================================ pass 1, warp-specialized
+ * One producer warpgroup and two consumer warpgroups (64 queries each) that never meet at a
+ * block barrier.
+ *
+ * Producer: one thread (the others give their registers back with setmaxnreg and exit)
+ * issues TMA copies (cp.async.bulk.tensor, 128-byte swizzle, one box of [128 rows][64
+ * columns] per 64-column panel): Q once, then for every tile of 128 keys its K tile and its
+ * V tile, each into stage t % NS of its own ring. A TMA box of 64 fp16 columns is one
+ * 128-byte row per tile row, written row after row (row r at byte 128 r of the box) with the
+ * 16-byte chunk c of a row stored at chunk c ^ ((address >> 7) & 7); every box starts on a
+ * 1024-byte boundary, so (address >> 7) & 7 = r & 7: exactly wg_tile_off's layout, panel p at
+ * sbase + p * ROWS * 128.
+ *
+ * Rows outside the tensor maps are zero-filled by the TMA unit: Q rows >= L (map [L][n_head
+ * HD]) and K / V rows >= kv_rows (a 3-d map [n_kv][kv_rows][HD], so that a head's tail never
+ * reads the next head's rows). Valid keys end at nk = n_sinks + nv + L <= kv_rows - 64, which
+ * only the device knows; a tile reads up to row roundup(nk, 128) - 1, so crk_kv_gather writes
+ * zeros to rows [nk, min(roundup(nk, 128), kv_rows)) of kbuf and vbuf (attn_gather.cu). The
+ * softmax selects p = 0 for masked keys, but P.V would still turn a NaN / Inf V row into NaN.
+ * (A map bounded by nk would need the host to read st, a synchronization, and would break
+ * graph capture; zeroing in shared memory would put generic-proxy stores and a proxy fence
+ * on the consumers' path.) So pass 1 alone (crk_attn_chunk_phases(..., 2)) relies on a gather
+ * of the same step having run before, as it already did for the keys themselves.
+ *
+ * Barriers (mbarrier, shared memory):
+ *   q_full         count 1: the producer's arrive.expect_tx(Q bytes); completes (phase 0)
+ *                  when Q has landed. Waited once with parity 0.
+ *   k_full[s]      count 1: arrive.expect_tx(tile bytes) before the copies of the tile t with
+ *   v_full[s]      t % NS = s; phase n (n = t / NS) completes when they have landed.
+ *                  Consumers wait for tile t with parity (t / NS) & 1. They are never more
+ *                  than one phase behind: phase n + 1 needs the producer to have waited for
+ *                  k_empty / v_empty phase n, i.e. for every consumer warp to have passed tile t.
+ *   k_empty[s]     count 8 (one arrival per consumer warp, lane 0, after the warp's
+ *   v_empty[s]     wgmma.wait_group that covers the reads of the stage): phase n completes
+ *                  when tile n NS + s's K (V) is no longer read. Before the copies of tile
+ *                  t >= NS, the producer waits for tile t - NS's release: phase t / NS - 1,
+ *                  parity (t / NS - 1) & 1. Never more than one phase behind either: the
+ *                  consumers cannot release tile t before the producer has loaded it.
+ * TMA writes and wgmma reads are both async-proxy operations; the mbarrier's complete_tx
+ * makes the copies visible to the waiting threads, and no generic-proxy access touches the
+ * tiles, so no proxy fence is needed (as in CUTLASS's TMA / wgmma pipelines).
+ *
+ * Consumers: as attn_p1_wg (Q.K of tile j issued with P.V of tile j - 1, the softmax of tile
+ * j while P.V runs); K of tile j is released as soon as its Q.K is done, V of tile j - 1
+ * after its P.V. With PP (ping-pong, FlashAttention-3), the two consumer warpgroups take
+ * turns issuing their products, so one warpgroup's softmax runs under the other's products:
+ * named barriers 1 (warpgroup 0's turn) and 2 (warpgroup 1's turn), 256 threads each
+ * (bar.sync by the warpgroup that waits for its turn, bar.arrive by the other). Each
+ * warpgroup has N = ntiles + 1 issue points (Q.K of tile 0, ntiles - 1 loop steps, the last
+ * P.V). Warpgroup 0: bar.sync 1 before each, bar.arrive 2 after each (N arrivals, N syncs of
+ * warpgroup 1). Warpgroup 1: bar.arrive 1 once at the start, bar.sync 2 before each issue,
+ * bar.arrive 1 after each but the last (1 + N - 1 = N arrivals for warpgroup 0's N syncs).
+ * Every barrier generation is complete before the next one starts (each arrival follows the
+ * completion of the other barrier's previous generation), and none is left pending at exit. */
 
 __device__ __forceinline__ void mb_init(uint32_t bar, int count) {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(count));
@@ -319,71 +370,110 @@ __device__ __forceinline__ void mb_init(uint32_t bar, int count) {
 __device__ __forceinline__ void mb_arrive(uint32_t bar) {
     asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" :: "r"(bar) : "memory");
 }
-__device__ __forceinline__ void mb_wait(uint32_t bar, int parity) {
-    asm volatile("{\n.reg .pred p;\nWAIT_%=:\n"
-                 "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
-                 "@!p bra WAIT_%=;\n}\n" :: "r"(bar), "r"(parity) : "memory");
+__device__ __forceinline__ void mb_arrive_tx(uint32_t bar, uint32_t bytes) {
+    asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.expect_tx.shared::cta.b64 st, [%0], %1;\n}\n" :: "r"(bar), "r"(bytes) : "memory");
 }
+__device__ __forceinline__ bool mb_try(uint32_t bar, int parity) {
+    uint32_t ok;
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(ok) : "r"(bar), "r"(parity) : "memory");
+    return ok != 0;
+}
+/* Waits for the completion of the phase of parity `parity` (the bookkeeping above keeps every
+ * waiter at most one phase behind). Debugging: built with -DCRK_WS_HANG_TRAP, a wait longer
+ * than 2^36 clocks (over 30 s) traps (an error the host sees) instead of hanging the GPU. Not
+ * the default: at head dim 128 the check makes ptxas spill 200 bytes and serialize wgmma. */
+__device__ __forceinline__ void mb_wait(uint32_t bar, int parity) {
+#ifndef CRK_WS_HANG_TRAP
+    while (!mb_try(bar, parity)) {}
+#else
+    if (mb_try(bar, parity)) return;
+    const long long t0 = clock64();
+    while (!mb_try(bar, parity))
+        if (clock64() - t0 > (1ll << 36)) __trap();
+#endif
+}
+/* named barriers 1 and 2 of 256 threads (immediate ids, so that ptxas counts 3 barriers) */
+__device__ __forceinline__ void nb_sync(int id) {
+    if (id == 1) asm volatile("bar.sync 1, 256;\n" ::: "memory");
+    else asm volatile("bar.sync 2, 256;\n" ::: "memory");
+}
+__device__ __forceinline__ void nb_arrive(int id) {
+    if (id == 1) asm volatile("bar.arrive 1, 256;\n" ::: "memory");
+    else asm volatile("bar.arrive 2, 256;\n" ::: "memory");
+}
+#if CRK_HAVE_WGMMA
+__device__ __forceinline__ void tma_prefetch(const CUtensorMap *m) {
+    asm volatile("prefetch.tensormap [%0];\n" :: "l"((uint64_t)m) : "memory");
+}
+__device__ __forceinline__ void tma_2d(uint32_t dst, const CUtensorMap *m, int c0, int c1, uint32_t bar) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
+                 :: "r"(dst), "l"((uint64_t)m), "r"(c0), "r"(c1), "r"(bar) : "memory");
+}
+__device__ __forceinline__ void tma_3d(uint32_t dst, const CUtensorMap *m, int c0, int c1, int c2, uint32_t bar) {
+    asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];\n"
+                 :: "r"(dst), "l"((uint64_t)m), "r"(c0), "r"(c1), "r"(c2), "r"(bar) : "memory");
+}
+#endif
 
-template <int HD>
-__global__ void __launch_bounds__(3 * 128, 1) attn_p1_wgws(crk_attn a) {
+#define WS_NS 3   /* key / value stages (shared memory: Q + 3 K + 3 V tiles = 224 KiB at head dim 128) */
+
+template <int HD, bool PP>
+__global__ void __launch_bounds__(3 * 128, 1) attn_p1_wgws(crk_attn a, const __grid_constant__ CUtensorMap tmq,
+                                                            const __grid_constant__ CUtensorMap tmk, const __grid_constant__ CUtensorMap tmv) {
 #if CRK_HAVE_WGMMA
     extern __shared__ uint8_t wsm[];
     constexpr uint32_t TILE = WG_BN * HD * 2;
-    constexpr int NS = 3;
+    constexpr int NS = WS_NS;
     const uint32_t base = ((uint32_t)__cvta_generic_to_shared(wsm) + 1023u) & ~1023u;
     const uint32_t sQ = base, sK = base + TILE, sV = base + (1 + NS) * TILE;
-    const uint32_t bars = base + (1 + 2 * NS) * TILE;            /* kv_full[NS], kv_empty[NS]: 8 bytes each */
-    auto kv_full = [&](int s) { return bars + 8 * s; };
-    auto kv_empty = [&](int s) { return bars + 8 * (NS + s); };
+    const uint32_t bars = base + (1 + 2 * NS) * TILE;            /* q_full, k_full[NS], v_full[NS], k_empty[NS], v_empty[NS] */
+    const uint32_t q_full = bars;
+    auto k_full = [&](int s) { return bars + 8 * (1 + s); };
+    auto v_full = [&](int s) { return bars + 8 * (1 + NS + s); };
+    auto k_empty = [&](int s) { return bars + 8 * (1 + 2 * NS + s); };
+    auto v_empty = [&](int s) { return bars + 8 * (1 + 3 * NS + s); };
     const int tid = threadIdx.x, wgi = tid >> 7;                   /* 0: producer, 1 and 2: consumers */
     const int h = blockIdx.y, kvh = h / (a.n_head / a.n_kv);
     const int m0 = blockIdx.x * WG_BM, L = a.L;
     const int nc = a.st->n_sinks + a.st->nv;
     const int kend = nc + min(L, m0 + WG_BM);
-    const int ntiles = (kend + WG_BN - 1) / WG_BN;
+    const int ntiles = (kend + WG_BN - 1) / WG_BN;               /* >= 1: m0 < L */
     if (tid == 0) {
-        for (int s = 0; s < NS; s++) { mb_init(kv_full(s), 128); mb_init(kv_empty(s), 8); }
+        mb_init(q_full, 1);
+        for (int s = 0; s < NS; s++) { mb_init(k_full(s), 1); mb_init(v_full(s), 1); mb_init(k_empty(s), 8); mb_init(v_empty(s), 8); }
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
-    __syncthreads();
+    __syncthreads();                                              /* the only block-wide barrier */
     if (wgi == 0) {                                               /* producer */
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
-        const int pt = tid;                                       /* 0 .. 127 */
-        const uint16_t *Kg = a.kbuf + (size_t)kvh * a.kv_rows * HD, *Vg = a.vbuf + (size_t)kvh * a.kv_rows * HD;
-        auto load = [&](uint32_t dst, const uint16_t *src, size_t stride, int r0, int valid) {
-            constexpr int CPR = HD / 8, TOTAL = WG_BN * CPR;
-#pragma unroll 4
-            for (int i = pt; i < TOTAL; i += 128) {
-                const int r = i / CPR, cc = i % CPR, gr = r0 + r;
-                const bool ok = gr < valid;
-                cp_async16s(dst + wg_tile_off<WG_BN>(r, cc * 8), src + (size_t)(ok ? gr : 0) * stride + cc * 8, ok ? 16 : 0);
-            }
-        };
-        load(sQ, a.q16 + (size_t)h * HD, (size_t)a.n_head * HD, m0, L);
-        cp_async_commit();
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n");
+        if (tid != 0) return;
+        tma_prefetch(&tmq); tma_prefetch(&tmk); tma_prefetch(&tmv);
+        mb_arrive_tx(q_full, TILE);
+#pragma unroll
+        for (int p = 0; p < HD / 64; p++) tma_2d(sQ + p * WG_BM * 128, &tmq, h * HD + p * 64, m0, q_full);
         for (int t = 0; t < ntiles; t++) {
-            const int s = t % NS;
-            if (t >= NS) mb_wait(kv_empty(s), ((t / NS) + 1) & 1);
-            load(sK + s * TILE, Kg, HD, t * WG_BN, kend);
-            load(sV + s * TILE, Vg, HD, t * WG_BN, kend);
-            cp_async_commit();
-            if (t > 0) {                                          /* tile t - 1 (and Q) have landed */
-                cp_async_wait<1>();
-                wg_fence_proxy();
-                mb_arrive(kv_full((t - 1) % NS));
-            }
+            const int s = t % NS, n = t / NS;
+            if (t >= NS) mb_wait(k_empty(s), (n - 1) & 1);
+            mb_arrive_tx(k_full(s), TILE);
+#pragma unroll
+            for (int p = 0; p < HD / 64; p++) tma_3d(sK + s * TILE + p * WG_BN * 128, &tmk, p * 64, t * WG_BN, kvh, k_full(s));
+            if (t >= NS) mb_wait(v_empty(s), (n - 1) & 1);
+            mb_arrive_tx(v_full(s), TILE);
+#pragma unroll
+            for (int p = 0; p < HD / 64; p++) tma_3d(sV + s * TILE + p * WG_BN * 128, &tmv, p * 64, t * WG_BN, kvh, v_full(s));
         }
-        cp_async_wait<0>();
-        wg_fence_proxy();
-        mb_arrive(kv_full((ntiles - 1) % NS));
         return;
     }
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n");
     const int wg = wgi - 1, ctid = tid - 128, warp = (ctid >> 5) & 3, lane = ctid & 31, g = lane >> 2;
     const int r0 = m0 + wg * 64 + warp * 16 + g, r1 = r0 + 8;
     const float sl2 = (1.0f / sqrtf((float)HD)) * LOG2E;
     auto mask_of = [&](int tile) { return tile * WG_BN + WG_BN > nc || m0 + WG_BM > L; };
+    /* ping-pong turns (see above): my barrier 1 + wg, the other's 2 - wg */
+    auto turn_wait = [&]() { if constexpr (PP) nb_sync(1 + wg); };
+    auto turn_pass = [&](bool last) { if constexpr (PP) { if (wg == 0 || !last) nb_arrive(2 - wg); } };
+    if constexpr (PP) { if (wg == 1) nb_arrive(1); }             /* warpgroup 0 issues first */
     float o[HD / 2];
 #pragma unroll
     for (int i = 0; i < HD / 2; i++) o[i] = 0.f;
@@ -391,26 +481,40 @@ __global__ void __launch_bounds__(3 * 128, 1) attn_p1_wgws(crk_attn a) {
     float s[64];
     uint32_t pa[8][4];
     float al0, al1;
-    mb_wait(kv_full(0), 0);
-    wg_qk<HD, WG_BM>(s, sQ, wg * 64, sK);
+    mb_wait(q_full, 0);
+    mb_wait(k_full(0), 0);
+    turn_wait();
+    wg_qk_issue<HD, WG_BM>(s, sQ, wg * 64, sK);
+    turn_pass(false);
+    wg_wait<0>();
+    wg_fence_regs(s);
+    if (lane == 0) mb_arrive(k_empty(0));                         /* this warp is done with tile 0's K */
     wg_softmax(s, st, 0, nc, L, r0, r1, mask_of(0), sl2, al0, al1);
     wg_pack_p(s, pa);
     for (int tile = 1; tile < ntiles; tile++) {
         const int sn = tile % NS, sp = (tile - 1) % NS;
-        mb_wait(kv_full(sn), (tile / NS) & 1);
+        mb_wait(k_full(sn), (tile / NS) & 1);
+        mb_wait(v_full(sp), ((tile - 1) / NS) & 1);
+        turn_wait();
         wg_qk_issue<HD, WG_BM>(s, sQ, wg * 64, sK + sn * TILE);
         wg_pv_issue<HD>(o, pa, sV + sp * TILE);
-        wg_wait<1>();
+        turn_pass(false);
+        wg_wait<1>();                                             /* the Q.K group (committed first) is done */
         wg_fence_regs(s);
+        if (lane == 0) mb_arrive(k_empty(sn));
         wg_softmax(s, st, tile * WG_BN, nc, L, r0, r1, mask_of(tile), sl2, al0, al1);
         wg_wait<0>();
         wg_fence_regs(o);
         wg_fence_pa(pa);
-        if (lane == 0) mb_arrive(kv_empty(sp));                   /* this warp is done with tile - 1's stage */
+        if (lane == 0) mb_arrive(v_empty(sp));                    /* and with tile - 1's V */
         wg_rescale<HD>(o, al0, al1);
         wg_pack_p(s, pa);
     }
-    wg_pv_issue<HD>(o, pa, sV + ((ntiles - 1) % NS) * TILE);
+    const int sl = (ntiles - 1) % NS;
+    mb_wait(v_full(sl), ((ntiles - 1) / NS) & 1);
+    turn_wait();
+    wg_pv_issue<HD>(o, pa, sV + sl * TILE);
+    turn_pass(true);
     wg_wait<0>();
     wg_fence_regs(o);
     wg_fence_pa(pa);
@@ -421,7 +525,7 @@ __global__ void __launch_bounds__(3 * 128, 1) attn_p1_wgws(crk_attn a) {
 /* ================================================================ dispatch */
 
 template <int HD> static size_t p1_smem() { return 1024 + 7 * (size_t)WG_BN * HD * 2; }
-template <int HD> static size_t p1ws_smem() { return 1024 + 7 * (size_t)WG_BN * HD * 2 + 2 * 3 * 8; }
+template <int HD> static size_t p1ws_smem() { return 1024 + (1 + 2 * WS_NS) * (size_t)WG_BN * HD * 2 + 8 * (1 + 4 * WS_NS); }
 template <int HD> static size_t p2_smem() { return 1024 + 4 * (size_t)WG_BN * HD * 2 + 3 * WG_BN * sizeof(float2); }
 
 /* 1 when this GPU runs the sm_90a image (compute capability 9.0) and the shape fits. */
@@ -437,6 +541,63 @@ extern "C" int crk_attn_wg_ok(int hd) {
     return cc == 90 && (hd == 64 || hd == 128);
 }
 
+/* Warp-specialized pass 1 variant: 1 (default) the consumer warpgroups ping-pong, 0 they
+ * issue freely. The environment's CRK_WS_VARIANT (0 or 1) sets it once, on first use;
+ * crk_attn_set_ws_variant overrides it. */
+static int ws_variant = -1;
+static int ws_variant_get(void) {
+    if (ws_variant < 0) {
+        const char *e = getenv("CRK_WS_VARIANT");
+        ws_variant = e && *e == '0' ? 0 : 1;
+    }
+    return ws_variant;
+}
+extern "C" int crk_attn_set_ws_variant(int v) {
+    const int old = ws_variant_get();
+    ws_variant = v ? 1 : 0;
+    return old;
+}
+
+/* cuTensorMapEncodeTiled from the driver the runtime loaded (no -lcuda); looked up once */
+static PFN_cuTensorMapEncodeTiled_v12000 tma_encode_fn(void) {
+    static int tried = 0;
+    static PFN_cuTensorMapEncodeTiled_v12000 fn = nullptr;
+    if (!tried) {
+        tried = 1;
+        void *p = nullptr;
+        cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
+#if CUDART_VERSION >= 12050
+        const cudaError_t e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q);
+#else
+        const cudaError_t e = cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &p, cudaEnableDefault, &q);
+#endif
+        if (e == cudaSuccess && q == cudaDriverEntryPointSuccess && p) fn = (PFN_cuTensorMapEncodeTiled_v12000)p;
+        else (void)cudaGetLastError();
+    }
+    return fn;
+}
+
+/* The three tensor maps of attn_p1_wgws, built for every launch from the pointers and shapes
+ * of this call (nothing cached: the buffers may change between calls; a graph capture copies
+ * the kernel parameters, maps included, by value). Boxes of [128 rows][64 columns] fp16 (128
+ * bytes a row, the 128-byte swizzle's span); rows outside a map are zero-filled.
+ *   Q: [L][n_head HD], row stride n_head HD; box at (h HD + 64 p, m0).
+ *   K, V: [n_kv][kv_rows][HD]; box at (64 p, row, kvh). */
+template <int HD>
+static bool ws_maps(const crk_attn *a, CUtensorMap *mq, CUtensorMap *mk, CUtensorMap *mv) {
+    PFN_cuTensorMapEncodeTiled_v12000 enc = tma_encode_fn();
+    if (!enc) return false;
+    const cuuint32_t box2[2] = {64, WG_BM}, box3[3] = {64, WG_BN, 1}, es[3] = {1, 1, 1};
+    const cuuint64_t qdim[2] = {(cuuint64_t)a->n_head * HD, (cuuint64_t)a->L}, qstr[1] = {(cuuint64_t)a->n_head * HD * 2};
+    const cuuint64_t kdim[3] = {(cuuint64_t)HD, (cuuint64_t)a->kv_rows, (cuuint64_t)a->n_kv};
+    const cuuint64_t kstr[2] = {(cuuint64_t)HD * 2, (cuuint64_t)a->kv_rows * HD * 2};
+    auto enc1 = [&](CUtensorMap *m, cuuint32_t rank, const void *ptr, const cuuint64_t *dim, const cuuint64_t *str, const cuuint32_t *box) {
+        return enc(m, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, rank, const_cast<void *>(ptr), dim, str, box, es, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                   CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+    };
+    return enc1(mq, 2, a->q16, qdim, qstr, box2) && enc1(mk, 3, a->kbuf, kdim, kstr, box3) && enc1(mv, 3, a->vbuf, kdim, kstr, box3);
+}
+
 template <int HD>
 static void launch_wg(const crk_attn *a, cudaStream_t s, int phases, int ws) {
     static int attr_done = 0;
@@ -446,9 +607,23 @@ static void launch_wg(const crk_attn *a, cudaStream_t s, int phases, int ws) {
         attr_done = 1;
     }
     static int ws_done = 0;
-    if (ws && !ws_done) { cudaFuncSetAttribute(attn_p1_wgws<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p1ws_smem<HD>()); ws_done = 1; }
-    if ((phases & 2) && ws) attn_p1_wgws<HD><<<dim3(crk_cdiv(a->L, WG_BM), a->n_head), 384, p1ws_smem<HD>(), s>>>(*a);
-    else if (phases & 2) attn_p1_wg<HD><<<dim3(crk_cdiv(a->L, WG_BM), a->n_head), WG_NT, p1_smem<HD>(), s>>>(*a);
+    if (ws && !ws_done) {
+        cudaFuncSetAttribute(attn_p1_wgws<HD, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p1ws_smem<HD>());
+        cudaFuncSetAttribute(attn_p1_wgws<HD, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p1ws_smem<HD>());
+        ws_done = 1;
+    }
+    if (phases & 2) {
+        CUtensorMap mq, mk, mv;
+        if (ws && !ws_maps<HD>(a, &mq, &mk, &mv)) {   /* e.g. a buffer not 16-byte aligned: the non-specialized kernel */
+            static int warned = 0;
+            if (!warned) { fprintf(stderr, "attn_chunk_wg: TMA tensor maps unavailable, warp-specialized pass 1 falls back to attn_p1_wg\n"); warned = 1; }
+            ws = 0;
+        }
+        const dim3 grid(crk_cdiv(a->L, WG_BM), a->n_head);
+        if (ws && ws_variant_get()) attn_p1_wgws<HD, true><<<grid, 384, p1ws_smem<HD>(), s>>>(*a, mq, mk, mv);
+        else if (ws) attn_p1_wgws<HD, false><<<grid, 384, p1ws_smem<HD>(), s>>>(*a, mq, mk, mv);
+        else attn_p1_wg<HD><<<grid, WG_NT, p1_smem<HD>(), s>>>(*a);
+    }
     if (phases & 4) attn_p2_wg<HD><<<dim3(crk_cdiv((size_t)a->S + a->N + a->L, WG_BN), a->n_kv), WG_NT, p2_smem<HD>(), s>>>(*a);
 }
 

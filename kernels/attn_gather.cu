@@ -4,7 +4,12 @@
  * [n_sinks sinks | the nv filled slots in slot order | L chunk keys]. Filled slots of
  * cascade i are its local slots 0 .. stored[i]-1 (a cascade only wraps once full), so compact
  * slot q lies in cascade i with below[i] <= q < below[i] + stored[i]. kdst[k] is the key's
- * index in the [S | N | L] layout of the score columns r. One thread per 8 dimensions. */
+ * index in the [S | N | L] layout of the score columns r. One thread per 8 dimensions.
+ * Rows [nk, min(roundup(nk, 128), kv_rows)) of kbuf and vbuf are set to zero: the TMA loads of
+ * the warp-specialized pass 1 (attn_p1_wgws, kernels/attn_chunk_wg.cu) read whole tiles of 128
+ * rows and cannot zero-fill past nk, which only the device knows (the tensor map zero-fills
+ * rows >= kv_rows); a NaN left there would reach P.V. The other kernels zero-fill rows >= nk
+ * themselves and never read these rows. */
 #include "attn_common.cuh"
 
 __global__ void kv_gather_k(crk_attn a) {
@@ -12,9 +17,16 @@ __global__ void kv_gather_k(crk_attn a) {
     const crk_step *st = a.st;
     const int ns = st->n_sinks, nv = st->nv, nk = ns + nv + a.L;
     const int rp = a.rope_pairs, rp8 = rp / 8;
-    const size_t total = (size_t)nk * nch;
+    const int nz = min(a.kv_rows, (nk + 127) & ~127);            /* rows [nk, nz): zeros */
+    const size_t total = (size_t)nz * nch;
     for (size_t it = blockIdx.x * (size_t)blockDim.x + threadIdx.x; it < total; it += (size_t)gridDim.x * blockDim.x) {
         const int k = (int)(it / nch), ci = (int)(it % nch);
+        if (k >= nk) {
+            const size_t off = ((size_t)kvh * a.kv_rows + k) * hd + ci * 8;
+            *(uint4 *)(a.kbuf + off) = make_uint4(0, 0, 0, 0);
+            *(uint4 *)(a.vbuf + off) = make_uint4(0, 0, 0, 0);
+            continue;
+        }
         const uint16_t *kp, *vp;
         int pos, dst;
         if (k < ns) {

@@ -616,7 +616,11 @@ static void test_attn_chunk_fast(void) {
         crk_attn_set_impl(CRK_ATTN_IMPL_WG);
         run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, both passes wgmma");
         crk_attn_set_impl(CRK_ATTN_IMPL_WG_WS);
-        run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, pass 1 wgmma warp-specialized (draft)");
+        const int wsv = crk_attn_set_ws_variant(1);
+        run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, pass 1 wgmma warp-specialized (TMA, ping-pong)");
+        crk_attn_set_ws_variant(0);
+        run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, pass 1 wgmma warp-specialized (TMA, no ping-pong)");
+        crk_attn_set_ws_variant(wsv);
         crk_attn_set_impl(CRK_ATTN_IMPL_MMA);
         run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, both passes mma.sync");
         crk_attn_set_impl(CRK_ATTN_IMPL_AUTO);

@@ -115,13 +115,14 @@ size_t crk_attn_work_floats(int S, int N, int max_L, int n_head, int hd);
  * That path writes r only for valid keys (the others are never read). */
 int crk_attn_fast_ok(int hd, int rope_pairs);
 /* The tensor-core path's kernels where crk_attn_wg_ok (compute capability 9.0, head dim 64 or
- * 128): CRK_ATTN_IMPL_AUTO runs pass 1 on warpgroup MMA (wgmma, kernels/attn_chunk_wg.cu) and
- * pass 2 on mma.sync (kernels/attn_chunk.cu; measured faster); CRK_ATTN_IMPL_WG both passes on
- * wgmma; CRK_ATTN_IMPL_MMA both on mma.sync (the only kernels elsewhere). Tests and benchmarks
+ * 128; kernels/attn_chunk_wg.cu): CRK_ATTN_IMPL_AUTO and CRK_ATTN_IMPL_WG_WS run pass 1
+ * warp-specialized (a TMA producer warp, two wgmma consumer warpgroups) and pass 2 on wgmma;
+ * CRK_ATTN_IMPL_WG runs pass 1 on wgmma without the specialization; CRK_ATTN_IMPL_MMA both
+ * passes on mma.sync (kernels/attn_chunk.cu; the only kernels elsewhere). Tests and benchmarks
  * compare them. Returns the previous setting. */
-enum { CRK_ATTN_IMPL_AUTO = 0, CRK_ATTN_IMPL_MMA = 1, CRK_ATTN_IMPL_WG = 2, CRK_ATTN_IMPL_WG_WS = 3 };   /* WG_WS: pass 1 warp-specialized (TMA producer) */
+enum { CRK_ATTN_IMPL_AUTO = 0, CRK_ATTN_IMPL_MMA = 1, CRK_ATTN_IMPL_WG = 2, CRK_ATTN_IMPL_WG_WS = 3 };
 int crk_attn_set_impl(int impl);
-/* CRK_ATTN_IMPL_WG_WS's variant: 1 the two consumer warpgroups ping-pong (default), 0 not.
+/* The warp-specialized pass 1's variant: 0 (default) the two consumer warpgroups issue freely, 1 they ping-pong.
  * The environment's CRK_WS_VARIANT=0/1 sets it on first use. Returns the previous setting. */
 int crk_attn_set_ws_variant(int v);
 int crk_attn_wg_ok(int hd);

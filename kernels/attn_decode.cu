@@ -2,7 +2,7 @@
  * flash-decoding: the keys are split across blocks (CRK_DEC_KS keys each); every block
  * rotates its keys once, computes the logits of all query heads of one KV head (GQA: each
  * key is read once for the whole group), and keeps (max, sum, sum p.v) of its split; a
- * combine kernel merges the splits, and a score kernel turns the stored logits into the
+ * finish kernel merges the splits and turns the stored logits into the
  * EMA score columns r = max_g w_0 * p_g. All fp32 (keys and values read as fp16). */
 #include "attn_common.cuh"
 #include "mma.cuh"
@@ -227,91 +227,95 @@ __global__ void __launch_bounds__(DEC_NT, R == 8 ? 2 : 4) attn_dec_p1(crk_attn a
     }
 }
 
-/* Merge the splits: block (h, c) produces dimensions [32c, 32c + 32) of query head h. Warp w
- * takes splits w, w + 8, ... in batches of 8 whose loads are all in flight together, and keeps
- * a running (max, sum, output) rescaled once per batch; the 8 warps merge through shared memory. */
-#define CMB_B 8
-__global__ void __launch_bounds__(256) attn_dec_combine(crk_attn a, int nsplit) {
-    const int h = blockIdx.x, hd = a.hd, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int d = blockIdx.y * 32 + lane, dd = d < hd ? d : 0;
-    const float *part = a.work + crk_dec_part_off(a.n_head, a.S, a.N) + (size_t)h * (hd + 2);
+/* The splits' merge and the score columns in one kernel (they were two: 8 + 5 us per layer
+ * of the 8B shape under Nsight Compute). Block (h, y) of KV head h first merges the maxima and
+ * sums of its group's heads over all splits (a few KB from L2, redone by every block), then
+ * takes a share of the group's output dimensions (out, out16, out_q8, and (max, 1/sum) in work)
+ * and of the keys' score columns r = max_g w_0 p_g (and the probe). */
+#define FIN_NT 256
+__global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit) {
+    const int kvh = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int n_rep = a.n_head / a.n_kv, hd = a.hd, nk = a.S + a.N + 1;
+    const float *part = a.work + crk_dec_part_off(a.n_head, a.S, a.N);
     const size_t pstride = (size_t)a.n_head * (hd + 2);
-    __shared__ float sm[8], sl[8], so[8][32];
-    float M = -INFINITY, Ls = 0.f, O = 0.f;
-    for (int i0 = warp; i0 < nsplit; i0 += 8 * CMB_B) {
-        float mj[CMB_B], lj[CMB_B], oj[CMB_B];
-        float bm = M;
-#pragma unroll
-        for (int j = 0; j < CMB_B; j++) {
-            const int i = i0 + 8 * j;
-            mj[j] = -INFINITY; lj[j] = oj[j] = 0.f;
-            if (i < nsplit) {
-                const float *pp = part + (size_t)i * pstride;
-                mj[j] = pp[0]; lj[j] = pp[1]; oj[j] = pp[2 + dd];
+    extern __shared__ float fsm[];
+    float *sM = fsm, *sInv = fsm + n_rep;   /* [n_rep] each */
+    for (int r = warp; r < n_rep; r += FIN_NT / 32) {
+        const float *ph = part + (size_t)(kvh * n_rep + r) * (hd + 2);
+        float M = -INFINITY;
+        for (int i = lane; i < nsplit; i += 32) M = fmaxf(M, ph[(size_t)i * pstride]);
+        M = crk_warp_max(M);
+        float Ls = 0.f;
+        if (M > -INFINITY)
+            for (int i = lane; i < nsplit; i += 32) {
+                const float m = ph[(size_t)i * pstride];
+                if (m > -INFINITY) Ls += ph[(size_t)i * pstride + 1] * expf(m - M);
             }
-            bm = fmaxf(bm, mj[j]);
-        }
-        if (bm == -INFINITY) continue;
-        const float f = expf(M - bm);   /* 0 while M is -inf */
-        Ls *= f; O *= f;
-#pragma unroll
-        for (int j = 0; j < CMB_B; j++) {
-            if (mj[j] > -INFINITY) {
-                const float e = expf(mj[j] - bm);
-                Ls += lj[j] * e;
-                O += oj[j] * e;
-            }
-        }
-        M = bm;
+        Ls = crk_warp_sum(Ls);
+        if (lane == 0) { sM[r] = M; sInv[r] = Ls > 0.f ? 1.0f / Ls : 0.f; }
     }
-    if (lane == 0) { sm[warp] = M; sl[warp] = Ls; }
-    so[warp][lane] = O;
     __syncthreads();
-    if (warp == 0) {
-        float Mt = sm[0];
+    /* outputs: block y takes units of 32 dimensions of one head; its 8 warps take every 8th
+     * split, 8 splits' loads in flight at a time, and add up through shared memory */
+    __shared__ float so[FIN_NT / 32][32];
+    const int nch = (hd + 31) / 32, units = n_rep * nch;
+    for (int u = blockIdx.y; u < units; u += gridDim.y) {
+        const int r = u / nch, d = (u % nch) * 32 + lane, dd = d < hd ? d : 0, h = kvh * n_rep + r;
+        const float *ph = part + (size_t)h * (hd + 2);
+        const float M = sM[r];
+        float acc = 0.f;
+        if (M > -INFINITY)
+            for (int i0 = warp; i0 < nsplit; i0 += 8 * (FIN_NT / 32)) {
+                float m[8], v[8];
 #pragma unroll
-        for (int w = 1; w < 8; w++) Mt = fmaxf(Mt, sm[w]);
-        float Lt = 0.f, v = 0.f;
+                for (int j = 0; j < 8; j++) {
+                    const int i = i0 + j * (FIN_NT / 32);
+                    m[j] = i < nsplit ? ph[(size_t)i * pstride] : -INFINITY;
+                    v[j] = i < nsplit ? ph[(size_t)i * pstride + 2 + dd] : 0.f;
+                }
 #pragma unroll
-        for (int w = 0; w < 8; w++) {
-            if (sm[w] > -INFINITY) {
-                const float e = expf(sm[w] - Mt);
-                Lt += sl[w] * e;
-                v += so[w][lane] * e;
+                for (int j = 0; j < 8; j++) if (m[j] > -INFINITY) acc += v[j] * expf(m[j] - M);
             }
+        so[warp][lane] = acc;
+        __syncthreads();
+        if (warp == 0) {
+            float v = 0.f;
+#pragma unroll
+            for (int w = 0; w < FIN_NT / 32; w++) v += so[w][lane];
+            v *= sInv[r];
+            if (d < hd) {
+                a.out[(size_t)h * hd + d] = v;
+                if (a.out16) a.out16[(size_t)h * hd + d] = crk_f2bf(v);
+            }
+            if (a.out_q8 && (hd & 31) == 0) crk_quantize_block(v, lane, a.out_q8 + ((size_t)h * hd + d) / 32);
         }
-        const float inv = 1.0f / Lt;
-        if (d < hd) {
-            v *= inv;
-            a.out[(size_t)h * hd + d] = v;
-            if (a.out16) a.out16[(size_t)h * hd + d] = crk_f2bf(v);
-            if (a.out_q8 && (hd & 31) == 0) crk_quantize_block(v, d & 31, a.out_q8 + ((size_t)h * hd + d) / 32);
-        }
-        if (lane == 0 && blockIdx.y == 0) { a.work[(size_t)h * 2] = Mt; a.work[(size_t)h * 2 + 1] = inv; }
+        __syncthreads();
     }
-}
-
-/* r[kvh][k] = max over the group's heads of w_0 * p (a missing key's logit is -inf: p = 0). */
-__global__ void attn_dec_score(crk_attn a) {
-    const int kvh = blockIdx.y, k = blockIdx.x * blockDim.x + threadIdx.x;
-    const int nk = a.S + a.N + 1;
-    if (k >= nk) return;
-    const int n_rep = a.n_head / a.n_kv;
+    if (blockIdx.y == 0 && tid < n_rep) { a.work[(size_t)(kvh * n_rep + tid) * 2] = sM[tid]; a.work[(size_t)(kvh * n_rep + tid) * 2 + 1] = sInv[tid]; }
+    /* score columns of this block's keys (a missing key's logit is -inf: p = 0) */
     const float *glg = a.work + crk_dec_lg_off(a.n_head);
     const float w0 = a.w[0];
-    float best = 0.f, psum = 0.f;
-#pragma unroll 4
-    for (int g = 0; g < n_rep; g++) {
-        const int h = kvh * n_rep + g;
-        const float p = expf(glg[(size_t)h * nk + k] - a.work[(size_t)h * 2]) * a.work[(size_t)h * 2 + 1];
-        best = fmaxf(best, w0 * p);
-        psum += p;
+    for (int k = blockIdx.y * FIN_NT + tid; k < nk; k += gridDim.y * FIN_NT) {
+        float best = 0.f, psum = 0.f;
+        for (int r = 0; r < n_rep; r++) {
+            const float p = expf(glg[(size_t)(kvh * n_rep + r) * nk + k] - sM[r]) * sInv[r];
+            best = fmaxf(best, w0 * p);
+            psum += p;
+        }
+        if (a.probe && psum > 0.f) {
+            const int64_t og = k < a.S ? (int64_t)k : k < a.S + a.N ? a.og[(size_t)kvh * a.N + (k - a.S)] : a.st->t0;
+            if (og >= 0) atomicAdd(a.probe + og, psum);
+        }
+        a.r[(size_t)kvh * a.r_stride + k] = best;
     }
-    if (a.probe && psum > 0.f) {
-        const int64_t og = k < a.S ? (int64_t)k : k < a.S + a.N ? a.og[(size_t)kvh * a.N + (k - a.S)] : a.st->t0;
-        if (og >= 0) atomicAdd(a.probe + og, psum);
-    }
-    a.r[(size_t)kvh * a.r_stride + k] = best;
+}
+static void launch_dec_finish(const crk_attn *a, int nsplit, cudaStream_t s) {
+    const int nk = a->S + a->N + 1;
+    const int units = (a->n_head / a->n_kv) * (int)crk_cdiv(a->hd, 32);   /* output units of 32 dimensions per KV head */
+    int ny = (int)crk_cdiv(nk, FIN_NT) < 64 ? (int)crk_cdiv(nk, FIN_NT) : 64;
+    if (ny < units) ny = units;
+    attn_dec_finish<<<dim3(a->n_kv, ny), FIN_NT, sizeof(float) * 2 * (a->n_head / a->n_kv), s>>>(*a, nsplit);
+    if (a->out_q8 && (a->hd & 31)) crk_quantize_q8(a->out, 1, a->n_head * a->hd, a->out_q8, s);
 }
 
 /* ================================================================ tensor cores
@@ -542,8 +546,9 @@ __global__ void __launch_bounds__(128, 3) attn_dec_tc(crk_attn a) {
  *   2t+9], exactly its S accumulators): lane g reads the units 8q + g of the keys 2t, 2t+1,
  *   2t+8, 2t+9 (eight lanes read 128 contiguous bytes); rows g and g + 8 of m-tile mt are the
  *   dimensions of its word mt, and the lane ends with the output of queries 2t, 2t+1 there.
- * Output: the split partials and logits of attn_dec_tc (merged by attn_dec_combine, scored
- * by attn_dec_score). */
+ * Output: the split partials and logits of attn_dec_tc (merged and scored by
+ * attn_dec_finish). H200, 8B shape, 16448 keys: 42.9 us per layer with the merge and score
+ * kernels, against 49.5 for attn_dec_tc. */
 #define DRD_KW 128   /* keys per warp (one split) */
 #define DRD_WARPS 4
 
@@ -565,8 +570,8 @@ __device__ __forceinline__ uint32_t drd_rot(uint32_t k, uint32_t cs) {
     return pack_h2(x.x * c.x - x.y * c.y, x.x * c.y + x.y * c.x);
 }
 
-template <int HD>
-__global__ void __launch_bounds__(32 * DRD_WARPS, 2) attn_dec_rd(crk_attn a, int nsplit) {
+template <int HD, int MINB>   /* MINB: blocks per SM the registers allow */
+__global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, int nsplit) {
     constexpr int NKK = HD / 16;      /* k-steps of Q.K; also the m-tiles of O^T */
     constexpr int KQ = HD / 32;       /* uint4 of a lane's key quarter (hd/4 dims) */
     constexpr int VQ = HD / 64;       /* uint4 of a lane's value slice (hd/8 dims) */
@@ -583,6 +588,15 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, 2) attn_dec_rd(crk_attn a, int
     int pr[DRD_KW / 32];
 #pragma unroll
     for (int j = 0; j < DRD_KW / 32; j++) pr[j] = drd_pos(a, kb0 + lane + 32 * j, n_sinks, p0, nk);
+    /* position of the warp's key kl (a select, not a dynamically indexed array: the step
+     * loop is not unrolled) */
+    auto pos_of = [&](int kl) {
+        const int j = kl >> 5;
+        int v = pr[0];
+#pragma unroll
+        for (int q = 1; q < DRD_KW / 32; q++) v = j == q ? pr[q] : v;
+        return __shfl_sync(0xffffffffu, v, kl & 31);
+    };
     /* query row g as A fragments (fp16; rows g + 8 are zero), dimensions permuted as above */
     uint32_t qa[NKK][4];
     {
@@ -609,7 +623,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, 2) attn_dec_rd(crk_attn a, int
 #pragma unroll
         for (int j = 0; j < 2; j++) {
             const int kl = 16 * i + 8 * j + g, kidx = kb0 + kl;
-            const int pos = __shfl_sync(0xffffffffu, pr[kl >> 5], kl & 31);
+            const int pos = pos_of(kl);
             const uint4 *src = (const uint4 *)drd_row<HD>(a, a.sink_k, a.ck, a.kc, kvh, kidx);
             const uint4 *cs = (const uint4 *)(a.rope_cs16 + (size_t)(pos < 0 ? 0 : pos) * rp);
 #pragma unroll
@@ -623,7 +637,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, 2) attn_dec_rd(crk_attn a, int
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             const int kl = 16 * i + 2 * t + (j & 1) + 8 * (j >> 1), kidx = kb0 + kl;
-            const int pos = __shfl_sync(0xffffffffu, pr[kl >> 5], kl & 31);
+            const int pos = pos_of(kl);
             const uint4 *src = (const uint4 *)drd_row<HD>(a, a.sink_v, a.cv, a.vc, kvh, kidx);
 #pragma unroll
             for (int q = 0; q < VQ; q++) vr[j][q] = pos >= 0 ? src[8 * q + g] : z4;   /* unit 8q + g: lanes g = 0..7 read 128 contiguous bytes */
@@ -631,7 +645,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, 2) attn_dec_rd(crk_attn a, int
     };
     load_k(0);
     load_v(0);
-#pragma unroll
+#pragma unroll 1   /* fully unrolled, the kernel measured instruction-cache misses (Nsight Compute: stall_no_inst) */
     for (int i = 0; i < NSTEP; i++) {
         /* S = Q.K^T for the two 8-key tiles, keys rotated in registers */
         float s[2][4];
@@ -657,7 +671,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, 2) attn_dec_rd(crk_attn a, int
 #pragma unroll
             for (int e = 0; e < 2; e++) {
                 const int kl = 16 * i + 8 * j + 2 * t + e, kidx = kb0 + kl;
-                const bool ok = __shfl_sync(0xffffffffu, pr[kl >> 5], kl & 31) >= 0;
+                const bool ok = pos_of(kl) >= 0;
                 if (g < n_rep && kidx < nk) glg[(size_t)(kvh * n_rep + g) * nk + kidx] = ok ? s[j][e] * scale : -INFINITY;
                 s[j][e] = ok ? s[j][e] * sl2 : -INFINITY;
                 mx = fmaxf(mx, s[j][e]);
@@ -717,9 +731,15 @@ extern "C" void crk_rope_cs16(const float *cs, size_t n_pairs, uint32_t *cs16, c
     if (n_pairs) rope_cs16_kernel<<<(unsigned)crk_cdiv(n_pairs, 256), 256, 0, s>>>((const float2 *)cs, n_pairs, cs16);
 }
 
+/* 2 blocks per SM (head dim 128: 201 registers, no spill; 42.9 us per layer on the H200) or,
+ * with CRK_DRD_MINB=3 (benchmarks), 3 (168 registers and a 48-byte spill: 50.9 us) */
 template <int HD>
 static void launch_dec_rd(const crk_attn *a, int nsplit, cudaStream_t s) {
-    attn_dec_rd<HD><<<dim3(crk_cdiv(nsplit, DRD_WARPS), a->n_kv), 32 * DRD_WARPS, 0, s>>>(*a, nsplit);
+    static int minb = 0;
+    if (!minb) { const char *e = getenv("CRK_DRD_MINB"); minb = e && *e == '3' ? 3 : 2; }
+    const dim3 grid(crk_cdiv(nsplit, DRD_WARPS), a->n_kv);
+    if (minb == 3) attn_dec_rd<HD, 3><<<grid, 32 * DRD_WARPS, 0, s>>>(*a, nsplit);
+    else attn_dec_rd<HD, 2><<<grid, 32 * DRD_WARPS, 0, s>>>(*a, nsplit);
 }
 
 template <int HD>
@@ -787,8 +807,7 @@ extern "C" void crk_attn_decode(const crk_attn *a, crk_stream s) {
             else launch_dec_rd<128>(a, nsplit, s);
         } else if (hd == 64) launch_dec_tc<64>(a, nsplit, s);
         else launch_dec_tc<128>(a, nsplit, s);
-        attn_dec_combine<<<dim3(a->n_head, crk_cdiv(hd, 32)), 256, 0, s>>>(*a, nsplit);
-        attn_dec_score<<<dim3(crk_cdiv(nk, 256), a->n_kv), 256, 0, s>>>(*a);
+        launch_dec_finish(a, nsplit, s);
         return;
     }
     const int nsplit = (int)crk_cdiv(nk, CRK_DEC_KS);
@@ -800,7 +819,5 @@ extern "C" void crk_attn_decode(const crk_attn *a, crk_stream s) {
     case 128: launch_dec<16>(a, nsplit, s); break;
     default: launch_dec<32>(a, nsplit, s); break;
     }
-    attn_dec_combine<<<dim3(a->n_head, crk_cdiv(hd, 32)), 256, 0, s>>>(*a, nsplit);
-    if (a->out_q8 && (hd & 31)) crk_quantize_q8(a->out, 1, a->n_head * hd, a->out_q8, s);
-    attn_dec_score<<<dim3(crk_cdiv(nk, 256), a->n_kv), 256, 0, s>>>(*a);
+    launch_dec_finish(a, nsplit, s);
 }

@@ -612,15 +612,12 @@ static void test_attn_chunk_fast(void) {
     /* both kernel families where this GPU has the warpgroup-MMA one (compute capability 9.0) */
     const int n = (int)(sizeof cases / sizeof cases[0]);
     if (crk_attn_wg_ok(128)) {
-        run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, pass 1 wgmma, pass 2 mma.sync (default)");
-        crk_attn_set_impl(CRK_ATTN_IMPL_WG);
-        run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, both passes wgmma");
-        crk_attn_set_impl(CRK_ATTN_IMPL_WG_WS);
+        run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, pass 1 warp-specialized (TMA), pass 2 wgmma (default)");
         const int wsv = crk_attn_set_ws_variant(1);
-        run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, pass 1 wgmma warp-specialized (TMA, ping-pong)");
-        crk_attn_set_ws_variant(0);
-        run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, pass 1 wgmma warp-specialized (TMA, no ping-pong)");
+        run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, pass 1 warp-specialized with ping-pong, pass 2 wgmma");
         crk_attn_set_ws_variant(wsv);
+        crk_attn_set_impl(CRK_ATTN_IMPL_WG);
+        run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, both passes wgmma, not specialized");
         crk_attn_set_impl(CRK_ATTN_IMPL_MMA);
         run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, both passes mma.sync");
         crk_attn_set_impl(CRK_ATTN_IMPL_AUTO);

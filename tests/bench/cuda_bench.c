@@ -243,10 +243,10 @@ static double attn_bench_run(attn_bench *b, int64_t T, int stride, double *usefu
         for (int f = 0; f < 3; f++) ph[f] = time_phase(&a, b->st, 1 << f, reps, a0, a1);
         const int wg = crk_attn_wg_ok(b->hd);
         printf("   phases (L=%d, full cache, %s): gather %.3f ms, pass 1 %.3f ms (%.0f TFLOP/s), pass 2 %.3f ms (%.0f TFLOP/s of its Q.K)\n",
-               L, wg ? "pass 1 wgmma, pass 2 mma.sync" : "mma.sync", ph[0], ph[1], attn_ms / ph[1] / 1e9, ph[2], attn_ms / 2 / ph[2] / 1e9);
-        for (int impl = CRK_ATTN_IMPL_MMA; wg && impl <= CRK_ATTN_IMPL_WG_WS + 1; impl++) {   /* the other kernels on the same data */
-            const int wsv = impl > CRK_ATTN_IMPL_WG_WS ? crk_attn_set_ws_variant(0) : crk_attn_set_ws_variant(1);   /* WG_WS + 1: no ping-pong */
-            crk_attn_set_impl(impl > CRK_ATTN_IMPL_WG_WS ? CRK_ATTN_IMPL_WG_WS : impl);
+               L, wg ? "pass 1 warp-specialized, pass 2 wgmma" : "mma.sync", ph[0], ph[1], attn_ms / ph[1] / 1e9, ph[2], attn_ms / 2 / ph[2] / 1e9);
+        for (int impl = CRK_ATTN_IMPL_MMA; wg && impl <= CRK_ATTN_IMPL_WG_WS; impl++) {   /* the other kernels on the same data */
+            const int wsv = crk_attn_set_ws_variant(impl == CRK_ATTN_IMPL_WG_WS);   /* WG_WS here: with ping-pong */
+            crk_attn_set_impl(impl);
             for (int f = 1; f < 3; f++) {
                 crk_attn_chunk_phases(&a, b->st, 1 << f);   /* warm-up (first launch of these kernels) */
                 ph[f] = time_phase(&a, b->st, 1 << f, reps, a0, a1);
@@ -254,8 +254,7 @@ static double attn_bench_run(attn_bench *b, int64_t T, int stride, double *usefu
             crk_attn_set_impl(CRK_ATTN_IMPL_AUTO);
             crk_attn_set_ws_variant(wsv);
             printf("   phases (L=%d, full cache, %s): pass 1 %.3f ms (%.0f TFLOP/s), pass 2 %.3f ms (%.0f TFLOP/s of its Q.K)\n",
-                   L, impl == CRK_ATTN_IMPL_MMA ? "mma.sync" : impl == CRK_ATTN_IMPL_WG ? "wgmma" :
-                   impl == CRK_ATTN_IMPL_WG_WS ? "pass 1 wgmma warp-specialized, ping-pong" : "pass 1 wgmma warp-specialized, no ping-pong",
+                   L, impl == CRK_ATTN_IMPL_MMA ? "mma.sync" : impl == CRK_ATTN_IMPL_WG ? "wgmma, pass 1 not specialized" : "pass 1 warp-specialized with ping-pong, pass 2 wgmma",
                    ph[1], attn_ms / ph[1] / 1e9, ph[2], attn_ms / 2 / ph[2] / 1e9);
         }
         cudaFree(dst); cudaFree(dw);

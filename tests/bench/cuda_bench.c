@@ -328,6 +328,7 @@ static void bench_model(const shape *s, uint32_t type, int weights_mode, int str
     fake_model(&m, s, type);
     cascade_cfg cfg; cascade_cfg_default(&cfg);
     cfg.S = 64; cfg.N = 16384; cfg.C = 4;
+    if (getenv("CR_BENCH_N")) cfg.N = atoi(getenv("CR_BENCH_N"));   /* e.g. 65536 (issue 5's second prefill target) */
     cascade_ctrl c; char err[600];
     if (cascade_ctrl_init(&c, &cfg, err, sizeof err)) { printf("   %s\n", err); return; }
     cuda_opts o; cuda_opts_default(&o);
@@ -352,8 +353,8 @@ static void bench_model(const shape *s, uint32_t type, int weights_mode, int str
     double te = now();
     double tps = timed * stride / (te - ts);
     double flops = 2.0 * ((double)s->n_layer * ((double)s->dim * (s->nh + 2 * s->nkv) * (s->dim / s->nh) + (double)s->dim * s->dim + 3.0 * s->dim * s->ffn));
-    printf("   %-13s %-5s %-9s stride %d: prefill %8.0f tok/s (full cache; %.0f GEMM TFLOP/s-equivalent; setup %.1f s)\n", s->name, ggml_type_name(type),
-           weights_mode == CUDA_WEIGHTS_STREAM ? "streamed" : "resident", stride, tps, tps * flops / 1e12, t1 - t0);
+    printf("   %-13s %-5s %-9s stride %d: prefill %8.0f tok/s (full cache N=%d: 1M tokens in %.0f s; %.0f GEMM TFLOP/s-equivalent; setup %.1f s)\n", s->name,
+           ggml_type_name(type), weights_mode == CUDA_WEIGHTS_STREAM ? "streamed" : "resident", stride, tps, cfg.N, 1048576.0 / tps, tps * flops / 1e12, t1 - t0);
     printf("      %s\n", cuda_state_describe(g));
     fflush(stdout);
     if (do_decode) {
@@ -558,7 +559,7 @@ int main(int argc, char **argv) {
     if (strstr(parts, "attn")) bench_attn(max_t);
     if (strstr(parts, "model") || strstr(parts, "decode")) {
         int dec = strstr(parts, "decode") != NULL;
-        printf("\n== whole-model prefill (cascade N=16384 S=64 C=4) and decode\n");
+        printf("\n== whole-model prefill (cascade N=%s S=64 C=4) and decode\n", getenv("CR_BENCH_N") ? getenv("CR_BENCH_N") : "16384");
         bench_model(&SH_1B, GGML_TYPE_BF16, CUDA_WEIGHTS_AUTO, 4096, dec);
         bench_model(&SH_1B, GGML_TYPE_Q4_K, CUDA_WEIGHTS_AUTO, 4096, dec);
         bench_model(&SH_8B, GGML_TYPE_BF16, CUDA_WEIGHTS_AUTO, 4096, dec);

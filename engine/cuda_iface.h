@@ -126,7 +126,7 @@ int crk_attn_set_impl(int impl);
  * The environment's CRK_WS_VARIANT=0/1 sets it on first use. Returns the previous setting. */
 int crk_attn_set_ws_variant(int v);
 int crk_attn_wg_ok(int hd);
-/* blocks per SM of the default mma.sync pass 2 (hd 64 or 128); 3 is the measured-best occupancy */
+/* blocks per SM of the mma.sync pass 2 (the default where wgmma is not available; hd 64 or 128); 3 is the measured-best occupancy */
 int crk_attn_p2_blocks_per_sm(int hd);
 /* passes 1 (phases & 2) and 2 (phases & 4) on wgmma, after crk_kv_gather; ws: pass 1 warp-specialized */
 void crk_attn_wg(const crk_attn *a, crk_stream s, int phases, int ws);

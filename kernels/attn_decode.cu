@@ -241,18 +241,27 @@ __global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit
     extern __shared__ float fsm[];
     float *sM = fsm, *sInv = fsm + n_rep;   /* [n_rep] each */
     for (int r = warp; r < n_rep; r += FIN_NT / 32) {
+        /* one pass: every lane keeps a running (max, sum) over its splits, loaded 4 at a time */
         const float *ph = part + (size_t)(kvh * n_rep + r) * (hd + 2);
-        float M = -INFINITY;
-        for (int i = lane; i < nsplit; i += 32) M = fmaxf(M, ph[(size_t)i * pstride]);
-        M = crk_warp_max(M);
-        float Ls = 0.f;
-        if (M > -INFINITY)
-            for (int i = lane; i < nsplit; i += 32) {
-                const float m = ph[(size_t)i * pstride];
-                if (m > -INFINITY) Ls += ph[(size_t)i * pstride + 1] * expf(m - M);
+        float M = -INFINITY, Ls = 0.f;
+        for (int i0 = lane; i0 < nsplit; i0 += 4 * 32) {
+            float m[4], l[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                const int i = i0 + 32 * u;
+                m[u] = i < nsplit ? ph[(size_t)i * pstride] : -INFINITY;
+                l[u] = i < nsplit ? ph[(size_t)i * pstride + 1] : 0.f;
             }
-        Ls = crk_warp_sum(Ls);
-        if (lane == 0) { sM[r] = M; sInv[r] = Ls > 0.f ? 1.0f / Ls : 0.f; }
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                if (m[u] == -INFINITY) continue;
+                if (m[u] > M) { Ls = Ls * expf(M - m[u]) + l[u]; M = m[u]; }   /* expf(-inf) = 0 on the first */
+                else Ls += l[u] * expf(m[u] - M);
+            }
+        }
+        const float Mw = crk_warp_max(M);
+        Ls = Mw == -INFINITY ? 0.f : crk_warp_sum(M == -INFINITY ? 0.f : Ls * expf(M - Mw));
+        if (lane == 0) { sM[r] = Mw; sInv[r] = Ls > 0.f ? 1.0f / Ls : 0.f; }
     }
     __syncthreads();
     /* outputs: block y takes units of 32 dimensions of one head; its 8 warps take every 8th
@@ -616,6 +625,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
     for (int i = 0; i < NKK; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
     float m = -INFINITY, l = 0.f;   /* query g's running max (log2 units) and sum */
     uint4 kr[2][KQ], cr[2][KQ], vr[4][VQ];
+    uint32_t kok = 0, vok = 0;   /* bit j: key tile j's key / value key j of this step is valid (the others are zeroed at use: their rows may hold NaN) */
     const uint4 z4 = make_uint4(0, 0, 0, 0);
     /* loads of step i's keys (tile j: key 16 i + 8 j + g) with their cos/sin, and values
      * (keys 16 i + 2t + {0, 1, 8, 9}); invalid keys are zeros (their rows may hold NaN) */
@@ -624,11 +634,13 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
         for (int j = 0; j < 2; j++) {
             const int kl = 16 * i + 8 * j + g, kidx = kb0 + kl;
             const int pos = pos_of(kl);
+            if (j == 0) kok = 3u;
+            if (pos < 0) kok &= ~(1u << j);
             const uint4 *src = (const uint4 *)drd_row<HD>(a, a.sink_k, a.ck, a.kc, kvh, kidx);
             const uint4 *cs = (const uint4 *)(a.rope_cs16 + (size_t)(pos < 0 ? 0 : pos) * rp);
 #pragma unroll
             for (int q = 0; q < KQ; q++) {   /* 16-byte unit 4q + t of the row: lanes t = 0..3 read 64 contiguous bytes */
-                kr[j][q] = pos >= 0 ? src[4 * q + t] : z4;
+                kr[j][q] = kidx < nk ? src[4 * q + t] : z4;   /* not waiting for the position: invalid keys are zeroed at use */
                 cr[j][q] = pos >= 0 && 4 * (4 * q + t) < rp ? cs[4 * q + t] : z4;
             }
         }
@@ -638,9 +650,11 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
         for (int j = 0; j < 4; j++) {
             const int kl = 16 * i + 2 * t + (j & 1) + 8 * (j >> 1), kidx = kb0 + kl;
             const int pos = pos_of(kl);
+            if (j == 0) vok = 0xFu;
             const uint4 *src = (const uint4 *)drd_row<HD>(a, a.sink_v, a.cv, a.vc, kvh, kidx);
 #pragma unroll
-            for (int q = 0; q < VQ; q++) vr[j][q] = pos >= 0 ? src[8 * q + g] : z4;   /* unit 8q + g: lanes g = 0..7 read 128 contiguous bytes */
+            for (int q = 0; q < VQ; q++) vr[j][q] = kidx < nk ? src[8 * q + g] : z4;   /* unit 8q + g: lanes g = 0..7 read 128 contiguous bytes */
+            if (pos < 0) vok &= ~(1u << j);
         }
     };
     load_k(0);
@@ -653,12 +667,14 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
         for (int j = 0; j < 2; j++) {
             s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
             const uint32_t *kw = (const uint32_t *)kr[j], *cw = (const uint32_t *)cr[j];
+            const uint32_t km = (kok >> j) & 1u ? 0xFFFFFFFFu : 0u;
 #pragma unroll
             for (int kk = 0; kk < NKK; kk++) {
                 const int w0 = 2 * kk, w1 = 2 * kk + 1;   /* pair 4 (4 (w / 4) + t) + w % 4 */
                 const bool rot = 4 * (4 * (kk >> 1) + t) < rp;
-                const uint32_t b0 = rot ? drd_rot(kw[w0], cw[w0]) : kw[w0];
-                const uint32_t b1 = rot ? drd_rot(kw[w1], cw[w1]) : kw[w1];
+                const uint32_t k0 = kw[w0] & km, k1 = kw[w1] & km;
+                const uint32_t b0 = rot ? drd_rot(k0, cw[w0]) : k0;
+                const uint32_t b1 = rot ? drd_rot(k1, cw[w1]) : k1;
                 mma16816(s[j], qa[kk], b0, b1);
             }
         }
@@ -687,15 +703,17 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
         /* the rescale of O^T's columns 2t, 2t + 1: queries 2t, 2t + 1, whose factors lanes 8t and 8t + 4 hold */
         const float a0 = __shfl_sync(0xffffffffu, al, 8 * t), a1 = __shfl_sync(0xffffffffu, al, 8 * t + 4);
         const uint32_t *v0 = (const uint32_t *)vr[0], *v1 = (const uint32_t *)vr[1], *v2 = (const uint32_t *)vr[2], *v3 = (const uint32_t *)vr[3];
+        const uint32_t vm0 = vok & 1u ? ~0u : 0u, vm1 = vok & 2u ? ~0u : 0u, vm2 = vok & 4u ? ~0u : 0u, vm3 = vok & 8u ? ~0u : 0u;
 #pragma unroll
         for (int mt = 0; mt < NKK; mt++) {
             o[mt][0] *= a0; o[mt][1] *= a1; o[mt][2] *= a0; o[mt][3] *= a1;
             /* A = V^T: rows g, g + 8 = dimensions 8 (8 (mt / 4) + g) + 2 (mt % 4), + 1 (the lane's word mt) */
             uint32_t va[4];
-            va[0] = __byte_perm(v0[mt], v1[mt], 0x5410u);   /* row g: keys 2t, 2t + 1 */
-            va[1] = __byte_perm(v0[mt], v1[mt], 0x7632u);   /* row g + 8 */
-            va[2] = __byte_perm(v2[mt], v3[mt], 0x5410u);   /* row g: keys 2t + 8, 2t + 9 */
-            va[3] = __byte_perm(v2[mt], v3[mt], 0x7632u);
+            const uint32_t x0 = v0[mt] & vm0, x1 = v1[mt] & vm1, x2 = v2[mt] & vm2, x3 = v3[mt] & vm3;
+            va[0] = __byte_perm(x0, x1, 0x5410u);   /* row g: keys 2t, 2t + 1 */
+            va[1] = __byte_perm(x0, x1, 0x7632u);   /* row g + 8 */
+            va[2] = __byte_perm(x2, x3, 0x5410u);   /* row g: keys 2t + 8, 2t + 9 */
+            va[3] = __byte_perm(x2, x3, 0x7632u);
             mma16816(o[mt], va, pb0, pb1);
         }
         if (i + 1 < NSTEP) load_v(i + 1);

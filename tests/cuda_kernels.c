@@ -627,8 +627,8 @@ static void test_attn_chunk_fast(void) {
     }
 }
 
-/* The default pass 2 runs 3 blocks per SM at head dim 128 (its shared memory's limit; 2 at
- * 64, where registers limit it). Small source changes
+/* The mma.sync pass 2 (the default where wgmma is not available) runs 3 blocks per SM at head
+ * dim 128 (its shared memory's limit; 2 at 64, where registers limit it). Small source changes
  * have made ptxas take 121 registers instead of 80, 2 blocks per SM, and pass 2 4.1 instead of
  * 2.7 ms on the H200: this catches that. */
 static void test_attn_p2_occupancy(void) {

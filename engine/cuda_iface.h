@@ -119,8 +119,10 @@ int crk_attn_fast_ok(int hd, int rope_pairs);
  * warp-specialized (a TMA producer warp, two wgmma consumer warpgroups) and pass 2 on wgmma;
  * CRK_ATTN_IMPL_WG runs pass 1 on wgmma without the specialization; CRK_ATTN_IMPL_MMA both
  * passes on mma.sync (kernels/attn_chunk.cu; the only kernels elsewhere). Tests and benchmarks
- * compare them. Returns the previous setting. */
-enum { CRK_ATTN_IMPL_AUTO = 0, CRK_ATTN_IMPL_MMA = 1, CRK_ATTN_IMPL_WG = 2, CRK_ATTN_IMPL_WG_WS = 3 };
+ * compare them. CRK_ATTN_IMPL_WG_WS2 (not a default: being measured) runs pass 1 as AUTO does
+ * and pass 2 warp-specialized too (attn_p2_wgws: a TMA producer warp, two wgmma consumer
+ * warpgroups). Returns the previous setting. */
+enum { CRK_ATTN_IMPL_AUTO = 0, CRK_ATTN_IMPL_MMA = 1, CRK_ATTN_IMPL_WG = 2, CRK_ATTN_IMPL_WG_WS = 3, CRK_ATTN_IMPL_WG_WS2 = 4 };
 int crk_attn_set_impl(int impl);
 /* The warp-specialized pass 1's variant: 0 (default) the two consumer warpgroups issue freely, 1 they ping-pong.
  * The environment's CRK_WS_VARIANT=0/1 sets it on first use. Returns the previous setting. */
@@ -128,7 +130,8 @@ int crk_attn_set_ws_variant(int v);
 int crk_attn_wg_ok(int hd);
 /* blocks per SM of the mma.sync pass 2 (the default where wgmma is not available; hd 64 or 128); 3 is the measured-best occupancy */
 int crk_attn_p2_blocks_per_sm(int hd);
-/* passes 1 (phases & 2) and 2 (phases & 4) on wgmma, after crk_kv_gather; ws: pass 1 warp-specialized */
+/* passes 1 (phases & 2) and 2 (phases & 4) on wgmma, after crk_kv_gather; ws: bit 0 pass 1
+ * warp-specialized, bit 1 pass 2 warp-specialized */
 void crk_attn_wg(const crk_attn *a, crk_stream s, int phases, int ws);
 void crk_attn_chunk(const crk_attn *a, crk_stream s);
 /* Benchmarks: only some phases of the tensor-core path (bit 0 the key gather, bit 1 pass 1,

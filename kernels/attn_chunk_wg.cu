@@ -13,6 +13,8 @@
  *    keys: S^T = K.Q^T (wgmma), p = ex2(s - max) / sum, and w_m p summed per key; the
  *    score column is the maximum over the group's heads. No atomics: deterministic. The
  *    default pass 2 on compute capability 9.0 (2.03 against 2.73 ms for mma.sync, H200).
+ *    attn_p2_wgws: the same, warp-specialized (a TMA producer warp, mbarrier stages);
+ *    crk_attn_set_impl(CRK_ATTN_IMPL_WG_WS2) selects it (not a default: unmeasured).
  * Numerics equal the mma.sync kernels' (fp16 operands, fp32 accumulation and softmax) up to
  * summation order. Built only into the sm_90a image; crk_attn_wg_ok() says when it runs. */
 #include "attn_common.cuh"
@@ -522,11 +524,190 @@ __global__ void __launch_bounds__(3 * 128, 1) attn_p1_wgws(crk_attn a, const __g
 #endif
 }
 
+/* ================================================================ pass 2, warp-specialized
+ * attn_p2_wg's work split (one block per (128 keys, KV head), consumer warpgroup c owns keys
+ * k0 + 64 c .. + 63; for every query head of the GQA group and every 128-query tile that sees
+ * the keys: S^T = K.Q^T by wgmma, p = ex2(s sl2 + nmax) wsum summed per key, the maximum over
+ * the group's heads) with the loads taken off the consumers' path, as attn_p1_wgws does:
+ * warpgroup 0 is the producer (its warp 0 only; warps 1 to 3 give their registers back with
+ * setmaxnreg and exit), warpgroups 1 and 2 the consumers. No block-wide barrier after the
+ * barriers' initialization.
+ *
+ * Producer (warp 0): lane 0 loads the K tile once (TMA, 3-d map over kbuf; rows >= kv_rows
+ * zero-filled by the map, rows [nk, roundup(nk, 128)) zeros written by crk_kv_gather: see
+ * attn_gather.cu; pass 2 would not need them anyway, a masked pair's p is selected to 0).
+ * Then for every query tile it = 0 .. total - 1 (it = gg nqt + i: head kvh n_rep + gg, queries
+ * qstart + 128 i ..), into stage s = it % P2WS_NS: lane 0 the Q tile [128][HD] (TMA, 2-d map
+ * over q16 [L][n_head HD]; rows >= L zero-filled), and the 32 lanes the tile's per-query
+ * statistics (-max, w[m] / sum) computed from a.work [n_head][L][2] and a.w (4 queries a lane;
+ * (0, 0) past L, as attn_p2_wg: finite, so that fmaf(wsum, 0, acc) stays exact), stored with
+ * st.shared into stt[s][128]. The global loads of a tile's statistics are issued before the
+ * wait for its stage to be free, so their latency overlaps that wait.
+ *
+ * Barriers (mbarrier, 8 bytes each, after the statistics):
+ *   k_full         count 1: the producer's lane 0 arrive.expect_tx(K tile bytes) before the K
+ *                  copies; completes its phase 0 when K has landed. Each consumer thread
+ *                  waits for it once with parity 0; never re-armed.
+ *   q_full[s]      count 32: for tile it (s = it % NS, n = it / NS), lane 0 of the producer
+ *                  warp arrive.expect_tx(Q tile bytes) then issues the Q copies; every lane
+ *                  (lane 0 included, in the same arrive) arrives after its st.shared of the
+ *                  statistics, so the arrive's release orders them before the phase's
+ *                  completion. Phase n completes when all 32 lanes have arrived and the Q
+ *                  bytes have landed. Consumers wait for tile it with parity (it / NS) & 1
+ *                  (acquire: the statistics and, via complete_tx, the TMA bytes are visible).
+ *                  They are never more than one phase behind: phase n + 1 of q_full[s] needs
+ *                  the producer to have seen phase n of q_empty[s] complete, i.e. every
+ *                  consumer warp to have finished tile it.
+ *   q_empty[s]     count 8 (one arrival per consumer warp: lane 0, after a __syncwarp that
+ *                  follows all the warp's reads of the stage): the consumers release tile it's
+ *                  stage after consume(it), which reads its statistics; its Q was last read by
+ *                  the wgmma group issued in step it - 1 (or before the loop for it = 0) and
+ *                  waited for (wgmma.wait_group 0) at the end of that step. Phase n completes
+ *                  when tile n NS + s is released. Before loading tile it >= NS the producer
+ *                  waits for tile it - NS's release: phase it / NS - 1, parity (it / NS - 1) & 1.
+ *                  The producer is never more than one phase behind either: the consumers
+ *                  cannot release tile it before the producer has loaded it.
+ * No barrier is left with a pending phase that anyone waits for at exit; arrivals with no
+ * waiter (the releases of the last NS tiles) are harmless.
+ * TMA writes and wgmma reads are async-proxy accesses (no proxy fence, as in attn_p1_wgws);
+ * the statistics are written and read by the generic proxy only (st.shared / ld.shared),
+ * ordered by the mbarrier arrive (release) and try_wait (acquire) at CTA scope, and, for the
+ * reuse of a stage, by q_empty in the other direction.
+ *
+ * Consumers: as attn_p2_wg: tile it + 1's K.Q^T is issued before tile it's exponentials and
+ * waited for after them (two score buffers, the loop body two steps so that no product is in
+ * flight across the back-edge). Past the last tile the product is issued from the stage that
+ * tile total % NS would use (no wait: it holds an older, completed tile or never-written
+ * shared memory, and no copy is in flight there since the producer stops at tile total - 1),
+ * and never read. */
+#define P2WS_NS 4   /* query stages (shared memory: K + 4 Q tiles + statistics = 165 KiB at head dim 128) */
+
+template <int HD>
+__global__ void __launch_bounds__(3 * 128, 1) attn_p2_wgws(crk_attn a, const __grid_constant__ CUtensorMap tmq,
+                                                            const __grid_constant__ CUtensorMap tmk) {
+#if CRK_HAVE_WGMMA
+    extern __shared__ uint8_t wsm[];
+    constexpr uint32_t TILE = WG_BN * HD * 2;
+    constexpr int NS = P2WS_NS;
+    const uint32_t s0 = (uint32_t)__cvta_generic_to_shared(wsm), base = (s0 + 1023u) & ~1023u;
+    const uint32_t sK = base, sQ = base + TILE;                    /* K [128][HD], Q [NS][128][HD] */
+    float2 *stt = (float2 *)(wsm + (base - s0) + (1 + NS) * TILE); /* [NS][128]: (-max, w / sum) per query */
+    const uint32_t bars = base + (1 + NS) * TILE + NS * WG_BN * (uint32_t)sizeof(float2);   /* k_full, q_full[NS], q_empty[NS] */
+    const uint32_t k_full = bars;
+    auto q_full = [&](int s) { return bars + 8 * (1 + s); };
+    auto q_empty = [&](int s) { return bars + 8 * (1 + NS + s); };
+    const int tid = threadIdx.x, wgi = tid >> 7;                   /* 0: producer, 1 and 2: consumers */
+    const int kvh = blockIdx.y, n_rep = a.n_head / a.n_kv, L = a.L;
+    const int nc = a.st->n_sinks + a.st->nv, nk = nc + L;
+    const int k0 = blockIdx.x * WG_BN;
+    if (k0 >= nk) return;                                          /* the whole block, before any barrier */
+    const int qstart = k0 >= nc ? ((k0 - nc) & ~(WG_BN - 1)) : 0;
+    const int nqt = (L - qstart + WG_BN - 1) / WG_BN, total = n_rep * nqt;   /* >= 1: qstart < L */
+    if (tid == 0) {
+        mb_init(k_full, 1);
+        for (int s = 0; s < NS; s++) { mb_init(q_full(s), 32); mb_init(q_empty(s), 8); }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();                                               /* the only block-wide barrier */
+    if (wgi == 0) {                                                /* producer */
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+        if (tid >= 32) return;
+        const int lane = tid;
+        if (lane == 0) {
+            tma_prefetch(&tmq); tma_prefetch(&tmk);
+            mb_arrive_tx(k_full, TILE);
+#pragma unroll
+            for (int p = 0; p < HD / 64; p++) tma_3d(sK + p * WG_BN * 128, &tmk, p * 64, k0, kvh, k_full);
+        }
+        for (int it = 0; it < total; it++) {
+            const int s = it % NS, n = it / NS;
+            const int gg = it / nqt, q0 = qstart + (it % nqt) * WG_BN, h = kvh * n_rep + gg;
+            float2 v[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {                          /* queries q0 + lane + 32 i */
+                const int m = q0 + lane + 32 * i;
+                if (m < L) {
+                    const float *ws = a.work + ((size_t)h * L + m) * 2;   /* (max, 1/sum); scalar loads: a.work need not be 8-byte aligned */
+                    v[i] = make_float2(-ws[0], a.w[m] * ws[1]);
+                } else v[i] = make_float2(0.f, 0.f);
+            }
+            if (it >= NS) mb_wait(q_empty(s), (n - 1) & 1);        /* tile it - NS released */
+#pragma unroll
+            for (int i = 0; i < 4; i++) stt[s * WG_BN + lane + 32 * i] = v[i];
+            if (lane == 0) {
+                mb_arrive_tx(q_full(s), TILE);                     /* lane 0's arrival (after its stores) and the expected bytes */
+#pragma unroll
+                for (int p = 0; p < HD / 64; p++) tma_2d(sQ + s * TILE + p * WG_BN * 128, &tmq, h * HD + p * 64, q0, q_full(s));
+            } else mb_arrive(q_full(s));
+        }
+        return;
+    }
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+    const int wg = wgi - 1, ctid = tid - 128, warp = (ctid >> 5) & 3, lane = ctid & 31, g = lane >> 2, t = lane & 3;
+    const int key0 = k0 + wg * 64 + warp * 16 + g, key1 = key0 + 8;
+    const int cj0 = key0 >= nc ? key0 - nc : -1, cj1 = key1 >= nc ? key1 - nc : -1;
+    const float sl2 = (1.0f / sqrtf((float)HD)) * LOG2E;
+    float acc[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}}, best0 = 0.f, best1 = 0.f;   /* 4 independent chains per key */
+    /* w p summed over the tile's queries for the thread's two keys (as attn_p2_wg); the
+     * maximum over the group's heads after a head's last tile */
+    auto consume = [&](int it, const float (&s)[64]) {
+        const int gg = it / nqt, q0 = qstart + (it % nqt) * WG_BN;
+        const float2 *sb = stt + (it % NS) * WG_BN;
+        const bool need_mask = k0 + WG_BN > nc || q0 + WG_BN > L;
+#pragma unroll
+        for (int j = 0; j < 16; j++) {
+            const float4 st2 = *(const float4 *)(sb + j * 8 + 2 * t);   /* queries qi, qi + 1 */
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int qi = j * 8 + 2 * t + (e & 1), m = q0 + qi;
+                const bool second = e >= 2;
+                bool ok = true;   /* (this form: see attn_p2_tc) */
+                if (need_mask) ok = crk_p2_visible(m, L, second ? key1 : key0, nk, second ? cj1 : cj0);
+                const float nmax = (e & 1) ? st2.z : st2.x, wsum = (e & 1) ? st2.w : st2.y;
+                float &ac = acc[second][(j & 1) * 2 + (e & 1)];
+                const float pe = crk_ex2(fmaf(s[4 * j + e], sl2, nmax));
+                ac = fmaf(wsum, ok ? pe : 0.f, ac);   /* a masked key's p may be inf: select, never multiply by 0 */
+            }
+        }
+        if (it + 1 == total || (it + 1) / nqt != gg) {   /* last query tile of this head */
+            crk_p2_head_done((acc[0][0] + acc[0][1]) + (acc[0][2] + acc[0][3]), (acc[1][0] + acc[1][1]) + (acc[1][2] + acc[1][3]), gg == 0, best0, best1);
+#pragma unroll
+            for (int i = 0; i < 8; i++) acc[i >> 2][i & 3] = 0.f;
+        }
+    };
+    float sA[64], sB[64];                            /* [64 keys x 128 queries]: query q0 + 8j + 2t + (e & 1) */
+    mb_wait(k_full, 0);
+    mb_wait(q_full(0), 0);
+    wg_qk<HD, WG_BN>(sA, sK, wg * 64, sQ);
+    /* step it: tile it's product is in sx; tile it + 1's is computed into sy meanwhile. No
+     * product is in flight across a step boundary (ptxas serializes wgmma otherwise). */
+    auto step = [&](int it, float (&sx)[64], float (&sy)[64]) {
+        const int sn = (it + 1) % NS;
+        if (it + 1 < total) mb_wait(q_full(sn), ((it + 1) / NS) & 1);
+        wg_qk_issue<HD, WG_BN>(sy, sK, wg * 64, sQ + sn * TILE);
+        consume(it, sx);
+        __syncwarp();                                    /* the warp's reads of tile it's statistics are done */
+        if (lane == 0) mb_arrive(q_empty(it % NS));      /* (its Q: waited for at the end of step it - 1) */
+        wg_wait<0>();
+        wg_fence_regs(sy);
+    };
+    for (int it = 0; it < total; it += 2) {
+        step(it, sA, sB);
+        if (it + 1 < total) step(it + 1, sB, sA);
+    }
+    if (t == 0) {
+        if (key0 < nk) a.r[(size_t)kvh * a.r_stride + a.kdst[key0]] = best0;
+        if (key1 < nk) a.r[(size_t)kvh * a.r_stride + a.kdst[key1]] = best1;
+    }
+#endif
+}
+
 /* ================================================================ dispatch */
 
 template <int HD> static size_t p1_smem() { return 1024 + 7 * (size_t)WG_BN * HD * 2; }
 template <int HD> static size_t p1ws_smem() { return 1024 + (1 + 2 * WS_NS) * (size_t)WG_BN * HD * 2 + 8 * (1 + 4 * WS_NS); }
 template <int HD> static size_t p2_smem() { return 1024 + 4 * (size_t)WG_BN * HD * 2 + 3 * WG_BN * sizeof(float2); }
+template <int HD> static size_t p2ws_smem() { return 1024 + (1 + P2WS_NS) * (size_t)WG_BN * HD * 2 + P2WS_NS * WG_BN * sizeof(float2) + 8 * (1 + 2 * P2WS_NS); }
 
 /* 1 when this GPU runs the sm_90a image (compute capability 9.0) and the shape fits. */
 extern "C" int crk_attn_wg_ok(int hd) {
@@ -577,7 +758,7 @@ static PFN_cuTensorMapEncodeTiled_v12000 tma_encode_fn(void) {
     return fn;
 }
 
-/* The three tensor maps of attn_p1_wgws, built for every launch from the pointers and shapes
+/* The three tensor maps of attn_p1_wgws (attn_p2_wgws uses Q and K), built for every launch from the pointers and shapes
  * of this call (nothing cached: the buffers may change between calls; a graph capture copies
  * the kernel parameters, maps included, by value). Boxes of [128 rows][64 columns] fp16 (128
  * bytes a row, the 128-byte swizzle's span); rows outside a map are zero-filled.
@@ -598,6 +779,7 @@ static bool ws_maps(const crk_attn *a, CUtensorMap *mq, CUtensorMap *mk, CUtenso
     return enc1(mq, 2, a->q16, qdim, qstr, box2) && enc1(mk, 3, a->kbuf, kdim, kstr, box3) && enc1(mv, 3, a->vbuf, kdim, kstr, box3);
 }
 
+/* ws: bit 0 pass 1 warp-specialized (attn_p1_wgws), bit 1 pass 2 warp-specialized (attn_p2_wgws) */
 template <int HD>
 static void launch_wg(const crk_attn *a, cudaStream_t s, int phases, int ws) {
     static int attr_done = 0;
@@ -610,25 +792,31 @@ static void launch_wg(const crk_attn *a, cudaStream_t s, int phases, int ws) {
     if (ws && !ws_done) {
         cudaFuncSetAttribute(attn_p1_wgws<HD, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p1ws_smem<HD>());
         cudaFuncSetAttribute(attn_p1_wgws<HD, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p1ws_smem<HD>());
+        cudaFuncSetAttribute(attn_p2_wgws<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p2ws_smem<HD>());
         ws_done = 1;
     }
+    CUtensorMap mq, mk, mv;
+    if ((((phases & 2) && (ws & 1)) || ((phases & 4) && (ws & 2))) && !ws_maps<HD>(a, &mq, &mk, &mv)) {   /* e.g. a buffer not 16-byte aligned: the non-specialized kernels */
+        static int warned = 0;
+        if (!warned) { fprintf(stderr, "attn_chunk_wg: TMA tensor maps unavailable, warp-specialized passes fall back to attn_p1_wg / attn_p2_wg\n"); warned = 1; }
+        ws = 0;
+    }
     if (phases & 2) {
-        CUtensorMap mq, mk, mv;
-        if (ws && !ws_maps<HD>(a, &mq, &mk, &mv)) {   /* e.g. a buffer not 16-byte aligned: the non-specialized kernel */
-            static int warned = 0;
-            if (!warned) { fprintf(stderr, "attn_chunk_wg: TMA tensor maps unavailable, warp-specialized pass 1 falls back to attn_p1_wg\n"); warned = 1; }
-            ws = 0;
-        }
+        const int ws1 = ws & 1;
         const dim3 grid(crk_cdiv(a->L, WG_BM), a->n_head);
-        if (ws && ws_variant_get()) attn_p1_wgws<HD, true><<<grid, 384, p1ws_smem<HD>(), s>>>(*a, mq, mk, mv);
-        else if (ws) attn_p1_wgws<HD, false><<<grid, 384, p1ws_smem<HD>(), s>>>(*a, mq, mk, mv);
+        if (ws1 && ws_variant_get()) attn_p1_wgws<HD, true><<<grid, 384, p1ws_smem<HD>(), s>>>(*a, mq, mk, mv);
+        else if (ws1) attn_p1_wgws<HD, false><<<grid, 384, p1ws_smem<HD>(), s>>>(*a, mq, mk, mv);
         else attn_p1_wg<HD><<<grid, WG_NT, p1_smem<HD>(), s>>>(*a);
     }
-    if (phases & 4) attn_p2_wg<HD><<<dim3(crk_cdiv((size_t)a->S + a->N + a->L, WG_BN), a->n_kv), WG_NT, p2_smem<HD>(), s>>>(*a);
+    if (phases & 4) {
+        const dim3 grid(crk_cdiv((size_t)a->S + a->N + a->L, WG_BN), a->n_kv);
+        if (ws & 2) attn_p2_wgws<HD><<<grid, 384, p2ws_smem<HD>(), s>>>(*a, mq, mk);
+        else attn_p2_wg<HD><<<grid, WG_NT, p2_smem<HD>(), s>>>(*a);
+    }
 }
 
-/* Passes 1 (phases bit 1) and 2 (bit 2) on wgmma; the caller has checked crk_attn_wg_ok and
- * run the key gather. */
+/* Passes 1 (phases bit 1) and 2 (bit 2) on wgmma; ws: bit 0 pass 1 warp-specialized, bit 1
+ * pass 2 warp-specialized. The caller has checked crk_attn_wg_ok and run the key gather. */
 extern "C" void crk_attn_wg(const crk_attn *a, crk_stream s, int phases, int ws) {
     if (a->hd == 64) launch_wg<64>(a, s, phases, ws);
     else launch_wg<128>(a, s, phases, ws);

@@ -616,6 +616,8 @@ static void test_attn_chunk_fast(void) {
         const int wsv = crk_attn_set_ws_variant(1);
         run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, pass 1 warp-specialized with ping-pong, pass 2 wgmma");
         crk_attn_set_ws_variant(wsv);
+        crk_attn_set_impl(CRK_ATTN_IMPL_WG_WS2);
+        run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, both passes warp-specialized (TMA)");
         crk_attn_set_impl(CRK_ATTN_IMPL_WG);
         run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, both passes wgmma, not specialized");
         crk_attn_set_impl(CRK_ATTN_IMPL_MMA);

@@ -115,13 +115,11 @@ size_t crk_attn_work_floats(int S, int N, int max_L, int n_head, int hd);
  * That path writes r only for valid keys (the others are never read). */
 int crk_attn_fast_ok(int hd, int rope_pairs);
 /* The tensor-core path's kernels where crk_attn_wg_ok (compute capability 9.0, head dim 64 or
- * 128; kernels/attn_chunk_wg.cu): CRK_ATTN_IMPL_AUTO and CRK_ATTN_IMPL_WG_WS run pass 1
- * warp-specialized (a TMA producer warp, two wgmma consumer warpgroups) and pass 2 on wgmma;
- * CRK_ATTN_IMPL_WG runs pass 1 on wgmma without the specialization; CRK_ATTN_IMPL_MMA both
- * passes on mma.sync (kernels/attn_chunk.cu; the only kernels elsewhere). Tests and benchmarks
- * compare them. CRK_ATTN_IMPL_WG_WS2 (not a default: being measured) runs pass 1 as AUTO does
- * and pass 2 warp-specialized too (attn_p2_wgws: a TMA producer warp, two wgmma consumer
- * warpgroups). Returns the previous setting. */
+ * 128; kernels/attn_chunk_wg.cu): CRK_ATTN_IMPL_AUTO and CRK_ATTN_IMPL_WG_WS2 run both passes
+ * on wgmma, warp-specialized (a TMA producer, two wgmma consumer warpgroups: attn_p1_wgws,
+ * attn_p2_wgws); CRK_ATTN_IMPL_WG_WS specializes pass 1 only; CRK_ATTN_IMPL_WG neither;
+ * CRK_ATTN_IMPL_MMA runs both passes on mma.sync (kernels/attn_chunk.cu; the only kernels
+ * elsewhere). Tests and benchmarks compare them. Returns the previous setting. */
 enum { CRK_ATTN_IMPL_AUTO = 0, CRK_ATTN_IMPL_MMA = 1, CRK_ATTN_IMPL_WG = 2, CRK_ATTN_IMPL_WG_WS = 3, CRK_ATTN_IMPL_WG_WS2 = 4 };
 int crk_attn_set_impl(int impl);
 /* The warp-specialized pass 1's variant: 0 (default) the two consumer warpgroups issue freely, 1 they ping-pong.

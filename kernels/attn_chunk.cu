@@ -540,10 +540,11 @@ static void launch_tc(const crk_attn *a, cudaStream_t s, int phases = 7) {
     attn_warps_init();
     if (phases & 1) crk_kv_gather(a, s);
     if (tc_impl != CRK_ATTN_IMPL_MMA && crk_attn_wg_ok(HD)) {   /* Hopper: warpgroup MMA (kernels/attn_chunk_wg.cu) */
-        /* both passes on wgmma; pass 1 warp-specialized unless CRK_ATTN_IMPL_WG (H200, 8B shape,
-         * L = 4096, full cache: pass 1 2.35 ms specialized / 3.21 not, pass 2 2.03 ms on wgmma /
-         * 2.73 on mma.sync); pass 2 warp-specialized with CRK_ATTN_IMPL_WG_WS2 only (being measured) */
-        crk_attn_wg(a, s, phases & 6, (tc_impl != CRK_ATTN_IMPL_WG ? 1 : 0) | (tc_impl == CRK_ATTN_IMPL_WG_WS2 ? 2 : 0));
+        /* both passes on wgmma, warp-specialized by default (H200, 8B shape, L = 4096, full
+         * cache: pass 1 2.32 ms specialized / 3.21 not; pass 2 1.82 ms specialized / 2.0 not /
+         * 2.73 on mma.sync); CRK_ATTN_IMPL_WG_WS specializes pass 1 only, CRK_ATTN_IMPL_WG neither */
+        const int ws1 = tc_impl != CRK_ATTN_IMPL_WG, ws2 = tc_impl == CRK_ATTN_IMPL_AUTO || tc_impl == CRK_ATTN_IMPL_WG_WS2;
+        crk_attn_wg(a, s, phases & 6, (ws1 ? 1 : 0) | (ws2 ? 2 : 0));
         phases &= ~6;
     }
     if (phases & 2) {

@@ -11,10 +11,11 @@
  *  - pass 2: one block of two warpgroups per (128 keys, KV head); each warpgroup owns 64
  *    keys. For every query head of the group and every tile of 128 queries that sees the
  *    keys: S^T = K.Q^T (wgmma), p = ex2(s - max) / sum, and w_m p summed per key; the
- *    score column is the maximum over the group's heads. No atomics: deterministic. The
- *    default pass 2 on compute capability 9.0 (2.03 against 2.73 ms for mma.sync, H200).
- *    attn_p2_wgws: the same, warp-specialized (a TMA producer warp, mbarrier stages);
- *    crk_attn_set_impl(CRK_ATTN_IMPL_WG_WS2) selects it (not a default: unmeasured).
+ *    score column is the maximum over the group's heads. No atomics: deterministic.
+ *    attn_p2_wgws: the same, warp-specialized (a TMA producer warp, mbarrier stages): the
+ *    default pass 2 on compute capability 9.0 (H200, 8B shape, L = 4096, full cache: 1.82 ms,
+ *    against 2.0 for attn_p2_wg and 2.73 for the mma.sync kernel).
+ *  Pass 1 likewise has a warp-specialized kernel, attn_p1_wgws (the default), below.
  * Numerics equal the mma.sync kernels' (fp16 operands, fp32 accumulation and softmax) up to
  * summation order. Built only into the sm_90a image; crk_attn_wg_ok() says when it runs. */
 #include "attn_common.cuh"

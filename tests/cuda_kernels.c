@@ -612,12 +612,11 @@ static void test_attn_chunk_fast(void) {
     /* both kernel families where this GPU has the warpgroup-MMA one (compute capability 9.0) */
     const int n = (int)(sizeof cases / sizeof cases[0]);
     if (crk_attn_wg_ok(128)) {
-        run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, pass 1 warp-specialized (TMA), pass 2 wgmma (default)");
+        run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, both passes warp-specialized (TMA, default)");
+        crk_attn_set_impl(CRK_ATTN_IMPL_WG_WS);
         const int wsv = crk_attn_set_ws_variant(1);
         run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, pass 1 warp-specialized with ping-pong, pass 2 wgmma");
         crk_attn_set_ws_variant(wsv);
-        crk_attn_set_impl(CRK_ATTN_IMPL_WG_WS2);
-        run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, both passes warp-specialized (TMA)");
         crk_attn_set_impl(CRK_ATTN_IMPL_WG);
         run_attn_cases(cases, n, CRK_ATTN_FAST, 0, 1e-2, "tensor-core chunk attention, both passes wgmma, not specialized");
         crk_attn_set_impl(CRK_ATTN_IMPL_MMA);

@@ -221,6 +221,39 @@ __global__ void __launch_bounds__(WG_NT, 1) attn_p1_wg(crk_attn a) {
  * tile's exponentials are summed. Measured on the H200 (8B shape, L = 4096, full cache):
  * 2.83 ms against 2.72 ms for the mma.sync kernel, which therefore stays the default
  * (crk_attn_set_impl(CRK_ATTN_IMPL_WG) selects this one). */
+/* Pass 2's work on query tile it (attn_p2_wg and attn_p2_wgws): w p summed over the tile's
+ * queries for the thread's two keys key0 / key1 (four independent chains per key), and the
+ * maximum over the group's heads after a head's last tile. stt: the (-max, w/sum) of the
+ * tiles' queries in NS stages of WG_BN. */
+template <int HD, int NS>
+__device__ __forceinline__ void wg_p2_consume(const crk_attn &a, int it, const float (&s)[64], const float2 *stt, int nqt, int qstart, int total,
+                                              int k0, int nc, int nk, int L, int key0, int key1, int cj0, int cj1, float sl2, int t,
+                                              float (&acc)[2][4], float &best0, float &best1) {
+    const int gg = it / nqt, q0 = qstart + (it % nqt) * WG_BN;
+    const float2 *sb = stt + (it % NS) * WG_BN;
+    const bool need_mask = k0 + WG_BN > nc || q0 + WG_BN > L;
+#pragma unroll
+    for (int j = 0; j < 16; j++) {
+        const float4 st2 = *(const float4 *)(sb + j * 8 + 2 * t);   /* queries qi, qi + 1 */
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int qi = j * 8 + 2 * t + (e & 1), m = q0 + qi;
+            const bool second = e >= 2;
+            bool ok = true;   /* (this form: see attn_p2_tc) */
+            if (need_mask) ok = crk_p2_visible(m, L, second ? key1 : key0, nk, second ? cj1 : cj0);
+            const float nmax = (e & 1) ? st2.z : st2.x, wsum = (e & 1) ? st2.w : st2.y;
+            float &ac = acc[second][(j & 1) * 2 + (e & 1)];
+            const float pe = crk_ex2(fmaf(s[4 * j + e], sl2, nmax));
+            ac = fmaf(wsum, ok ? pe : 0.f, ac);   /* a masked key's p may be inf: select, never multiply by 0 */
+        }
+    }
+    if (it + 1 == total || (it + 1) / nqt != gg) {   /* last query tile of this head */
+        crk_p2_head_done((acc[0][0] + acc[0][1]) + (acc[0][2] + acc[0][3]), (acc[1][0] + acc[1][1]) + (acc[1][2] + acc[1][3]), gg == 0, best0, best1);
+#pragma unroll
+        for (int i = 0; i < 8; i++) acc[i >> 2][i & 3] = 0.f;
+    }
+}
+
 template <int HD>
 __global__ void __launch_bounds__(WG_NT, 1) attn_p2_wg(crk_attn a) {
 #if CRK_HAVE_WGMMA
@@ -257,29 +290,7 @@ __global__ void __launch_bounds__(WG_NT, 1) attn_p2_wg(crk_attn a) {
     /* w p summed over the tile's queries for the thread's two keys; the maximum over the
      * group's heads after a head's last tile */
     auto consume = [&](int it, const float (&s)[64]) {
-        const int gg = it / nqt, q0 = qstart + (it % nqt) * WG_BN;
-        const float2 *sb = stt + (it % NS) * WG_BN;
-        const bool need_mask = k0 + WG_BN > nc || q0 + WG_BN > L;
-#pragma unroll
-        for (int j = 0; j < 16; j++) {
-            const float4 st2 = *(const float4 *)(sb + j * 8 + 2 * t);   /* queries qi, qi + 1 */
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int qi = j * 8 + 2 * t + (e & 1), m = q0 + qi;
-                const bool second = e >= 2;
-                bool ok = true;   /* (this form: see attn_p2_tc) */
-                if (need_mask) ok = crk_p2_visible(m, L, second ? key1 : key0, nk, second ? cj1 : cj0);
-                const float nmax = (e & 1) ? st2.z : st2.x, wsum = (e & 1) ? st2.w : st2.y;
-                float &ac = acc[second][(j & 1) * 2 + (e & 1)];
-                const float pe = crk_ex2(fmaf(s[4 * j + e], sl2, nmax));
-                ac = fmaf(wsum, ok ? pe : 0.f, ac);   /* a masked key's p may be inf: select, never multiply by 0 */
-            }
-        }
-        if (it + 1 == total || (it + 1) / nqt != gg) {   /* last query tile of this head */
-            crk_p2_head_done((acc[0][0] + acc[0][1]) + (acc[0][2] + acc[0][3]), (acc[1][0] + acc[1][1]) + (acc[1][2] + acc[1][3]), gg == 0, best0, best1);
-#pragma unroll
-            for (int i = 0; i < 8; i++) acc[i >> 2][i & 3] = 0.f;
-        }
+        wg_p2_consume<HD, NS>(a, it, s, stt, nqt, qstart, total, k0, nc, nk, L, key0, key1, cj0, cj1, sl2, t, acc, best0, best1);
     };
     issue(0);
     if (total > 1) issue(1); else cp_async_commit();
@@ -652,29 +663,7 @@ __global__ void __launch_bounds__(3 * 128, 1) attn_p2_wgws(crk_attn a, const __g
     /* w p summed over the tile's queries for the thread's two keys (as attn_p2_wg); the
      * maximum over the group's heads after a head's last tile */
     auto consume = [&](int it, const float (&s)[64]) {
-        const int gg = it / nqt, q0 = qstart + (it % nqt) * WG_BN;
-        const float2 *sb = stt + (it % NS) * WG_BN;
-        const bool need_mask = k0 + WG_BN > nc || q0 + WG_BN > L;
-#pragma unroll
-        for (int j = 0; j < 16; j++) {
-            const float4 st2 = *(const float4 *)(sb + j * 8 + 2 * t);   /* queries qi, qi + 1 */
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int qi = j * 8 + 2 * t + (e & 1), m = q0 + qi;
-                const bool second = e >= 2;
-                bool ok = true;   /* (this form: see attn_p2_tc) */
-                if (need_mask) ok = crk_p2_visible(m, L, second ? key1 : key0, nk, second ? cj1 : cj0);
-                const float nmax = (e & 1) ? st2.z : st2.x, wsum = (e & 1) ? st2.w : st2.y;
-                float &ac = acc[second][(j & 1) * 2 + (e & 1)];
-                const float pe = crk_ex2(fmaf(s[4 * j + e], sl2, nmax));
-                ac = fmaf(wsum, ok ? pe : 0.f, ac);   /* a masked key's p may be inf: select, never multiply by 0 */
-            }
-        }
-        if (it + 1 == total || (it + 1) / nqt != gg) {   /* last query tile of this head */
-            crk_p2_head_done((acc[0][0] + acc[0][1]) + (acc[0][2] + acc[0][3]), (acc[1][0] + acc[1][1]) + (acc[1][2] + acc[1][3]), gg == 0, best0, best1);
-#pragma unroll
-            for (int i = 0; i < 8; i++) acc[i >> 2][i & 3] = 0.f;
-        }
+        wg_p2_consume<HD, NS>(a, it, s, stt, nqt, qstart, total, k0, nc, nk, L, key0, key1, cj0, cj1, sl2, t, acc, best0, best1);
     };
     float sA[64], sB[64];                            /* [64 keys x 128 queries]: query q0 + 8j + 2t + (e & 1) */
     mb_wait(k_full, 0);

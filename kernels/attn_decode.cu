@@ -561,12 +561,6 @@ __global__ void __launch_bounds__(128, 3) attn_dec_tc(crk_attn a) {
 #define DRD_KW 128   /* keys per warp (one split) */
 #define DRD_WARPS 4
 
-__device__ __forceinline__ int drd_pos(const crk_attn &a, int kidx, int n_sinks, int64_t p0, int nk) {
-    if (kidx >= nk) return -1;
-    if (kidx < a.S) return kidx < n_sinks ? kidx : -1;
-    if (kidx < a.S + a.N) return a.slot_pos[kidx - a.S];
-    return (int)(p0 + (kidx - a.S - a.N));
-}
 template <int HD>
 __device__ __forceinline__ const uint16_t *drd_row(const crk_attn &a, const uint16_t *sink, const uint16_t *cache, const uint16_t *cur, int kvh, int kidx) {
     if (kidx < a.S) return sink + ((size_t)kvh * a.S + kidx) * HD;
@@ -596,7 +590,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
     /* positions: lane l holds keys kb0 + l + 32 j (-1: not a valid key) */
     int pr[DRD_KW / 32];
 #pragma unroll
-    for (int j = 0; j < DRD_KW / 32; j++) pr[j] = drd_pos(a, kb0 + lane + 32 * j, n_sinks, p0, nk);
+    for (int j = 0; j < DRD_KW / 32; j++) pr[j] = crk_key_info(a, kvh, kb0 + lane + 32 * j, n_sinks, p0).pos;   /* -1 also past nk (L = 1) */
     /* position of the warp's key kl (a select, not a dynamically indexed array: the step
      * loop is not unrolled) */
     auto pos_of = [&](int kl) {

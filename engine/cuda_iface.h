@@ -144,7 +144,7 @@ void crk_attn_decode(const crk_attn *a, crk_stream s);
  * the table of the register-direct decode kernel (crk_attn.rope_cs16) */
 void crk_rope_cs16(const float *cs, size_t n_pairs, uint32_t *cs16, crk_stream s);
 /* The decode kernel crk_attn_decode picks for a (benchmarks, tests): 0 register-direct tensor
- * cores (needs rope_cs16, not neox), 1 tensor cores through shared memory, 2 fp32 SIMT */
+ * cores (needs rope_cs16; neox only with full rotary), 1 tensor cores through shared memory, 2 fp32 SIMT */
 int crk_attn_decode_kind(const crk_attn *a);
 
 /* ---- cascade update (kernels/cascade_update.cu) ----

@@ -573,7 +573,10 @@ __device__ __forceinline__ uint32_t drd_rot(uint32_t k, uint32_t cs) {
     return pack_h2(x.x * c.x - x.y * c.y, x.x * c.y + x.y * c.x);
 }
 
-template <int HD, int MINB>   /* MINB: blocks per SM the registers allow */
+/* NEOX: rotation pairs (d, d + hd/2) (full rotary only). Lane t's units 4q + t with q < KQ/2
+ * hold dimensions below hd/2 and their partners are its units 4(q + KQ/2) + t: the rotation
+ * stays inside the lane; its cos/sin are the 8 pairs of each low unit (two 16-byte loads). */
+template <int HD, int MINB, bool NEOX>   /* MINB: blocks per SM the registers allow */
 __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, int nsplit) {
     constexpr int NKK = HD / 16;      /* k-steps of Q.K; also the m-tiles of O^T */
     constexpr int KQ = HD / 32;       /* uint4 of a lane's key quarter (hd/4 dims) */
@@ -635,7 +638,8 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
 #pragma unroll
             for (int q = 0; q < KQ; q++) {   /* 16-byte unit 4q + t of the row: lanes t = 0..3 read 64 contiguous bytes */
                 kr[j][q] = kidx < nk ? src[4 * q + t] : z4;   /* not waiting for the position: invalid keys are zeroed at use */
-                cr[j][q] = pos >= 0 && 4 * (4 * q + t) < rp ? cs[4 * q + t] : z4;
+                if (NEOX) cr[j][q] = pos >= 0 ? cs[2 * (4 * (q >> 1) + t) + (q & 1)] : z4;   /* pairs 8u .. 8u + 7 of low unit u = 4 (q / 2) + t */
+                else cr[j][q] = pos >= 0 && 4 * (4 * q + t) < rp ? cs[4 * q + t] : z4;
             }
         }
     };
@@ -662,10 +666,24 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
             s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
             const uint32_t *kw = (const uint32_t *)kr[j], *cw = (const uint32_t *)cr[j];
             const uint32_t km = (kok >> j) & 1u ? 0xFFFFFFFFu : 0u;
+            if (NEOX) {   /* rotate in place: word ww of low unit q with the same word of unit q + KQ/2 */
+                uint32_t *kx = (uint32_t *)kr[j];
+#pragma unroll
+                for (int q = 0; q < KQ / 2; q++)
+#pragma unroll
+                    for (int ww = 0; ww < 4; ww++) {
+                        const uint32_t lo = kx[4 * q + ww] & km, hi = kx[4 * (q + KQ / 2) + ww] & km;
+                        const float2 xl = __half22float2(*(const __half2 *)&lo), xh = __half22float2(*(const __half2 *)&hi);
+                        const uint32_t c0w = cw[8 * q + 2 * ww], c1w = cw[8 * q + 2 * ww + 1];
+                        const float2 c0 = __half22float2(*(const __half2 *)&c0w), c1 = __half22float2(*(const __half2 *)&c1w);
+                        kx[4 * q + ww] = pack_h2(xl.x * c0.x - xh.x * c0.y, xl.y * c1.x - xh.y * c1.y);
+                        kx[4 * (q + KQ / 2) + ww] = pack_h2(xl.x * c0.y + xh.x * c0.x, xl.y * c1.y + xh.y * c1.x);
+                    }
+            }
 #pragma unroll
             for (int kk = 0; kk < NKK; kk++) {
                 const int w0 = 2 * kk, w1 = 2 * kk + 1;   /* pair 4 (4 (w / 4) + t) + w % 4 */
-                const bool rot = 4 * (4 * (kk >> 1) + t) < rp;
+                const bool rot = !NEOX && 4 * (4 * (kk >> 1) + t) < rp;
                 const uint32_t k0 = kw[w0] & km, k1 = kw[w1] & km;
                 const uint32_t b0 = rot ? drd_rot(k0, cw[w0]) : k0;
                 const uint32_t b1 = rot ? drd_rot(k1, cw[w1]) : k1;
@@ -750,8 +768,9 @@ static void launch_dec_rd(const crk_attn *a, int nsplit, cudaStream_t s) {
     static int minb = 0;
     if (!minb) { const char *e = getenv("CRK_DRD_MINB"); minb = e && *e == '3' ? 3 : 2; }
     const dim3 grid(crk_cdiv(nsplit, DRD_WARPS), a->n_kv);
-    if (minb == 3) attn_dec_rd<HD, 3><<<grid, 32 * DRD_WARPS, 0, s>>>(*a, nsplit);
-    else attn_dec_rd<HD, 2><<<grid, 32 * DRD_WARPS, 0, s>>>(*a, nsplit);
+    if (a->neox) attn_dec_rd<HD, 2, true><<<grid, 32 * DRD_WARPS, 0, s>>>(*a, nsplit);
+    else if (minb == 3) attn_dec_rd<HD, 3, false><<<grid, 32 * DRD_WARPS, 0, s>>>(*a, nsplit);
+    else attn_dec_rd<HD, 2, false><<<grid, 32 * DRD_WARPS, 0, s>>>(*a, nsplit);
 }
 
 template <int HD>
@@ -798,7 +817,7 @@ static int getenv_dec_kernel(void) {
 }
 extern "C" int crk_attn_decode_kind(const crk_attn *a) {
     if (a->mode == CRK_ATTN_PRECISE || !crk_attn_fast_ok(a->hd, a->rope_pairs) || getenv_simt()) return 2;
-    if (a->rope_cs16 && !a->neox && a->n_head / a->n_kv <= 8 && getenv_dec_kernel() != 1) return 0;
+    if (a->rope_cs16 && (!a->neox || 2 * a->rope_pairs == a->hd) && a->n_head / a->n_kv <= 8 && getenv_dec_kernel() != 1) return 0;
     return 1;
 }
 

@@ -672,16 +672,17 @@ static void test_attn_decode_fast(void) {
         {0, 256, 4, 1, 8, 8, 64, 64, 0, 200},        /* no GQA, no sinks, not neox */
     };
     const size_t n = sizeof cases / sizeof cases[0];
-    /* with the fp16 cos/sin table: the register-direct kernel where it applies (not neox,
-     * groups of at most 8), the shared-memory one elsewhere; without it: the shared-memory one */
+    /* with the fp16 cos/sin table: the register-direct kernel where it applies (groups of at
+     * most 8, neox only with full rotary), the shared-memory one elsewhere; without it: the
+     * shared-memory one */
     memset(g_dec_kind_runs, 0, sizeof g_dec_kind_runs);
     g_dec_cs16 = 1;
     run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention with the fp16 cos/sin table (register-direct where it applies)");
     g_dec_cs16 = 0;
     printf("     register-direct kernel on %d of %zu shapes\n", g_dec_kind_runs[0], n);
-    T_CHECK(g_dec_kind_runs[0] == 5);
+    T_CHECK(g_dec_kind_runs[0] == 7);
     run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, tensor cores through shared memory");
-    T_CHECK(g_dec_kind_runs[1] == (int)(2 * n) - 5);
+    T_CHECK(g_dec_kind_runs[1] == (int)(2 * n) - 7);
 }
 
 /* the fp16 cos/sin table against the CPU's f32_to_f16 */

@@ -146,6 +146,10 @@ void crk_rope_cs16(const float *cs, size_t n_pairs, uint32_t *cs16, crk_stream s
 /* The decode kernel crk_attn_decode picks for a (benchmarks, tests): 0 register-direct tensor
  * cores (needs rope_cs16; neox only with full rotary), 1 tensor cores through shared memory, 2 fp32 SIMT */
 int crk_attn_decode_kind(const crk_attn *a);
+/* The register-direct decode kernel reads keys and values straight into registers (0) or
+ * through 2 (the default: H200, 8B layer 36.5 against 40.0 us) or 3 stages of shared memory
+ * per warp; returns the previous setting (benchmarks, tests; also CRK_DRD_STAGES) */
+int crk_attn_decode_set_stages(int nst);
 
 /* ---- cascade update (kernels/cascade_update.cu) ----
  * The host turns a cascade_plan into: ops[x] = (kind, loc) where loc is the index of the op's

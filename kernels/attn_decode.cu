@@ -556,8 +556,8 @@ __global__ void __launch_bounds__(128, 3) attn_dec_tc(crk_attn a) {
  *   2t+8, 2t+9 (eight lanes read 128 contiguous bytes); rows g and g + 8 of m-tile mt are the
  *   dimensions of its word mt, and the lane ends with the output of queries 2t, 2t+1 there.
  * Output: the split partials and logits of attn_dec_tc (merged and scored by
- * attn_dec_finish). H200, 8B shape, 16448 keys: 42.9 us per layer with the merge and score
- * kernels, against 49.5 for attn_dec_tc. */
+ * attn_dec_finish). H200, 8B shape, 16448 keys: 36.5 us per layer with the merge and score
+ * kernel (2 shared-memory stages, below), against 49.3 for attn_dec_tc. */
 #define DRD_KW 128   /* keys per warp (one split) */
 #define DRD_WARPS 4
 
@@ -576,7 +576,17 @@ __device__ __forceinline__ uint32_t drd_rot(uint32_t k, uint32_t cs) {
 /* NEOX: rotation pairs (d, d + hd/2) (full rotary only). Lane t's units 4q + t with q < KQ/2
  * hold dimensions below hd/2 and their partners are its units 4(q + KQ/2) + t: the rotation
  * stays inside the lane; its cos/sin are the 8 pairs of each low unit (two 16-byte loads). */
-template <int HD, int MINB, bool NEOX>   /* MINB: blocks per SM the registers allow */
+/* NST > 0: keys and values go through a per-warp ring of NST 16-key stages in shared memory
+ * (cp.async with an L2 evict-first hint, issued NST steps ahead, no registers held for them)
+ * and are read into the same fragments from there; NST = 0: straight from global memory into
+ * registers, one step ahead. Stage layout [K | V][16 keys][HD / 8 units of 16 bytes], unit u of
+ * row r stored at u ^ drs_swz(r): the fragment reads (K: rows g, g + 1 of a quarter-warp at
+ * units 4q + t; V: rows 2t + e at units 8q + g) fall in distinct banks. */
+__device__ __forceinline__ int drs_swz(int r) { return (2 * (r >> 1) + 4 * (r & 1)) & 7; }
+template <int HD, int NST>
+constexpr size_t drs_smem_bytes() { return (size_t)DRD_WARPS * NST * 2 * 16 * HD * 2; }
+
+template <int HD, int MINB, bool NEOX, int NST>   /* MINB: blocks per SM the registers allow */
 __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, int nsplit) {
     constexpr int NKK = HD / 16;      /* k-steps of Q.K; also the m-tiles of O^T */
     constexpr int KQ = HD / 32;       /* uint4 of a lane's key quarter (hd/4 dims) */
@@ -587,6 +597,32 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
     if (split >= nsplit) return;      /* no block-wide synchronization below */
     const int kvh = blockIdx.y, n_rep = a.n_head / a.n_kv;
     const int nk = a.S + a.N + 1, kb0 = split * DRD_KW;
+    constexpr int UPR = HD / 8;       /* 16-byte units per key row */
+    constexpr int NSTB = NST > 0 ? NST : 1;   /* buffers of the ring (unused when NST = 0) */
+    extern __shared__ __align__(16) uint4 drs_sm[];   /* NST > 0: [DRD_WARPS][NST][K | V][16][UPR] */
+    uint4 *wsm = drs_sm + (size_t)warp * NST * 2 * 16 * UPR;
+    uint64_t pol = 0;
+    /* NST > 0: stage i's 16 keys and values into buffer i % NST (an empty group past the split) */
+    auto issue = [&](int i) {
+        if (i < NSTEP) {
+            uint4 *bk = wsm + (size_t)(i % NSTB) * 2 * 16 * UPR, *bv = bk + 16 * UPR;
+#pragma unroll
+            for (int c = 0; c < 16 * UPR / 32; c++) {
+                const int e = lane + 32 * c, r = e / UPR, u = e % UPR, kidx = kb0 + 16 * i + r;
+                const bool in = kidx < nk;   /* rows past the keys are zeros; unfilled slots are masked at use */
+                const uint4 *sk = in ? (const uint4 *)drd_row<HD>(a, a.sink_k, a.ck, a.kc, kvh, kidx) : (const uint4 *)a.ck;
+                const uint4 *sv = in ? (const uint4 *)drd_row<HD>(a, a.sink_v, a.cv, a.vc, kvh, kidx) : (const uint4 *)a.cv;
+                cp_async16_ef(bk + r * UPR + (u ^ drs_swz(r)), sk + u, in ? 16 : 0, pol);
+                cp_async16_ef(bv + r * UPR + (u ^ drs_swz(r)), sv + u, in ? 16 : 0, pol);
+            }
+        }
+        cp_async_commit();
+    };
+    if constexpr (NST > 0) {   /* the first stages need no positions: issued first */
+        pol = l2_evict_first_policy();
+#pragma unroll
+        for (int i = 0; i < NST; i++) issue(i);
+    }
     const int n_sinks = a.st->n_sinks;
     const int64_t p0 = a.st->p0;
     const int rp = a.rope_pairs;
@@ -637,7 +673,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
             const uint4 *cs = (const uint4 *)(a.rope_cs16 + (size_t)(pos < 0 ? 0 : pos) * rp);
 #pragma unroll
             for (int q = 0; q < KQ; q++) {   /* 16-byte unit 4q + t of the row: lanes t = 0..3 read 64 contiguous bytes */
-                kr[j][q] = kidx < nk ? src[4 * q + t] : z4;   /* not waiting for the position: invalid keys are zeroed at use */
+                if constexpr (NST == 0) kr[j][q] = kidx < nk ? src[4 * q + t] : z4;   /* not waiting for the position: invalid keys are zeroed at use */
                 if (NEOX) cr[j][q] = pos >= 0 ? cs[2 * (4 * (q >> 1) + t) + (q & 1)] : z4;   /* pairs 8u .. 8u + 7 of low unit u = 4 (q / 2) + t */
                 else cr[j][q] = pos >= 0 && 4 * (4 * q + t) < rp ? cs[4 * q + t] : z4;
             }
@@ -655,10 +691,36 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
             if (pos < 0) vok &= ~(1u << j);
         }
     };
+    /* NST > 0: step i's keys (tile j: key 16 i + 8 j + g) and values (keys 16 i + 2t + {0, 1, 8, 9})
+     * from its stage, once every lane's copies of it have landed */
+    auto lds_k = [&](int i) {
+        const uint4 *bk = wsm + (size_t)(i % NSTB) * 2 * 16 * UPR;
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+#pragma unroll
+            for (int q = 0; q < KQ; q++) kr[j][q] = bk[(8 * j + g) * UPR + ((4 * q + t) ^ drs_swz(8 * j + g))];
+    };
+    auto lds_v = [&](int i) {
+        const uint4 *bv = wsm + (size_t)(i % NSTB) * 2 * 16 * UPR + 16 * UPR;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int r = 2 * t + (j & 1) + 8 * (j >> 1);
+#pragma unroll
+            for (int q = 0; q < VQ; q++) vr[j][q] = bv[r * UPR + ((8 * q + g) ^ drs_swz(r))];
+        }
+    };
     load_k(0);
-    load_v(0);
+    if constexpr (NST == 0) load_v(0);
 #pragma unroll 1   /* fully unrolled, the kernel measured instruction-cache misses (Nsight Compute: stall_no_inst) */
     for (int i = 0; i < NSTEP; i++) {
+        if constexpr (NST > 0) {
+            cp_async_wait<NST - 1>();   /* groups committed: NST + i; stage i's is complete */
+            __syncwarp();
+            lds_k(i);
+            vok = 0xFu;
+#pragma unroll
+            for (int j = 0; j < 4; j++) if (pos_of(16 * i + 2 * t + (j & 1) + 8 * (j >> 1)) < 0) vok &= ~(1u << j);
+        }
         /* S = Q.K^T for the two 8-key tiles, keys rotated in registers */
         float s[2][4];
 #pragma unroll
@@ -714,6 +776,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
         const uint32_t pb0 = pack_h2(q00, q01), pb1 = pack_h2(q10, q11);   /* P^T: keys 2t, 2t+1 | 2t+8, 2t+9 of query g */
         /* the rescale of O^T's columns 2t, 2t + 1: queries 2t, 2t + 1, whose factors lanes 8t and 8t + 4 hold */
         const float a0 = __shfl_sync(0xffffffffu, al, 8 * t), a1 = __shfl_sync(0xffffffffu, al, 8 * t + 4);
+        if constexpr (NST > 0) lds_v(i);
         const uint32_t *v0 = (const uint32_t *)vr[0], *v1 = (const uint32_t *)vr[1], *v2 = (const uint32_t *)vr[2], *v3 = (const uint32_t *)vr[3];
         const uint32_t vm0 = vok & 1u ? ~0u : 0u, vm1 = vok & 2u ? ~0u : 0u, vm2 = vok & 4u ? ~0u : 0u, vm3 = vok & 8u ? ~0u : 0u;
 #pragma unroll
@@ -728,7 +791,12 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
             va[3] = __byte_perm(x2, x3, 0x7632u);
             mma16816(o[mt], va, pb0, pb1);
         }
-        if (i + 1 < NSTEP) load_v(i + 1);
+        if constexpr (NST == 0) {
+            if (i + 1 < NSTEP) load_v(i + 1);
+        } else {
+            __syncwarp();   /* every lane is done with stage i: refill its buffer */
+            issue(i + NST);
+        }
     }
     /* the split's partial: (max in natural-log units, sum) from lane (g = query, t = 0), and
      * O of queries 2t, 2t + 1: dimensions (hd/8) g + 2 mt, + 1 */
@@ -761,16 +829,51 @@ extern "C" void crk_rope_cs16(const float *cs, size_t n_pairs, uint32_t *cs16, c
     if (n_pairs) rope_cs16_kernel<<<(unsigned)crk_cdiv(n_pairs, 256), 256, 0, s>>>((const float2 *)cs, n_pairs, cs16);
 }
 
-/* 2 blocks per SM (head dim 128: 201 registers, no spill; 42.9 us per layer on the H200) or,
- * with CRK_DRD_MINB=3 (benchmarks), 3 (168 registers and a 48-byte spill: 50.9 us) */
+/* The register-direct kernel's stages (NST above): CRK_DRD_STAGES=0|2|3 or crk_attn_decode_set_stages */
+static int g_drd_stages = -1;
+static int drd_stages(void) {
+    if (g_drd_stages < 0) { const char *e = getenv("CRK_DRD_STAGES"); g_drd_stages = e ? atoi(e) : 2; }
+    return g_drd_stages;
+}
+extern "C" int crk_attn_decode_set_stages(int nst) {
+    const int old = drd_stages();
+    g_drd_stages = nst == 2 || nst == 3 ? nst : 0;
+    return old;
+}
+template <int HD, int MINB, bool NEOX, int NST>
+static void launch_dec_rd_k(const crk_attn *a, int nsplit, cudaStream_t s) {
+    constexpr size_t smem = NST ? drs_smem_bytes<HD, NST>() : 0;
+    static bool attr_done = false;
+    if (smem > 48 * 1024 && !attr_done) {
+        cudaFuncSetAttribute(attn_dec_rd<HD, MINB, NEOX, NST>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        cudaFuncSetAttribute(attn_dec_rd<HD, MINB, NEOX, NST>, cudaFuncAttributePreferredSharedMemoryCarveout, 100);
+        attr_done = true;
+    }
+    attn_dec_rd<HD, MINB, NEOX, NST><<<dim3(crk_cdiv(nsplit, DRD_WARPS), a->n_kv), 32 * DRD_WARPS, smem, s>>>(*a, nsplit);
+}
+/* 2 blocks per SM or, with CRK_DRD_MINB=3 (benchmarks), 3. H200, 8B layer with the finish
+ * kernel (head dim 128): straight into registers 209 registers, 40.0 us (3 per SM: 168 and a
+ * spill, 50.9); 2 shared-memory stages 223 registers, 36.5 us (3 per SM: a spill, 44.9);
+ * 3 stages 227 registers, 37.3 us */
 template <int HD>
 static void launch_dec_rd(const crk_attn *a, int nsplit, cudaStream_t s) {
     static int minb = 0;
     if (!minb) { const char *e = getenv("CRK_DRD_MINB"); minb = e && *e == '3' ? 3 : 2; }
-    const dim3 grid(crk_cdiv(nsplit, DRD_WARPS), a->n_kv);
-    if (a->neox) attn_dec_rd<HD, 2, true><<<grid, 32 * DRD_WARPS, 0, s>>>(*a, nsplit);
-    else if (minb == 3) attn_dec_rd<HD, 3, false><<<grid, 32 * DRD_WARPS, 0, s>>>(*a, nsplit);
-    else attn_dec_rd<HD, 2, false><<<grid, 32 * DRD_WARPS, 0, s>>>(*a, nsplit);
+    switch (drd_stages()) {
+    case 2:
+        if (a->neox) launch_dec_rd_k<HD, 2, true, 2>(a, nsplit, s);
+        else if (minb == 3) launch_dec_rd_k<HD, 3, false, 2>(a, nsplit, s);
+        else launch_dec_rd_k<HD, 2, false, 2>(a, nsplit, s);
+        return;
+    case 3:
+        if (a->neox) launch_dec_rd_k<HD, 2, true, 3>(a, nsplit, s);
+        else launch_dec_rd_k<HD, 2, false, 3>(a, nsplit, s);
+        return;
+    default:
+        if (a->neox) launch_dec_rd_k<HD, 2, true, 0>(a, nsplit, s);
+        else if (minb == 3) launch_dec_rd_k<HD, 3, false, 0>(a, nsplit, s);
+        else launch_dec_rd_k<HD, 2, false, 0>(a, nsplit, s);
+    }
 }
 
 template <int HD>

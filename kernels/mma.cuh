@@ -28,6 +28,16 @@ __device__ __forceinline__ void cp_async16s(uint32_t saddr, const void *gmem, in
 __device__ __forceinline__ void cp_async16(void *smem, const void *gmem, int bytes) {
     cp_async16s((uint32_t)__cvta_generic_to_shared(smem), gmem, bytes);
 }
+/* the same with an L2 evict-first policy (pol from l2_evict_first_policy): data read once */
+__device__ __forceinline__ uint64_t l2_evict_first_policy() {
+    uint64_t pol;
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(pol));
+    return pol;
+}
+__device__ __forceinline__ void cp_async16_ef(void *smem, const void *gmem, int bytes, uint64_t pol) {
+    asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;\n"
+                 :: "r"((uint32_t)__cvta_generic_to_shared(smem)), "l"(gmem), "r"(bytes), "l"(pol));
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" :: "n"(N)); }
 __device__ __forceinline__ uint32_t pack_h2(float lo, float hi) {

@@ -678,11 +678,19 @@ static void test_attn_decode_fast(void) {
     memset(g_dec_kind_runs, 0, sizeof g_dec_kind_runs);
     g_dec_cs16 = 1;
     run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention with the fp16 cos/sin table (register-direct where it applies)");
-    g_dec_cs16 = 0;
     printf("     register-direct kernel on %d of %zu shapes\n", g_dec_kind_runs[0], n);
     T_CHECK(g_dec_kind_runs[0] == 7);
+    /* the same kernel with its keys and values staged through shared memory */
+    const int nst0 = crk_attn_decode_set_stages(2);
+    run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, register-direct through 2 shared-memory stages per warp");
+    crk_attn_decode_set_stages(3);
+    run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, register-direct through 3 shared-memory stages per warp");
+    crk_attn_decode_set_stages(nst0);
+    T_CHECK(g_dec_kind_runs[0] == 3 * 7);
+    g_dec_cs16 = 0;
+    memset(g_dec_kind_runs, 0, sizeof g_dec_kind_runs);
     run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, tensor cores through shared memory");
-    T_CHECK(g_dec_kind_runs[1] == (int)(2 * n) - 7);
+    T_CHECK(g_dec_kind_runs[1] == (int)n);
 }
 
 /* the fp16 cos/sin table against the CPU's f32_to_f16 */

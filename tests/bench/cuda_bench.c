@@ -482,12 +482,19 @@ static void bench_decode_parts(void) {
     uint32_t *cs16 = dev(4 * (size_t)npos * pairs);
     crk_rope_cs16(cs, (size_t)npos * pairs, cs16, 0);
     const double bytes = (double)nkv * (S + N + 1) * hd * 2 * 2;
-    for (int kind = 0; kind < 2; kind++) {   /* register-direct (the default with the fp16 table), then through shared memory */
-        a.rope_cs16 = kind == 0 ? cs16 : NULL;
+    /* register-direct (the default with the fp16 table) with its keys and values read into
+     * registers, or staged through 2 / 3 shared-memory stages per warp; then the shared-memory kernel */
+    static const char *const kname[] = {"register-direct", "register-direct, 2 shared-memory stages per warp",
+                                        "register-direct, 3 shared-memory stages per warp", "through shared memory"};
+    const int nst0 = crk_attn_decode_set_stages(0);
+    for (int kind = 0; kind < 4; kind++) {
+        a.rope_cs16 = kind < 3 ? cs16 : NULL;
+        crk_attn_decode_set_stages(kind == 1 ? 2 : kind == 2 ? 3 : 0);
         const float ms = time_ms(dec_fn, &a, 20);
         printf("   decode attention, one layer (S+N = %d keys, 8 KV heads, %s): %.1f us, %.0f GB/s of K/V -> x32 layers %.2f ms\n", S + N,
-               crk_attn_decode_kind(&a) == 0 ? "register-direct" : "through shared memory", ms * 1000, bytes / (ms * 1e-3) / 1e9, ms * 32);
+               kname[crk_attn_decode_kind(&a) == 0 ? kind : 3], ms * 1000, bytes / (ms * 1e-3) / 1e9, ms * 32);
     }
+    crk_attn_decode_set_stages(nst0);
     cudaFree(cs16);
     void *ff[] = {dst, pos, cs, sk, sv, ck, cv, k16, v16, q, out, r, w, work, oq};
     for (size_t i = 0; i < sizeof ff / sizeof ff[0]; i++) cudaFree(ff[i]);

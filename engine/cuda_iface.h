@@ -150,6 +150,11 @@ int crk_attn_decode_kind(const crk_attn *a);
  * through 2 (the default: H200, 8B layer 36.5 against 40.0 us) or 3 stages of shared memory
  * per warp; returns the previous setting (benchmarks, tests; also CRK_DRD_STAGES) */
 int crk_attn_decode_set_stages(int nst);
+/* Programmatic dependent launch of the decode step's kernels (matrix-vector, RMSNorm, q/k/v
+ * post-processing, SwiGLU, decode attention): each may start while the previous one runs and
+ * loads its weights (or, for the attention, cached keys and values) before waiting for it.
+ * On by default (CRK_PDL=0 turns it off); returns the previous setting. */
+int crk_set_pdl(int on);
 
 /* ---- cascade update (kernels/cascade_update.cu) ----
  * The host turns a cascade_plan into: ops[x] = (kind, loc) where loc is the index of the op's

@@ -230,10 +230,14 @@ __global__ void __launch_bounds__(DEC_NT, R == 8 ? 2 : 4) attn_dec_p1(crk_attn a
 /* The splits' merge and the score columns in one kernel (they were two: 8 + 5 us per layer
  * of the 8B shape under Nsight Compute). Block (h, y) of KV head h first merges the maxima and
  * sums of its group's heads over all splits (a few KB from L2, redone by every block), then
- * takes a share of the group's output dimensions (out, out16, out_q8, and (max, 1/sum) in work)
- * and of the keys' score columns r = max_g w_0 p_g (and the probe). */
+ * blocks y < units each take 32 of the group's output dimensions (out, out16, out_q8, and
+ * (max, 1/sum) in work) and the others share the keys' score columns r = max_g w_0 p_g (and
+ * the probe): the two run side by side, not one after the other. */
 #define FIN_NT 256
+#define FIN_ML 5    /* split statistics a lane loads at once in the merge (160 splits per round) */
+#define FIN_OL 24   /* splits a warp loads at once for the outputs (192 per round) */
 __global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit) {
+    crk_pdl_wait(); crk_pdl_next();
     const int kvh = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int n_rep = a.n_head / a.n_kv, hd = a.hd, nk = a.S + a.N + 1;
     const float *part = a.work + crk_dec_part_off(a.n_head, a.S, a.N);
@@ -241,19 +245,19 @@ __global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit
     extern __shared__ float fsm[];
     float *sM = fsm, *sInv = fsm + n_rep;   /* [n_rep] each */
     for (int r = warp; r < n_rep; r += FIN_NT / 32) {
-        /* one pass: every lane keeps a running (max, sum) over its splits, loaded 4 at a time */
+        /* one pass: every lane keeps a running (max, sum) over its splits, FIN_ML loaded at a time */
         const float *ph = part + (size_t)(kvh * n_rep + r) * (hd + 2);
         float M = -INFINITY, Ls = 0.f;
-        for (int i0 = lane; i0 < nsplit; i0 += 4 * 32) {
-            float m[4], l[4];
+        for (int i0 = lane; i0 < nsplit; i0 += FIN_ML * 32) {
+            float m[FIN_ML], l[FIN_ML];
 #pragma unroll
-            for (int u = 0; u < 4; u++) {
+            for (int u = 0; u < FIN_ML; u++) {
                 const int i = i0 + 32 * u;
                 m[u] = i < nsplit ? ph[(size_t)i * pstride] : -INFINITY;
                 l[u] = i < nsplit ? ph[(size_t)i * pstride + 1] : 0.f;
             }
 #pragma unroll
-            for (int u = 0; u < 4; u++) {
+            for (int u = 0; u < FIN_ML; u++) {
                 if (m[u] == -INFINITY) continue;
                 if (m[u] > M) { Ls = Ls * expf(M - m[u]) + l[u]; M = m[u]; }   /* expf(-inf) = 0 on the first */
                 else Ls += l[u] * expf(m[u] - M);
@@ -264,26 +268,27 @@ __global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit
         if (lane == 0) { sM[r] = Mw; sInv[r] = Ls > 0.f ? 1.0f / Ls : 0.f; }
     }
     __syncthreads();
-    /* outputs: block y takes units of 32 dimensions of one head; its 8 warps take every 8th
-     * split, 8 splits' loads in flight at a time, and add up through shared memory */
+    /* outputs: block y < units takes 32 dimensions of one head; its 8 warps take every 8th
+     * split, FIN_OL splits' loads in flight at a time, and add up through shared memory */
     __shared__ float so[FIN_NT / 32][32];
     const int nch = (hd + 31) / 32, units = n_rep * nch;
-    for (int u = blockIdx.y; u < units; u += gridDim.y) {
+    if ((int)blockIdx.y < units) {
+        const int u = blockIdx.y;
         const int r = u / nch, d = (u % nch) * 32 + lane, dd = d < hd ? d : 0, h = kvh * n_rep + r;
         const float *ph = part + (size_t)h * (hd + 2);
         const float M = sM[r];
         float acc = 0.f;
         if (M > -INFINITY)
-            for (int i0 = warp; i0 < nsplit; i0 += 8 * (FIN_NT / 32)) {
-                float m[8], v[8];
+            for (int i0 = warp; i0 < nsplit; i0 += FIN_OL * (FIN_NT / 32)) {
+                float m[FIN_OL], v[FIN_OL];
 #pragma unroll
-                for (int j = 0; j < 8; j++) {
+                for (int j = 0; j < FIN_OL; j++) {
                     const int i = i0 + j * (FIN_NT / 32);
                     m[j] = i < nsplit ? ph[(size_t)i * pstride] : -INFINITY;
                     v[j] = i < nsplit ? ph[(size_t)i * pstride + 2 + dd] : 0.f;
                 }
 #pragma unroll
-                for (int j = 0; j < 8; j++) if (m[j] > -INFINITY) acc += v[j] * expf(m[j] - M);
+                for (int j = 0; j < FIN_OL; j++) if (m[j] > -INFINITY) acc += v[j] * expf(m[j] - M);
             }
         so[warp][lane] = acc;
         __syncthreads();
@@ -298,13 +303,14 @@ __global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit
             }
             if (a.out_q8 && (hd & 31) == 0) crk_quantize_block(v, lane, a.out_q8 + ((size_t)h * hd + d) / 32);
         }
-        __syncthreads();
+        if (blockIdx.y == 0 && tid < n_rep) { a.work[(size_t)(kvh * n_rep + tid) * 2] = sM[tid]; a.work[(size_t)(kvh * n_rep + tid) * 2 + 1] = sInv[tid]; }
+        return;
     }
-    if (blockIdx.y == 0 && tid < n_rep) { a.work[(size_t)(kvh * n_rep + tid) * 2] = sM[tid]; a.work[(size_t)(kvh * n_rep + tid) * 2 + 1] = sInv[tid]; }
     /* score columns of this block's keys (a missing key's logit is -inf: p = 0) */
     const float *glg = a.work + crk_dec_lg_off(a.n_head);
     const float w0 = a.w[0];
-    for (int k = blockIdx.y * FIN_NT + tid; k < nk; k += gridDim.y * FIN_NT) {
+    const int ys = blockIdx.y - units, nys = gridDim.y - units;
+    for (int k = ys * FIN_NT + tid; k < nk; k += nys * FIN_NT) {
         float best = 0.f, psum = 0.f;
         for (int r = 0; r < n_rep; r++) {
             const float p = expf(glg[(size_t)(kvh * n_rep + r) * nk + k] - sM[r]) * sInv[r];
@@ -321,9 +327,8 @@ __global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit
 static void launch_dec_finish(const crk_attn *a, int nsplit, cudaStream_t s) {
     const int nk = a->S + a->N + 1;
     const int units = (a->n_head / a->n_kv) * (int)crk_cdiv(a->hd, 32);   /* output units of 32 dimensions per KV head */
-    int ny = (int)crk_cdiv(nk, FIN_NT) < 64 ? (int)crk_cdiv(nk, FIN_NT) : 64;
-    if (ny < units) ny = units;
-    attn_dec_finish<<<dim3(a->n_kv, ny), FIN_NT, sizeof(float) * 2 * (a->n_head / a->n_kv), s>>>(*a, nsplit);
+    const int ny = units + ((int)crk_cdiv(nk, FIN_NT) < 64 ? (int)crk_cdiv(nk, FIN_NT) : 64);   /* then the score blocks */
+    crk_launch(true, attn_dec_finish, dim3(a->n_kv, ny), FIN_NT, sizeof(float) * 2 * (a->n_head / a->n_kv), s, *a, nsplit);
     if (a->out_q8 && (a->hd & 31)) crk_quantize_q8(a->out, 1, a->n_head * a->hd, a->out_q8, s);
 }
 
@@ -620,9 +625,13 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
     };
     if constexpr (NST > 0) {   /* the first stages need no positions: issued first */
         pol = l2_evict_first_policy();
+        /* cached keys before the wait (crk_launch); the token's own row (key S + N), written by
+         * this step's q/k/v post-processing, after it */
+        if (kb0 + 16 * NST > a.S + a.N) crk_pdl_wait();
 #pragma unroll
         for (int i = 0; i < NST; i++) issue(i);
     }
+    crk_pdl_wait(); crk_pdl_next();
     const int n_sinks = a.st->n_sinks;
     const int64_t p0 = a.st->p0;
     const int rp = a.rope_pairs;
@@ -846,10 +855,11 @@ static void launch_dec_rd_k(const crk_attn *a, int nsplit, cudaStream_t s) {
     static bool attr_done = false;
     if (smem > 48 * 1024 && !attr_done) {
         cudaFuncSetAttribute(attn_dec_rd<HD, MINB, NEOX, NST>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-        cudaFuncSetAttribute(attn_dec_rd<HD, MINB, NEOX, NST>, cudaFuncAttributePreferredSharedMemoryCarveout, 100);
+        /* no carveout preference: with 100 (all shared memory) the 8B Q4_K decode step measured
+         * 3.40 instead of 3.18 ms (the SMs reconfigure between it and the matrix-vector kernels) */
         attr_done = true;
     }
-    attn_dec_rd<HD, MINB, NEOX, NST><<<dim3(crk_cdiv(nsplit, DRD_WARPS), a->n_kv), 32 * DRD_WARPS, smem, s>>>(*a, nsplit);
+    crk_launch(true, attn_dec_rd<HD, MINB, NEOX, NST>, dim3(crk_cdiv(nsplit, DRD_WARPS), a->n_kv), 32 * DRD_WARPS, smem, s, *a, nsplit);
 }
 /* 2 blocks per SM or, with CRK_DRD_MINB=3 (benchmarks), 3. H200, 8B layer with the finish
  * kernel (head dim 128): straight into registers 209 registers, 40.0 us (3 per SM: 168 and a

@@ -7,6 +7,7 @@
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include "cuda_iface.h"
 #include "gguf.h"
 #include "cascade.h"
@@ -30,6 +31,39 @@ __device__ __forceinline__ float crk_warp_max(float v) {
 }
 
 static inline unsigned crk_cdiv(size_t a, size_t b) { return (unsigned)((a + b - 1) / b); }
+
+/* ---- programmatic dependent launch (the decode step's chain of small kernels) ----
+ * crk_launch(pdl = true, ...) starts a kernel that may begin while the stream's previous
+ * kernel still runs (where crk_pdl_enabled(): CRK_PDL=0 or crk_set_pdl(0) turns it off).
+ * Such a kernel must call crk_pdl_wait() (griddepcontrol.wait: the previous kernel has
+ * completed and its writes are visible; a no-op after a normal launch) before it reads
+ * anything the kernels of this step write and before it writes anything, then
+ * crk_pdl_next() at once, which lets the next kernel start. So the part before the wait runs
+ * after the kernel two back has completed: it may read weights and data of earlier steps (the
+ * cache, slot positions, the step's staged plan), never this step's activations. */
+__device__ __forceinline__ void crk_pdl_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
+__device__ __forceinline__ void crk_pdl_next() { asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory"); }
+/* a warp asks L2 for bytes [p, p + n) (128-byte lines), e.g. a kernel's first weights before crk_pdl_wait */
+__device__ __forceinline__ void crk_prefetch_l2(const void *p, size_t n, int lane) {
+    for (size_t o = (size_t)lane * 128; o < n; o += 32 * 128) asm volatile("prefetch.global.L2 [%0];\n" :: "l"((const char *)p + o));
+}
+inline int &crk_pdl_state() {   /* one instance across the kernels' files (inline, not static) */
+    static int v = -1;
+    if (v < 0) { const char *e = getenv("CRK_PDL"); v = !(e && *e == '0'); }
+    return v;
+}
+inline bool crk_pdl_enabled() { return crk_pdl_state() != 0; }
+template <typename... KA, typename... A>
+static inline void crk_launch(bool pdl, void (*k)(KA...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, A... args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid; cfg.blockDim = block; cfg.dynamicSmemBytes = smem; cfg.stream = s;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = at;
+    cfg.numAttrs = pdl && crk_pdl_enabled() ? 1 : 0;
+    (void)cudaLaunchKernelEx(&cfg, k, ((KA)args)...);   /* errors: CUDA_LAUNCHED after it, as after <<<>>> */
+}
 
 /* Loads from addresses aligned to 2 bytes (ggml blocks of 18, 22, 34, 210 bytes). */
 __device__ __forceinline__ uint32_t crk_ld16(const uint8_t *p) { return *(const uint16_t *)p; }

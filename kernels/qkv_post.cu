@@ -5,6 +5,7 @@
 #include "common.cuh"
 
 __global__ void qkv_post_k(crk_qkv_args a) {
+    crk_pdl_wait(); crk_pdl_next();
     const int t = blockIdx.x, G = gridDim.y, gy = blockIdx.y;
     const int qd = a.n_head * a.hd, kvd = a.n_kv * a.hd;
     /* block (t, gy) of G: query heads [h0, h1) and key/value rows [c0, c1) of token t */
@@ -42,6 +43,6 @@ __global__ void qkv_post_k(crk_qkv_args a) {
  * loads of all heads are in flight at once. */
 extern "C" void crk_qkv_post(const crk_qkv_args *a, crk_stream s) {
     if (a->L <= 0) return;
-    if (a->L == 1) qkv_post_k<<<dim3(1, a->n_head), a->hd >= 128 ? 128 : 64, 0, s>>>(*a);
+    if (a->L == 1) crk_launch(true, qkv_post_k, dim3(1, a->n_head), a->hd >= 128 ? 128 : 64, 0, s, *a);
     else qkv_post_k<<<dim3(a->L, 1), 256, 0, s>>>(*a);
 }

@@ -3,6 +3,7 @@
 #include "common.cuh"
 
 __global__ void rmsnorm_k(const float *x, const float *w, int n, float eps, float *y, uint16_t *y16, crk_q8 *yq) {
+    crk_pdl_wait(); crk_pdl_next();
     const int t = blockIdx.x;
     const float *xr = x + (size_t)t * n;
     double ss = 0;
@@ -45,7 +46,9 @@ __global__ void rmsnorm_k(const float *x, const float *w, int n, float eps, floa
  * (same arithmetic as crk_quantize_block, so the same bytes). */
 __global__ void rmsnorm1_k(const float *x, const float *w, int n, float eps, float *y, uint16_t *y16, crk_q8 *yq) {
     const int tid = threadIdx.x, lane = tid & 31;
-    const float4 xv = ((const float4 *)x)[tid], wv = ((const float4 *)w)[tid];
+    const float4 wv = ((const float4 *)w)[tid];   /* the weights before the wait (crk_launch) */
+    crk_pdl_wait(); crk_pdl_next();
+    const float4 xv = ((const float4 *)x)[tid];
     double ss = (double)xv.x * xv.x + (double)xv.y * xv.y + (double)xv.z * xv.z + (double)xv.w * xv.w;
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
@@ -85,9 +88,9 @@ extern "C" void crk_rmsnorm(const float *x, const float *w, int L, int n, float 
     if (L <= 0) return;
     if (L == 1 && n % 128 == 0 && n <= 4096 && ((uintptr_t)x & 15) == 0 && ((uintptr_t)w & 15) == 0 && ((uintptr_t)y & 15) == 0 &&
         ((uintptr_t)y16 & 7) == 0) {
-        rmsnorm1_k<<<1, n / 4, 0, s>>>(x, w, n, eps, y, y16, yq);
+        crk_launch(true, rmsnorm1_k, 1, n / 4, 0, s, x, w, n, eps, y, y16, yq);
         return;
     }
     int threads = n >= 1024 ? 1024 : n >= 256 ? 256 : 64;
-    rmsnorm_k<<<L, threads, 0, s>>>(x, w, n, eps, y, y16, yq);
+    crk_launch(L == 1, rmsnorm_k, L, threads, 0, s, x, w, n, eps, y, y16, yq);
 }

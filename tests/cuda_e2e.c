@@ -6,7 +6,8 @@
  *    and the original index of every slot of every head are identical, and K/V/scores
  *    agree; the same for 3000 decode steps (CUDA graphs);
  *  - download/upload of the cache round-trips and the run continues identically;
- *  - asking for a cache larger than the GPU gives an error that names --cache.
+ *  - asking for a cache larger than the GPU gives an error that names --cache;
+ *  - decode with programmatic dependent launch and staged attention equals decode without.
  * Prints SKIP when built without CUDA, without a GPU, or without the models. */
 #include "t.h"
 
@@ -16,7 +17,9 @@ int main(void) { T_RUN(test_cuda_e2e); return t_summary(); }
 #else
 
 #include "cuda_state.h"
+#include "cuda_iface.h"
 #include "state.h"
+#include "bench/fake_model.h"
 #include "attn_probe.h"
 #include "sampler.h"
 #include "quant.h"
@@ -484,6 +487,55 @@ static void test_cli_device(void) {
     T_CHECKF(strcmp(outc, outg) == 0, "cpu: %s\ncuda: %s", outc, outg);
 }
 
+/* ---------------------------------------------------------------- decode kernel paths
+ * A random-weight model with head dim 128 (the story models' 8 and 16 take other attention
+ * kernels): decode with programmatic dependent launch and the shared-memory-staged
+ * register-direct attention (the defaults) gives logits bit-identical to decode with neither,
+ * step by step through evictions, eagerly and in CUDA graphs. A missing wait in any kernel
+ * launched with PDL (reading the previous kernel's output too early) shows up here. */
+static void test_decode_pdl_stages_bitexact(void) {
+    if (!gpu_ok) T_SKIP("no usable CUDA device: %s", gpu_desc);
+    static const shape sh = {"hd128-test", 2, 1024, 8, 2, 2048, 2048, 0};
+    const uint32_t types[2] = {GGML_TYPE_Q4_K, GGML_TYPE_BF16};
+    for (int ti = 0; ti < 2; ti++) {
+        cr_model m;
+        fake_model(&m, &sh, types[ti]);
+        cascade_cfg cfg = mkcfg(16, 512, 4);
+        cuda_opts o; cuda_opts_default(&o);
+        o.random_weights = 1;
+        char err[256];
+        gpu_run a, b;
+        T_CHECKF(gpu_open(&a, &m, &cfg, 1, &o, err) == 0, "%s", err);
+        T_CHECKF(gpu_open(&b, &m, &cfg, 1, &o, err) == 0, "%s", err);
+        const int V = sh.V, steps = 700;
+        float *la = malloc(sizeof(float) * V), *lb = malloc(sizeof(float) * V);
+        int32_t *t = malloc(sizeof(int32_t) * steps);
+        tokens(t, steps, 99 + ti, V);
+        const int pdl0 = crk_set_pdl(1), nst0 = crk_attn_decode_set_stages(2);
+        int first = -1;
+        double lmax = 0;
+        for (int i = 0; i < steps && first < 0; i++) {
+            crk_set_pdl(1); crk_attn_decode_set_stages(2);
+            T_CHECKF(gpu_fwd(&a, t + i, 1, CR_OUT_LAST, NULL, la, err) == 0, "%s", err);
+            crk_set_pdl(0); crk_attn_decode_set_stages(0);
+            T_CHECKF(gpu_fwd(&b, t + i, 1, CR_OUT_LAST, NULL, lb, err) == 0, "%s", err);
+            if (memcmp(la, lb, sizeof(float) * V)) first = i;
+            for (int v = 0; v < V; v++) {
+                T_CHECKF(isfinite(la[v]), "step %d: non-finite logit", i);
+                if (fabs(la[v]) > lmax) lmax = fabs(la[v]);
+            }
+        }
+        crk_set_pdl(pdl0); crk_attn_decode_set_stages(nst0);
+        printf("     %s: %d decode steps (S=16 N=512), PDL + staged attention against neither: %s (largest logit %.2f)\n", m.name, steps,
+               first < 0 ? "bit-identical" : "DIFFER", lmax);
+        T_CHECKF(first < 0, "%s: logits differ at step %d", m.name, first);
+        T_CHECK(lmax > 0);
+        gpu_close(&a); gpu_close(&b);
+        free(la); free(lb); free(t);
+        free_fake(&m);
+    }
+}
+
 int main(void) {
     gpu_ok = cuda_device_info(gpu_desc, sizeof gpu_desc) > 0;
     char path[600], err[600];
@@ -502,6 +554,7 @@ int main(void) {
     T_RUN(test_state_use_cuda);
     T_RUN(test_probe_gpu);
     T_RUN(test_cli_device);
+    T_RUN(test_decode_pdl_stages_bitexact);
     if (have260) model_free(&M260);
     if (have656) model_free(&M656);
     return t_summary();

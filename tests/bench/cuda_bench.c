@@ -572,8 +572,10 @@ int main(int argc, char **argv) {
         bench_model(&SH_1B, GGML_TYPE_Q4_K, CUDA_WEIGHTS_AUTO, 4096, dec);
         bench_model(&SH_8B, GGML_TYPE_BF16, CUDA_WEIGHTS_AUTO, 4096, dec);
         bench_model(&SH_8B, GGML_TYPE_Q4_K, CUDA_WEIGHTS_AUTO, 4096, dec);
-        bench_model(&SH_8B, GGML_TYPE_Q4_K, CUDA_WEIGHTS_STREAM, 4096, 0);
-        bench_model(&SH_8B, GGML_TYPE_Q4_K, CUDA_WEIGHTS_AUTO, 1024, 0);
+        if (strstr(parts, "model")) {   /* prefill only */
+            bench_model(&SH_8B, GGML_TYPE_Q4_K, CUDA_WEIGHTS_STREAM, 4096, 0);
+            bench_model(&SH_8B, GGML_TYPE_Q4_K, CUDA_WEIGHTS_AUTO, 1024, 0);
+        }
     }
     return 0;
 }

@@ -80,37 +80,6 @@ __device__ __forceinline__ void q4k_load_x(const crk_q8 *xq, int sb, int half, i
     }
 }
 
-__global__ void __launch_bounds__(MV_WARPS * 32) matvec_q4k(const uint8_t *w, int64_t rows, int nsb, size_t row_bytes, const crk_q8 *xq, float *y, int accumulate) {
-    const int64_t r0 = ((int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5)) * 2;
-    const int lane = threadIdx.x & 31;
-    if (r0 >= rows) return;
-    const bool two = r0 + 1 < rows;
-    const uint8_t *row0 = w + (size_t)r0 * row_bytes, *row1 = two ? row0 + row_bytes : row0;
-    crk_pdl_wait(); crk_pdl_next();   /* (an L2 prefetch of the two rows before it: down 4096x14336 13.1 -> 14.6 us) */
-    float s0 = 0.f, s1 = 0.f;
-    for (int hs = lane; hs < 2 * nsb; hs += 32) {
-        const int sb = hs >> 1, half = hs & 1;
-        const uint8_t *p0 = row0 + 144 * (size_t)sb, *p1 = row1 + 144 * (size_t)sb;
-        const uint4 *q0 = (const uint4 *)(p0 + 16 + 64 * half), *q1 = (const uint4 *)(p1 + 16 + 64 * half);
-        const uint4 a0 = q0[0], b0 = q0[1], c0 = q0[2], d0 = q0[3];
-        const uint4 a1 = q1[0], b1 = q1[1], c1 = q1[2], d1 = q1[3];
-        const uint4 h0 = *(const uint4 *)p0, h1 = *(const uint4 *)p1;
-        int2 xa[4][4];
-        float xd[4], xs[4];
-        q4k_load_x(xq, sb, half, xa, xd, xs);
-        s0 += q4k_half(a0, b0, c0, d0, h0, half, xa, xd, xs);
-        s1 += q4k_half(a1, b1, c1, d1, h1, half, xa, xd, xs);
-    }
-    /* both rows' sums in one butterfly: after the first step lanes < 16 hold row 0, the others row 1 */
-    const bool hi = lane & 16;
-    float v = hi ? s1 : s0;
-    v += __shfl_xor_sync(0xffffffffu, hi ? s0 : s1, 16);
-#pragma unroll
-    for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    if (lane == 0) y[r0] = accumulate ? y[r0] + v : v;
-    if (lane == 16 && two) y[r0 + 1] = accumulate ? y[r0 + 1] + v : v;
-}
-
 /* Q4_K rows of at most 4096 columns (HPR = 2 * super-blocks per row = 8, 16 or 32 halves):
  * HPR lanes take a row pair, a warp 32 / HPR pairs at a time. A lane's activation blocks are
  * the same for every row, so they are loaded once; the warps then walk the row pairs with a
@@ -124,6 +93,53 @@ __device__ __forceinline__ void q4k_load_pair(q4k_pair &q, const uint8_t *w, siz
     q.a0 = q0[0]; q.b0 = q0[1]; q.c0 = q0[2]; q.d0 = q0[3]; q.h0 = *(const uint4 *)p0;
     q.a1 = q1[0]; q.b1 = q1[1]; q.c1 = q1[2]; q.d1 = q1[3]; q.h1 = *(const uint4 *)p1;
 }
+/* Q4_K rows of other lengths (the down projection's 14336 or 8192 columns): a warp computes a
+ * row pair, lane l the half super-blocks l, l + 32, ... (the order of the sums of every
+ * version of this kernel); the block's activation blocks are staged in shared memory once, and
+ * each lane keeps the weights of its next two halves in flight (the first two are loaded
+ * before the wait of crk_launch). */
+__global__ void __launch_bounds__(MV_WARPS * 32) matvec_q4k(const uint8_t *w, int64_t rows, int nsb, size_t row_bytes, const crk_q8 *xq, float *y, int accumulate) {
+    extern __shared__ __align__(16) crk_q8 sxq[];   /* [nsb * 8] activation blocks */
+    const int lane = threadIdx.x & 31, nh = 2 * nsb;
+    const int64_t pr = (int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5), npairs = (rows + 1) / 2;
+    q4k_pair p0, p1;   /* halves hs and hs + 32 of the loop below */
+    auto ld = [&](q4k_pair &q, int hs) { if (hs < nh) q4k_load_pair(q, w, row_bytes, rows, pr, npairs, hs >> 1, hs & 1); };
+    auto acc = [&](const q4k_pair &q, int hs, float &s0, float &s1) {
+        int2 xa[4][4];
+        float xd[4], xs[4];
+        q4k_load_x(sxq, hs >> 1, hs & 1, xa, xd, xs);
+        s0 += q4k_half(q.a0, q.b0, q.c0, q.d0, q.h0, hs & 1, xa, xd, xs);
+        s1 += q4k_half(q.a1, q.b1, q.c1, q.d1, q.h1, hs & 1, xa, xd, xs);
+    };
+    ld(p0, lane);
+    ld(p1, lane + 32);
+    crk_pdl_wait(); crk_pdl_next();
+    {   /* 40-byte blocks as 8-byte words */
+        const uint2 *src = (const uint2 *)xq;
+        uint2 *dst = (uint2 *)sxq;
+        for (int i = threadIdx.x; i < nsb * 8 * 5; i += MV_WARPS * 32) dst[i] = src[i];
+    }
+    __syncthreads();
+    float s0 = 0.f, s1 = 0.f;
+    for (int hs = lane; hs < nh; hs += 64) {
+        acc(p0, hs, s0, s1);
+        ld(p0, hs + 64);
+        if (hs + 32 < nh) {
+            acc(p1, hs + 32, s0, s1);
+            ld(p1, hs + 96);
+        }
+    }
+    /* both rows' sums in one butterfly: after the first step lanes < 16 hold row 0, the others row 1 */
+    const bool hi = lane & 16;
+    float v = hi ? s1 : s0;
+    v += __shfl_xor_sync(0xffffffffu, hi ? s0 : s1, 16);
+#pragma unroll
+    for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    const int64_t r0 = 2 * pr;
+    if (pr < npairs && lane == 0) y[r0] = accumulate ? y[r0] + v : v;
+    if (pr < npairs && lane == 16 && r0 + 1 < rows) y[r0 + 1] = accumulate ? y[r0 + 1] + v : v;
+}
+
 template <int HPR>
 __global__ void __launch_bounds__(MV_WARPS * 32) matvec_q4k_p(const uint8_t *w, int64_t rows, size_t row_bytes, const crk_q8 *xq, float *y, int accumulate) {
     constexpr int PPW = 32 / HPR;
@@ -284,7 +300,13 @@ extern "C" void crk_matvec(const void *w, uint32_t type, int64_t rows, int64_t c
             return;
         }
         if (((uintptr_t)wb & 15) == 0 && row_bytes % 16 == 0) {
-            crk_launch(true, matvec_q4k, crk_cdiv(rows, 2 * MV_WARPS), MV_WARPS * 32, 0, s, wb, rows, (int)(cols / 256), row_bytes, xq, y, accumulate);
+            const size_t smem = sizeof(crk_q8) * (size_t)(cols / 32);
+            static size_t smem_max = 48 * 1024;
+            if (smem > smem_max) {
+                cudaFuncSetAttribute(matvec_q4k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+                smem_max = smem;
+            }
+            crk_launch(true, matvec_q4k, crk_cdiv(rows, 2 * MV_WARPS), MV_WARPS * 32, smem, s, wb, rows, (int)(cols / 256), row_bytes, xq, y, accumulate);
             return;
         }
         break;

@@ -249,15 +249,20 @@ static void test_matvec_all_types(void) {
      * and 4096 columns (the row-pair walking kernel with 16 and 32 lanes per pair; 8451
      * rows: more pairs than the 132 * 4 * 4 warps of an H200 grid take in one step) and at
      * 2304 (the one-pass kernel); Q6_K, Q8_0 and Q5_K at 4096 / 2048 (the row-walking kernel
-     * with 4 / 2 blocks per lane; 9001 rows: more than one wave) and 2304 (one pass) */
-    struct { uint32_t t; int rows, cols; } cs[N_TYPES + 8];
+     * with 4 / 2 blocks per lane; 9001 rows: more than one wave) and 2304 (one pass);
+     * Q4_K at 14336 and 8192 columns (the staged kernel: 3.5 and 2 halves per lane); the float
+     * types at 14336 / 2304 / 4352 columns (long rows, odd numbers of 256-column groups) */
+    enum { N_EXTRA = 14 };
+    struct { uint32_t t; int rows, cols; } cs[N_TYPES + N_EXTRA];
     size_t nc = 0;
     for (size_t ti = 0; ti < N_TYPES; ti++) { cs[nc].t = ALL_TYPES[ti]; cs[nc].rows = 301; cs[nc].cols = 1024; nc++; }
-    const struct { uint32_t t; int rows, cols; } extra[8] = {
+    const struct { uint32_t t; int rows, cols; } extra[N_EXTRA] = {
         {GGML_TYPE_Q4_K, 301, 2048}, {GGML_TYPE_Q4_K, 8451, 4096}, {GGML_TYPE_Q4_K, 301, 2304}, {GGML_TYPE_Q6_K, 9001, 4096},
         {GGML_TYPE_Q8_0, 301, 4096}, {GGML_TYPE_Q5_K, 301, 2048}, {GGML_TYPE_Q6_K, 301, 2304}, {GGML_TYPE_Q4_0, 301, 2048},
+        {GGML_TYPE_Q4_K, 777, 14336}, {GGML_TYPE_Q4_K, 301, 8192}, {GGML_TYPE_BF16, 301, 14336}, {GGML_TYPE_F32, 301, 2304},
+        {GGML_TYPE_F16, 301, 4352}, {GGML_TYPE_BF16, 4097, 4096},
     };
-    for (int i = 0; i < 8; i++) { cs[nc].t = extra[i].t; cs[nc].rows = extra[i].rows; cs[nc].cols = extra[i].cols; nc++; }
+    for (int i = 0; i < N_EXTRA; i++) { cs[nc].t = extra[i].t; cs[nc].rows = extra[i].rows; cs[nc].cols = extra[i].cols; nc++; }
     double worst = 0;
     for (size_t ci = 0; ci < nc; ci++) {
         const uint32_t t = cs[ci].t;
@@ -291,7 +296,7 @@ static void test_matvec_all_types(void) {
         cudaFree(dw); cudaFree(dx); cudaFree(dy); cudaFree(dq);
         free(w); free(x); free(ref); free(got); free(xq); free(y0);
     }
-    printf("     matvec of %zu types at 1024 columns and 8 more shapes (2048 / 2304 / 4096 columns) vs vec_dot_q/vec_dot_f: worst rel err %.2e\n", N_TYPES, worst);
+    printf("     matvec of %zu types at 1024 columns and %d more shapes (2048 to 14336 columns) vs vec_dot_q/vec_dot_f: worst rel err %.2e\n", N_TYPES, (int)N_EXTRA, worst);
 }
 
 static void test_gemm_bf16_vs_cpu_matmul(void) {

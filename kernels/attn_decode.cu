@@ -237,7 +237,7 @@ __global__ void __launch_bounds__(DEC_NT, R == 8 ? 2 : 4) attn_dec_p1(crk_attn a
 #define FIN_ML 5    /* split statistics a lane loads at once in the merge (160 splits per round) */
 #define FIN_OL 24   /* splits a warp loads at once for the outputs (192 per round) */
 __global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit) {
-    crk_pdl_wait(); crk_pdl_next();
+    crk_pdl_sync();
     const int kvh = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int n_rep = a.n_head / a.n_kv, hd = a.hd, nk = a.S + a.N + 1;
     const float *part = a.work + crk_dec_part_off(a.n_head, a.S, a.N);
@@ -631,7 +631,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
 #pragma unroll
         for (int i = 0; i < NST; i++) issue(i);
     }
-    crk_pdl_wait(); crk_pdl_next();
+    crk_pdl_sync();
     const int n_sinks = a.st->n_sinks;
     const int64_t p0 = a.st->p0;
     const int rp = a.rope_pairs;
@@ -865,24 +865,20 @@ static void launch_dec_rd_k(const crk_attn *a, int nsplit, cudaStream_t s) {
  * kernel (head dim 128): straight into registers 209 registers, 40.0 us (3 per SM: 168 and a
  * spill, 50.9); 2 shared-memory stages 223 registers, 36.5 us (3 per SM: a spill, 44.9);
  * 3 stages 227 registers, 37.3 us */
+template <int HD, int NST>
+static void launch_dec_rd_n(const crk_attn *a, int nsplit, int minb, cudaStream_t s) {
+    if (a->neox) launch_dec_rd_k<HD, 2, true, NST>(a, nsplit, s);
+    else if (minb == 3 && NST < 3) launch_dec_rd_k<HD, (NST < 3 ? 3 : 2), false, NST>(a, nsplit, s);   /* 3 stages: no room for 3 blocks */
+    else launch_dec_rd_k<HD, 2, false, NST>(a, nsplit, s);
+}
 template <int HD>
 static void launch_dec_rd(const crk_attn *a, int nsplit, cudaStream_t s) {
     static int minb = 0;
     if (!minb) { const char *e = getenv("CRK_DRD_MINB"); minb = e && *e == '3' ? 3 : 2; }
     switch (drd_stages()) {
-    case 2:
-        if (a->neox) launch_dec_rd_k<HD, 2, true, 2>(a, nsplit, s);
-        else if (minb == 3) launch_dec_rd_k<HD, 3, false, 2>(a, nsplit, s);
-        else launch_dec_rd_k<HD, 2, false, 2>(a, nsplit, s);
-        return;
-    case 3:
-        if (a->neox) launch_dec_rd_k<HD, 2, true, 3>(a, nsplit, s);
-        else launch_dec_rd_k<HD, 2, false, 3>(a, nsplit, s);
-        return;
-    default:
-        if (a->neox) launch_dec_rd_k<HD, 2, true, 0>(a, nsplit, s);
-        else if (minb == 3) launch_dec_rd_k<HD, 3, false, 0>(a, nsplit, s);
-        else launch_dec_rd_k<HD, 2, false, 0>(a, nsplit, s);
+    case 2: launch_dec_rd_n<HD, 2>(a, nsplit, minb, s); return;
+    case 3: launch_dec_rd_n<HD, 3>(a, nsplit, minb, s); return;
+    default: launch_dec_rd_n<HD, 0>(a, nsplit, minb, s);
     }
 }
 

@@ -43,6 +43,8 @@ static inline unsigned crk_cdiv(size_t a, size_t b) { return (unsigned)((a + b -
  * cache, slot positions, the step's staged plan), never this step's activations. */
 __device__ __forceinline__ void crk_pdl_wait() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
 __device__ __forceinline__ void crk_pdl_next() { asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory"); }
+/* the usual pair: wait for the previous kernel, then let the next one start */
+__device__ __forceinline__ void crk_pdl_sync() { crk_pdl_wait(); crk_pdl_next(); }
 /* a warp asks L2 for bytes [p, p + n) (128-byte lines), e.g. a kernel's first weights before crk_pdl_wait */
 __device__ __forceinline__ void crk_prefetch_l2(const void *p, size_t n, int lane) {
     for (size_t o = (size_t)lane * 128; o < n; o += 32 * 128) asm volatile("prefetch.global.L2 [%0];\n" :: "l"((const char *)p + o));

@@ -15,7 +15,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32) matvec_q(const uint8_t *w, int6
     const int lane = threadIdx.x & 31;
     if (r >= rows) return;
     const uint8_t *row = w + (size_t)r * row_bytes;
-    crk_pdl_wait(); crk_pdl_next();   /* one warp per row, many waves: no prefetch (see matvec_f) */
+    crk_pdl_sync();   /* one warp per row, many waves: no prefetch (see matvec_f) */
     float sum = 0.f;
 #pragma unroll 2
     for (int b = lane; b < nb; b += 32) {
@@ -113,7 +113,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32) matvec_q4k(const uint8_t *w, in
     };
     ld(p0, lane);
     ld(p1, lane + 32);
-    crk_pdl_wait(); crk_pdl_next();
+    crk_pdl_sync();
     {   /* 40-byte blocks as 8-byte words */
         const uint2 *src = (const uint2 *)xq;
         uint2 *dst = (uint2 *)sxq;
@@ -149,7 +149,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32) matvec_q4k_p(const uint8_t *w, 
     int64_t base = ((int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5)) * PPW;   /* warp-uniform */
     q4k_pair cur, nxt;
     q4k_load_pair(cur, w, row_bytes, rows, base + sub, npairs, sb, half);   /* weights before the wait (crk_launch) */
-    crk_pdl_wait(); crk_pdl_next();
+    crk_pdl_sync();
     int2 xa[4][4];
     float xd[4], xs[4];
     q4k_load_x(xq, sb, half, xa, xd, xs);
@@ -175,7 +175,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32) matvec_f(const uint8_t *w, int6
     const int lane = threadIdx.x & 31;
     if (r >= rows) return;
     const uint8_t *row = w + (size_t)r * row_bytes;
-    crk_pdl_wait(); crk_pdl_next();   /* (an L2 prefetch of the row before it: BF16 layer 123 -> 147 us, many waves of blocks) */
+    crk_pdl_sync();   /* (an L2 prefetch of the row before it: BF16 layer 123 -> 147 us, many waves of blocks) */
     float sum = 0.f;
     const bool vec = (cols % 256 == 0) && (((uintptr_t)row & 15) == 0);
     if (vec && T == GGML_TYPE_F32) {
@@ -218,7 +218,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32) matvec_q_p(const uint8_t *w, in
     const int lane = threadIdx.x & 31;
     const int64_t r0 = (int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
     if (r0 < rows) crk_prefetch_l2(w + (size_t)r0 * row_bytes, row_bytes, lane);   /* weights before the wait (crk_launch) */
-    crk_pdl_wait(); crk_pdl_next();
+    crk_pdl_sync();
     int2 xa[BPL][4];
     float xd[BPL], xs[BPL];
 #pragma unroll

@@ -5,7 +5,7 @@
 #include "common.cuh"
 
 __global__ void qkv_post_k(crk_qkv_args a) {
-    crk_pdl_wait(); crk_pdl_next();
+    crk_pdl_sync();
     const int t = blockIdx.x, G = gridDim.y, gy = blockIdx.y;
     const int qd = a.n_head * a.hd, kvd = a.n_kv * a.hd;
     /* block (t, gy) of G: query heads [h0, h1) and key/value rows [c0, c1) of token t */

@@ -3,7 +3,7 @@
 #include "common.cuh"
 
 __global__ void rmsnorm_k(const float *x, const float *w, int n, float eps, float *y, uint16_t *y16, crk_q8 *yq) {
-    crk_pdl_wait(); crk_pdl_next();
+    crk_pdl_sync();
     const int t = blockIdx.x;
     const float *xr = x + (size_t)t * n;
     double ss = 0;
@@ -47,7 +47,7 @@ __global__ void rmsnorm_k(const float *x, const float *w, int n, float eps, floa
 __global__ void rmsnorm1_k(const float *x, const float *w, int n, float eps, float *y, uint16_t *y16, crk_q8 *yq) {
     const int tid = threadIdx.x, lane = tid & 31;
     const float4 wv = ((const float4 *)w)[tid];   /* the weights before the wait (crk_launch) */
-    crk_pdl_wait(); crk_pdl_next();
+    crk_pdl_sync();
     const float4 xv = ((const float4 *)x)[tid];
     double ss = (double)xv.x * xv.x + (double)xv.y * xv.y + (double)xv.z * xv.z + (double)xv.w * xv.w;
 #pragma unroll

@@ -6,7 +6,7 @@ __device__ __forceinline__ float silu_mul(float g, float u) {
 }
 
 __global__ void swiglu_k(const float *gu, int L, int ffn, float *h, uint16_t *h16) {
-    crk_pdl_wait(); crk_pdl_next();
+    crk_pdl_sync();
     const size_t n = (size_t)L * ffn;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         size_t t = i / ffn, c = i % ffn;
@@ -18,7 +18,7 @@ __global__ void swiglu_k(const float *gu, int L, int ffn, float *h, uint16_t *h1
 
 /* with q8 output: one warp per block of 32 (ffn % 32 == 0) */
 __global__ void swiglu_q8_k(const float *gu, int L, int ffn, float *h, uint16_t *h16, crk_q8 *hq) {
-    crk_pdl_wait(); crk_pdl_next();
+    crk_pdl_sync();
     const int lane = threadIdx.x & 31, nb = ffn / 32;
     const size_t nblk = (size_t)L * nb;
     for (size_t b = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5; b < nblk; b += ((size_t)gridDim.x * blockDim.x) >> 5) {

@@ -232,8 +232,11 @@ __global__ void __launch_bounds__(DEC_NT, R == 8 ? 2 : 4) attn_dec_p1(crk_attn a
  * sums of its group's heads over all splits (a few KB from L2, redone by every block), then
  * blocks y < units each take 32 of the group's output dimensions (out, out16, out_q8, and
  * (max, 1/sum) in work) and the others share the keys' score columns r = max_g w_0 p_g (and
- * the probe): the two run side by side, not one after the other. */
+ * the probe): the two run side by side, not one after the other. Both issue their first loads
+ * (the output partials, the logits of FIN_KPT keys per thread) before the merge's, so the two
+ * round trips overlap. */
 #define FIN_NT 256
+#define FIN_KPT 4   /* keys per thread of a score block whose logits are loaded before the merge (groups of at most 8 heads) */
 #define FIN_ML 5    /* split statistics a lane loads at once in the merge (160 splits per round) */
 #define FIN_OL 24   /* splits a warp loads at once for the outputs (192 per round) */
 __global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit) {
@@ -242,6 +245,33 @@ __global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit
     const int n_rep = a.n_head / a.n_kv, hd = a.hd, nk = a.S + a.N + 1;
     const float *part = a.work + crk_dec_part_off(a.n_head, a.S, a.N);
     const size_t pstride = (size_t)a.n_head * (hd + 2);
+    const int nch = (hd + 31) / 32, units = n_rep * nch;
+    const float *glg = a.work + crk_dec_lg_off(a.n_head);
+    /* first loads, before the merge: an output block's first FIN_OL splits (m, v), a score
+     * block's logits of keys k0 + j * kst */
+    float om[FIN_OL], ov[FIN_OL];
+    float lg[FIN_KPT][8];
+    const int ys = (int)blockIdx.y - units, nys = (int)gridDim.y - units;
+    const int k0 = ys * FIN_NT + tid, kst = nys * FIN_NT;
+    const bool pre = ys >= 0 && n_rep <= 8;
+    if ((int)blockIdx.y < units) {
+        const int u = blockIdx.y, r = u / nch, d = (u % nch) * 32 + lane, dd = d < hd ? d : 0;
+        const float *ph = part + (size_t)(kvh * n_rep + r) * (hd + 2);
+#pragma unroll
+        for (int j = 0; j < FIN_OL; j++) {
+            const int i = warp + j * (FIN_NT / 32);
+            om[j] = i < nsplit ? ph[(size_t)i * pstride] : -INFINITY;
+            ov[j] = i < nsplit ? ph[(size_t)i * pstride + 2 + dd] : 0.f;
+        }
+    } else if (pre) {
+#pragma unroll
+        for (int j = 0; j < FIN_KPT; j++)
+#pragma unroll
+            for (int r = 0; r < 8; r++) {
+                const int k = k0 + j * kst;
+                lg[j][r] = r < n_rep && k < nk ? glg[(size_t)(kvh * n_rep + r) * nk + k] : -INFINITY;
+            }
+    }
     extern __shared__ float fsm[];
     float *sM = fsm, *sInv = fsm + n_rep;   /* [n_rep] each */
     for (int r = warp; r < n_rep; r += FIN_NT / 32) {
@@ -271,7 +301,6 @@ __global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit
     /* outputs: block y < units takes 32 dimensions of one head; its 8 warps take every 8th
      * split, FIN_OL splits' loads in flight at a time, and add up through shared memory */
     __shared__ float so[FIN_NT / 32][32];
-    const int nch = (hd + 31) / 32, units = n_rep * nch;
     if ((int)blockIdx.y < units) {
         const int u = blockIdx.y;
         const int r = u / nch, d = (u % nch) * 32 + lane, dd = d < hd ? d : 0, h = kvh * n_rep + r;
@@ -279,16 +308,17 @@ __global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit
         const float M = sM[r];
         float acc = 0.f;
         if (M > -INFINITY)
-            for (int i0 = warp; i0 < nsplit; i0 += FIN_OL * (FIN_NT / 32)) {
-                float m[FIN_OL], v[FIN_OL];
+            for (int i0 = warp;;) {   /* om, ov: splits i0 + j * 8, loaded */
+#pragma unroll
+                for (int j = 0; j < FIN_OL; j++) if (om[j] > -INFINITY) acc += ov[j] * expf(om[j] - M);
+                i0 += FIN_OL * (FIN_NT / 32);
+                if (i0 >= nsplit) break;
 #pragma unroll
                 for (int j = 0; j < FIN_OL; j++) {
                     const int i = i0 + j * (FIN_NT / 32);
-                    m[j] = i < nsplit ? ph[(size_t)i * pstride] : -INFINITY;
-                    v[j] = i < nsplit ? ph[(size_t)i * pstride + 2 + dd] : 0.f;
+                    om[j] = i < nsplit ? ph[(size_t)i * pstride] : -INFINITY;
+                    ov[j] = i < nsplit ? ph[(size_t)i * pstride + 2 + dd] : 0.f;
                 }
-#pragma unroll
-                for (int j = 0; j < FIN_OL; j++) if (m[j] > -INFINITY) acc += v[j] * expf(m[j] - M);
             }
         so[warp][lane] = acc;
         __syncthreads();
@@ -307,10 +337,30 @@ __global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit
         return;
     }
     /* score columns of this block's keys (a missing key's logit is -inf: p = 0) */
-    const float *glg = a.work + crk_dec_lg_off(a.n_head);
     const float w0 = a.w[0];
-    const int ys = blockIdx.y - units, nys = gridDim.y - units;
-    for (int k = ys * FIN_NT + tid; k < nk; k += nys * FIN_NT) {
+    int kb = k0;
+    if (pre) {
+#pragma unroll
+        for (int j = 0; j < FIN_KPT; j++) {
+            const int k = k0 + j * kst;
+            if (k >= nk) break;
+            float best = 0.f, psum = 0.f;
+#pragma unroll
+            for (int r = 0; r < 8; r++) {
+                if (r >= n_rep) break;
+                const float p = expf(lg[j][r] - sM[r]) * sInv[r];
+                best = fmaxf(best, w0 * p);
+                psum += p;
+            }
+            if (a.probe && psum > 0.f) {
+                const int64_t og = k < a.S ? (int64_t)k : k < a.S + a.N ? a.og[(size_t)kvh * a.N + (k - a.S)] : a.st->t0;
+                if (og >= 0) atomicAdd(a.probe + og, psum);
+            }
+            a.r[(size_t)kvh * a.r_stride + k] = best;
+        }
+        kb = k0 + FIN_KPT * kst;
+    }
+    for (int k = kb; k < nk; k += kst) {
         float best = 0.f, psum = 0.f;
         for (int r = 0; r < n_rep; r++) {
             const float p = expf(glg[(size_t)(kvh * n_rep + r) * nk + k] - sM[r]) * sInv[r];
@@ -327,7 +377,8 @@ __global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit
 static void launch_dec_finish(const crk_attn *a, int nsplit, cudaStream_t s) {
     const int nk = a->S + a->N + 1;
     const int units = (a->n_head / a->n_kv) * (int)crk_cdiv(a->hd, 32);   /* output units of 32 dimensions per KV head */
-    const int ny = units + ((int)crk_cdiv(nk, FIN_NT) < 64 ? (int)crk_cdiv(nk, FIN_NT) : 64);   /* then the score blocks */
+    const int nsb = (int)crk_cdiv(nk, FIN_NT * FIN_KPT);   /* score blocks: FIN_KPT keys per thread */
+    const int ny = units + (nsb < 64 ? nsb : 64);
     crk_launch(true, attn_dec_finish, dim3(a->n_kv, ny), FIN_NT, sizeof(float) * 2 * (a->n_head / a->n_kv), s, *a, nsplit);
     if (a->out_q8 && (a->hd & 31)) crk_quantize_q8(a->out, 1, a->n_head * a->hd, a->out_q8, s);
 }
@@ -561,8 +612,14 @@ __global__ void __launch_bounds__(128, 3) attn_dec_tc(crk_attn a) {
  *   2t+8, 2t+9 (eight lanes read 128 contiguous bytes); rows g and g + 8 of m-tile mt are the
  *   dimensions of its word mt, and the lane ends with the output of queries 2t, 2t+1 there.
  * Output: the split partials and logits of attn_dec_tc (merged and scored by
- * attn_dec_finish). H200, 8B shape, 16448 keys: 36.5 us per layer with the merge and score
- * kernel (2 shared-memory stages, below), against 49.3 for attn_dec_tc. */
+ * attn_dec_finish). H200, 8B shape, 16448 keys: 28.8-29.0 us per layer with the merge and
+ * score kernel (2 shared-memory stages, below), against 46.3 for attn_dec_tc (session 9; was
+ * 36.5 before the positions were loaded ahead of the copies, stages inside one region were
+ * copied without per-row lookups, validity came from ballots and the finish kernel loaded
+ * ahead). Tried and slower: staging the keys' cos/sin rows with the keys (34.7 against 30.8
+ * us: more instructions, and the rows come from L2 anyway), loading the query before the
+ * second stage's copies (no change), 96 or 64 keys per warp at 3 blocks per SM (32.4 / 40.1
+ * against 28.8: spills, and the one wave of 264 blocks already fills the GPU). */
 #define DRD_KW 128   /* keys per warp (one split) */
 #define DRD_WARPS 4
 
@@ -590,6 +647,17 @@ __device__ __forceinline__ uint32_t drd_rot(uint32_t k, uint32_t cs) {
 __device__ __forceinline__ int drs_swz(int r) { return (2 * (r >> 1) + 4 * (r & 1)) & 7; }
 template <int HD, int NST>
 constexpr size_t drs_smem_bytes() { return (size_t)DRD_WARPS * NST * 2 * 16 * HD * 2; }
+/* 32-bit load issued where it stands (before the copies that follow it) */
+__device__ __forceinline__ int ld_now(const int *p) {
+    int v;
+    asm volatile("ld.global.nc.b32 %0, [%1];\n" : "=r"(v) : "l"(p));
+    return v;
+}
+__device__ __forceinline__ int64_t ld_now64(const int64_t *p) {
+    int64_t v;
+    asm volatile("ld.global.nc.b64 %0, [%1];\n" : "=l"(v) : "l"(p));
+    return v;
+}
 
 template <int HD, int MINB, bool NEOX, int NST>   /* MINB: blocks per SM the registers allow */
 __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, int nsplit) {
@@ -607,10 +675,23 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
     extern __shared__ __align__(16) uint4 drs_sm[];   /* NST > 0: [DRD_WARPS][NST][K | V][16][UPR] */
     uint4 *wsm = drs_sm + (size_t)warp * NST * 2 * 16 * UPR;
     uint64_t pol = 0;
-    /* NST > 0: stage i's 16 keys and values into buffer i % NST (an empty group past the split) */
-    auto issue = [&](int i) {
+    /* NST > 0: stage i's 16 keys and values into buffer i % NST (nothing past the split) */
+    auto issue_kv = [&](int i) {
         if (i < NSTEP) {
             uint4 *bk = wsm + (size_t)(i % NSTB) * 2 * 16 * UPR, *bv = bk + 16 * UPR;
+            /* a stage inside the sinks or inside the slots (warp-uniform): 16 contiguous rows */
+            const int k0 = kb0 + 16 * i;
+            const uint16_t *lk = nullptr, *lv = nullptr;
+            if (k0 + 16 <= a.S) { lk = a.sink_k + ((size_t)kvh * a.S + k0) * HD; lv = a.sink_v + ((size_t)kvh * a.S + k0) * HD; }
+            else if (k0 >= a.S && k0 + 16 <= a.S + a.N) { lk = a.ck + ((size_t)kvh * a.N + (k0 - a.S)) * HD; lv = a.cv + ((size_t)kvh * a.N + (k0 - a.S)) * HD; }
+            if (lk) {
+#pragma unroll
+                for (int c = 0; c < 16 * UPR / 32; c++) {
+                    const int e = lane + 32 * c, r = e / UPR, u = e % UPR;
+                    cp_async16_ef(bk + r * UPR + (u ^ drs_swz(r)), (const uint4 *)lk + e, 16, pol);
+                    cp_async16_ef(bv + r * UPR + (u ^ drs_swz(r)), (const uint4 *)lv + e, 16, pol);
+                }
+            } else
 #pragma unroll
             for (int c = 0; c < 16 * UPR / 32; c++) {
                 const int e = lane + 32 * c, r = e / UPR, u = e % UPR, kidx = kb0 + 16 * i + r;
@@ -621,24 +702,46 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
                 cp_async16_ef(bv + r * UPR + (u ^ drs_swz(r)), sv + u, in ? 16 : 0, pol);
             }
         }
-        cp_async_commit();
     };
-    if constexpr (NST > 0) {   /* the first stages need no positions: issued first */
+    /* positions: lane l holds keys kb0 + l + 32 j (-1: not a valid key). Loaded before the
+     * wait (the control state and slot positions are written two or more kernels back:
+     * crk_launch) and before the first stages' copies, which they would queue behind */
+    const int rp = a.rope_pairs;
+    const int n_sinks = ld_now(&a.st->n_sinks);
+    const int64_t p0 = ld_now64(&a.st->p0);
+    int pr[DRD_KW / 32];
+#pragma unroll
+    for (int j = 0; j < DRD_KW / 32; j++) {
+        const int sl = kb0 + lane + 32 * j - a.S;
+        pr[j] = a.N > 0 ? ld_now(a.slot_pos + (sl < 0 ? 0 : sl < a.N ? sl : a.N - 1)) : -1;
+    }
+    if constexpr (NST > 0) {   /* the first stages' keys and values need no positions: issued next */
         pol = l2_evict_first_policy();
         /* cached keys before the wait (crk_launch); the token's own row (key S + N), written by
          * this step's q/k/v post-processing, after it */
         if (kb0 + 16 * NST > a.S + a.N) crk_pdl_wait();
 #pragma unroll
-        for (int i = 0; i < NST; i++) issue(i);
+        for (int i = 0; i < NST; i++) {
+            issue_kv(i);
+            cp_async_commit();
+        }
     }
-    crk_pdl_sync();
-    const int n_sinks = a.st->n_sinks;
-    const int64_t p0 = a.st->p0;
-    const int rp = a.rope_pairs;
-    /* positions: lane l holds keys kb0 + l + 32 j (-1: not a valid key) */
-    int pr[DRD_KW / 32];
+    uint32_t vmask[DRD_KW / 32];   /* bit l of word j: key kb0 + 32 j + l is valid (warp-uniform) */
 #pragma unroll
-    for (int j = 0; j < DRD_KW / 32; j++) pr[j] = crk_key_info(a, kvh, kb0 + lane + 32 * j, n_sinks, p0).pos;   /* -1 also past nk (L = 1) */
+    for (int j = 0; j < DRD_KW / 32; j++) {   /* as crk_key_info (L = 1: -1 past nk) */
+        const int kidx = kb0 + lane + 32 * j;
+        pr[j] = kidx < a.S ? (kidx < n_sinks ? kidx : -1) : kidx < a.S + a.N ? (pr[j] >= 0 ? pr[j] : -1)
+                           : kidx - a.S - a.N < a.L ? (int)(p0 + (kidx - a.S - a.N)) : -1;
+        vmask[j] = __ballot_sync(0xffffffffu, pr[j] >= 0);
+    }
+    /* the valid keys of step i (bit x: key 16 i + x), warp-uniform */
+    auto step_mask = [&](int i) {
+        const int j = i >> 1;
+        uint32_t v = vmask[0];
+#pragma unroll
+        for (int q = 1; q < DRD_KW / 32; q++) v = j == q ? vmask[q] : v;
+        return (i & 1) ? v >> 16 : v & 0xFFFFu;
+    };
     /* position of the warp's key kl (a select, not a dynamically indexed array: the step
      * loop is not unrolled) */
     auto pos_of = [&](int kl) {
@@ -648,6 +751,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
         for (int q = 1; q < DRD_KW / 32; q++) v = j == q ? pr[q] : v;
         return __shfl_sync(0xffffffffu, v, kl & 31);
     };
+    crk_pdl_sync();
     /* query row g as A fragments (fp16; rows g + 8 are zero), dimensions permuted as above */
     uint32_t qa[NKK][4];
     {
@@ -726,9 +830,8 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
             cp_async_wait<NST - 1>();   /* groups committed: NST + i; stage i's is complete */
             __syncwarp();
             lds_k(i);
-            vok = 0xFu;
-#pragma unroll
-            for (int j = 0; j < 4; j++) if (pos_of(16 * i + 2 * t + (j & 1) + 8 * (j >> 1)) < 0) vok &= ~(1u << j);
+            const uint32_t sm = step_mask(i) >> (2 * t);   /* bits 0, 1, 8, 9: keys 2t, 2t + 1, 2t + 8, 2t + 9 */
+            vok = (sm & 3u) | ((sm >> 6) & 0xCu);
         }
         /* S = Q.K^T for the two 8-key tiles, keys rotated in registers */
         float s[2][4];
@@ -765,12 +868,13 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
         /* columns 2t + e of tile j: key 16 i + 8 j + 2t + e. Logits for the score kernel,
          * then log2-unit logits, the running max and sum of row g */
         float mx = -INFINITY;
+        const uint32_t smk = step_mask(i);
 #pragma unroll
         for (int j = 0; j < 2; j++)
 #pragma unroll
             for (int e = 0; e < 2; e++) {
                 const int kl = 16 * i + 8 * j + 2 * t + e, kidx = kb0 + kl;
-                const bool ok = pos_of(kl) >= 0;
+                const bool ok = (smk >> (8 * j + 2 * t + e)) & 1u;
                 if (g < n_rep && kidx < nk) glg[(size_t)(kvh * n_rep + g) * nk + kidx] = ok ? s[j][e] * scale : -INFINITY;
                 s[j][e] = ok ? s[j][e] * sl2 : -INFINITY;
                 mx = fmaxf(mx, s[j][e]);
@@ -804,7 +908,8 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
             if (i + 1 < NSTEP) load_v(i + 1);
         } else {
             __syncwarp();   /* every lane is done with stage i: refill its buffer */
-            issue(i + NST);
+            issue_kv(i + NST);
+            cp_async_commit();
         }
     }
     /* the split's partial: (max in natural-log units, sum) from lane (g = query, t = 0), and
@@ -862,9 +967,10 @@ static void launch_dec_rd_k(const crk_attn *a, int nsplit, cudaStream_t s) {
     crk_launch(true, attn_dec_rd<HD, MINB, NEOX, NST>, dim3(crk_cdiv(nsplit, DRD_WARPS), a->n_kv), 32 * DRD_WARPS, smem, s, *a, nsplit);
 }
 /* 2 blocks per SM or, with CRK_DRD_MINB=3 (benchmarks), 3. H200, 8B layer with the finish
- * kernel (head dim 128): straight into registers 209 registers, 40.0 us (3 per SM: 168 and a
- * spill, 50.9); 2 shared-memory stages 223 registers, 36.5 us (3 per SM: a spill, 44.9);
- * 3 stages 227 registers, 37.3 us */
+ * kernel (head dim 128), session 8: straight into registers 209 registers, 40.0 us (3 per SM:
+ * 168 and a spill, 50.9); 2 shared-memory stages 223 registers, 36.5 us (3 per SM: a spill,
+ * 44.9); 3 stages 227 registers, 37.3 us. Session 9: 2 stages 207 registers, 30.1 us (3 per
+ * SM 35.4: its 264 blocks then fill only 88 SMs), 3 stages 31.0 */
 template <int HD, int NST>
 static void launch_dec_rd_n(const crk_attn *a, int nsplit, int minb, cudaStream_t s) {
     if (a->neox) launch_dec_rd_k<HD, 2, true, NST>(a, nsplit, s);

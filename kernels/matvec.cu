@@ -210,6 +210,85 @@ __global__ void __launch_bounds__(MV_WARPS * 32) matvec_f(const uint8_t *w, int6
     if (lane == 0) y[r] = accumulate ? y[r] + sum : sum;
 }
 
+/* 16-bit rows of whole 256-column groups with more loads in flight than matvec_f. SPLIT = 1:
+ * a warp per row, lane l the units (16 bytes) l, l + 32, ... in batches of 16 loaded at once (a
+ * 4096-column row in one round; the same sums in the same order as matvec_f). SPLIT = 4: a
+ * block per row, warp w the contiguous quarter w of the row, the four partial sums added in
+ * warp order through shared memory (another summation order). H200, 8B shape, per matrix:
+ * SPLIT = 4 wins on long rows (down 4096x14336: 38.1 -> 32.6 us) and loses elsewhere, SPLIT = 1
+ * wins on many short rows (gate|up 28672x4096 59.7 -> 56.8, output 128256x4096 249.9 -> 234.5)
+ * and loses on long ones (down 61.3); see mvf_pick. */
+template <int T, int SPLIT>
+__global__ void __launch_bounds__(MV_WARPS * 32) matvec_h16(const uint8_t *w, int64_t rows, int64_t cols, size_t row_bytes, const float *x, float *y, int accumulate) {
+    constexpr int B = 16;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t r = SPLIT == 1 ? (int64_t)blockIdx.x * MV_WARPS + warp : (int64_t)blockIdx.x;
+    const int64_t n = cols / 8;                    /* 16-byte units of the row */
+    const int64_t u0 = SPLIT == 1 ? 0 : n * warp / SPLIT, u1 = SPLIT == 1 ? n : n * (warp + 1) / SPLIT;
+    const uint4 *rp = (const uint4 *)(w + (size_t)(r < rows ? r : 0) * row_bytes);
+    uint4 a[B];
+    auto ldb = [&](int64_t i0) {
+#pragma unroll
+        for (int j = 0; j < B; j++) if (i0 + 32 * j < u1) a[j] = rp[i0 + 32 * j];
+    };
+    if (r < rows) ldb(u0 + lane);   /* the first batch before the wait (crk_launch) */
+    crk_pdl_sync();
+    float sum = 0.f;
+    if (r < rows)
+        for (int64_t i0 = u0 + lane; i0 < u1; i0 += 32 * B) {
+            if (i0 != u0 + lane) ldb(i0);
+#pragma unroll
+            for (int j = 0; j < B; j++) {
+                const int64_t i = i0 + 32 * j;
+                if (i >= u1) break;
+                const float4 *xp = (const float4 *)(x + 8 * i);
+                const float4 b0 = xp[0], b1 = xp[1];
+                const uint32_t u[4] = {a[j].x, a[j].y, a[j].z, a[j].w};
+                const float xs[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    float lo, hi;
+                    if (T == GGML_TYPE_F16) { lo = crk_h2f((uint16_t)(u[e] & 0xFFFF)); hi = crk_h2f((uint16_t)(u[e] >> 16)); }
+                    else { lo = crk_bf2f((uint16_t)(u[e] & 0xFFFF)); hi = crk_bf2f((uint16_t)(u[e] >> 16)); }
+                    sum += lo * xs[2 * e] + hi * xs[2 * e + 1];
+                }
+            }
+        }
+    sum = crk_warp_sum(sum);
+    if (SPLIT == 1) {
+        if (lane == 0 && r < rows) y[r] = accumulate ? y[r] + sum : sum;
+        return;
+    }
+    __shared__ float part[MV_WARPS];
+    if (lane == 0) part[warp] = sum;
+    __syncthreads();
+    if (threadIdx.x == 0 && r < rows) {
+        float v = 0.f;
+#pragma unroll
+        for (int k = 0; k < MV_WARPS; k++) v += part[k];
+        y[r] = accumulate ? y[r] + v : v;
+    }
+}
+/* Which 16-bit kernel: 4 (block per row) for rows of 8192 columns or more, 1 (16 loads in
+ * flight per lane) for 16384 rows or more of at most 4096 columns, 0 (matvec_f) otherwise;
+ * CRK_MVF=0|1|4 forces one (benchmarks) */
+static int mvf_pick(int64_t rows, int64_t cols) {
+    static int v = -2;
+    if (v == -2) { const char *e = getenv("CRK_MVF"); v = e && *e ? atoi(e) : -1; }
+    if (v >= 0) return v;
+    if (cols >= 8192) return 4;
+    if (rows >= 16384 && cols <= 4096) return 1;
+    return 0;   /* qkv, o: either variant measured slower in the whole decode step (8B BF16 5.77 -> 6.07 / 6.08 ms) */
+}
+template <int T>
+static bool launch_h16(const uint8_t *w, int64_t rows, int64_t cols, size_t row_bytes, const float *x, float *y, int acc, cudaStream_t s) {
+    const int v = mvf_pick(rows, cols);
+    if ((v != 1 && v != 4) || cols % 256 || ((uintptr_t)w & 15) || row_bytes % 16) return false;
+    if (v == 1) crk_launch(true, matvec_h16<T, 1>, crk_cdiv(rows, MV_WARPS), MV_WARPS * 32, 0, s, w, rows, cols, row_bytes, x, y, acc);
+    else crk_launch(true, matvec_h16<T, 4>, (unsigned)rows, MV_WARPS * 32, 0, s, w, rows, cols, row_bytes, x, y, acc);
+    return true;
+}
+
 /* Rows of 32 * 32 * BPL columns: lane l takes blocks l, l + 32, ... (BPL of them, the order of
  * matvec_q, so the same sums); their activation blocks are loaded once, then the warps walk
  * the rows with a grid stride (one wave of blocks). */
@@ -288,8 +367,14 @@ extern "C" void crk_matvec(const void *w, uint32_t type, int64_t rows, int64_t c
     unsigned g = crk_cdiv(rows, MV_WARPS);
     switch (type) {
     case GGML_TYPE_F32: crk_launch(true, matvec_f<GGML_TYPE_F32>, g, MV_WARPS * 32, 0, s, wb, rows, cols, row_bytes, x, y, accumulate); return;
-    case GGML_TYPE_F16: crk_launch(true, matvec_f<GGML_TYPE_F16>, g, MV_WARPS * 32, 0, s, wb, rows, cols, row_bytes, x, y, accumulate); return;
-    case GGML_TYPE_BF16: crk_launch(true, matvec_f<GGML_TYPE_BF16>, g, MV_WARPS * 32, 0, s, wb, rows, cols, row_bytes, x, y, accumulate); return;
+    case GGML_TYPE_F16:
+        if (!launch_h16<GGML_TYPE_F16>(wb, rows, cols, row_bytes, x, y, accumulate, s))
+            crk_launch(true, matvec_f<GGML_TYPE_F16>, g, MV_WARPS * 32, 0, s, wb, rows, cols, row_bytes, x, y, accumulate);
+        return;
+    case GGML_TYPE_BF16:
+        if (!launch_h16<GGML_TYPE_BF16>(wb, rows, cols, row_bytes, x, y, accumulate, s))
+            crk_launch(true, matvec_f<GGML_TYPE_BF16>, g, MV_WARPS * 32, 0, s, wb, rows, cols, row_bytes, x, y, accumulate);
+        return;
     case GGML_TYPE_Q4_K:
         if (((uintptr_t)wb & 15) == 0 && row_bytes % 16 == 0 && (cols == 1024 || cols == 2048 || cols == 4096)) {
             const int64_t pairs = (rows + 1) / 2;

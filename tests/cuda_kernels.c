@@ -251,8 +251,10 @@ static void test_matvec_all_types(void) {
      * 2304 (the one-pass kernel); Q6_K, Q8_0 and Q5_K at 4096 / 2048 (the row-walking kernel
      * with 4 / 2 blocks per lane; 9001 rows: more than one wave) and 2304 (one pass);
      * Q4_K at 14336 and 8192 columns (the staged kernel: 3.5 and 2 halves per lane); the float
-     * types at 14336 / 2304 / 4352 columns (long rows, odd numbers of 256-column groups) */
-    enum { N_EXTRA = 14 };
+     * types at 14336 / 2304 / 4352 columns (long rows, odd numbers of 256-column groups), and
+     * 16-bit rows for matvec_h16: a block per row (F16 at 8192 columns) and 16 loads in flight
+     * per lane (16411 rows of 2048 columns: the last block's warps partly past the rows) */
+    enum { N_EXTRA = 16 };
     struct { uint32_t t; int rows, cols; } cs[N_TYPES + N_EXTRA];
     size_t nc = 0;
     for (size_t ti = 0; ti < N_TYPES; ti++) { cs[nc].t = ALL_TYPES[ti]; cs[nc].rows = 301; cs[nc].cols = 1024; nc++; }
@@ -260,7 +262,7 @@ static void test_matvec_all_types(void) {
         {GGML_TYPE_Q4_K, 301, 2048}, {GGML_TYPE_Q4_K, 8451, 4096}, {GGML_TYPE_Q4_K, 301, 2304}, {GGML_TYPE_Q6_K, 9001, 4096},
         {GGML_TYPE_Q8_0, 301, 4096}, {GGML_TYPE_Q5_K, 301, 2048}, {GGML_TYPE_Q6_K, 301, 2304}, {GGML_TYPE_Q4_0, 301, 2048},
         {GGML_TYPE_Q4_K, 777, 14336}, {GGML_TYPE_Q4_K, 301, 8192}, {GGML_TYPE_BF16, 301, 14336}, {GGML_TYPE_F32, 301, 2304},
-        {GGML_TYPE_F16, 301, 4352}, {GGML_TYPE_BF16, 4097, 4096},
+        {GGML_TYPE_F16, 301, 4352}, {GGML_TYPE_BF16, 4097, 4096}, {GGML_TYPE_F16, 301, 8192}, {GGML_TYPE_BF16, 16411, 2048},
     };
     for (int i = 0; i < N_EXTRA; i++) { cs[nc].t = extra[i].t; cs[nc].rows = extra[i].rows; cs[nc].cols = extra[i].cols; nc++; }
     double worst = 0;

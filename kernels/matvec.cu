@@ -269,22 +269,67 @@ __global__ void __launch_bounds__(MV_WARPS * 32) matvec_h16(const uint8_t *w, in
         y[r] = accumulate ? y[r] + v : v;
     }
 }
+/* 16-bit rows of whole 256-column groups, two rows per warp (rows 2w, 2w + 1 of warp w): each
+ * lane's loads of both rows in flight together and the activations read once for both; each
+ * row's sum in matvec_f's order (the same results) */
+template <int T>
+__global__ void __launch_bounds__(MV_WARPS * 32) matvec_h16x2(const uint8_t *w, int64_t rows, int64_t cols, size_t row_bytes, const float *x, float *y, int accumulate) {
+    const int64_t r0 = 2 * ((int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5));
+    const int lane = threadIdx.x & 31;
+    if (r0 >= rows) return;
+    const bool two = r0 + 1 < rows;
+    const uint4 *p0 = (const uint4 *)(w + (size_t)r0 * row_bytes), *p1 = two ? (const uint4 *)(w + (size_t)(r0 + 1) * row_bytes) : p0;
+    crk_pdl_sync();
+    float s0 = 0.f, s1 = 0.f;
+#pragma unroll 4
+    for (int64_t i = lane; i < cols / 8; i += 32) {
+        const uint4 a = p0[i], b = p1[i];
+        const float4 *xp = (const float4 *)(x + 8 * i);
+        const float4 b0 = xp[0], b1 = xp[1];
+        const uint32_t ua[4] = {a.x, a.y, a.z, a.w}, ub[4] = {b.x, b.y, b.z, b.w};
+        const float xs[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            float lo, hi, lo1, hi1;
+            if (T == GGML_TYPE_F16) {
+                lo = crk_h2f((uint16_t)(ua[e] & 0xFFFF)); hi = crk_h2f((uint16_t)(ua[e] >> 16));
+                lo1 = crk_h2f((uint16_t)(ub[e] & 0xFFFF)); hi1 = crk_h2f((uint16_t)(ub[e] >> 16));
+            } else {
+                lo = crk_bf2f((uint16_t)(ua[e] & 0xFFFF)); hi = crk_bf2f((uint16_t)(ua[e] >> 16));
+                lo1 = crk_bf2f((uint16_t)(ub[e] & 0xFFFF)); hi1 = crk_bf2f((uint16_t)(ub[e] >> 16));
+            }
+            s0 += lo * xs[2 * e] + hi * xs[2 * e + 1];
+            s1 += lo1 * xs[2 * e] + hi1 * xs[2 * e + 1];
+        }
+    }
+    s0 = crk_warp_sum(s0);
+    s1 = crk_warp_sum(s1);
+    if (lane == 0) {
+        y[r0] = accumulate ? y[r0] + s0 : s0;
+        if (two) y[r0 + 1] = accumulate ? y[r0 + 1] + s1 : s1;
+    }
+}
+
 /* Which 16-bit kernel: 4 (block per row) for rows of 8192 columns or more, 1 (16 loads in
- * flight per lane) for 16384 rows or more of at most 4096 columns, 0 (matvec_f) otherwise;
- * CRK_MVF=0|1|4 forces one (benchmarks) */
+ * flight per lane) for 16384 rows or more of at most 4096 columns, 2 (two rows per warp) for
+ * at most 4096 rows, 0 (matvec_f) otherwise; CRK_MVF=0|1|2|4 forces one (benchmarks) */
 static int mvf_pick(int64_t rows, int64_t cols) {
     static int v = -2;
     if (v == -2) { const char *e = getenv("CRK_MVF"); v = e && *e ? atoi(e) : -1; }
     if (v >= 0) return v;
     if (cols >= 8192) return 4;
     if (rows >= 16384 && cols <= 4096) return 1;
-    return 0;   /* qkv, o: either variant measured slower in the whole decode step (8B BF16 5.77 -> 6.07 / 6.08 ms) */
+    /* up to 4096 rows (o): two rows per warp (8B o 4096x4096: 10.5 -> 8.4 us; qkv 6144x4096
+     * measured 15.1 -> 19.4 that way, and 1 / 4 slower in the whole decode step: 8B BF16
+     * 5.77 -> 6.07 / 6.08 ms) */
+    return rows <= 4096 ? 2 : 0;
 }
 template <int T>
 static bool launch_h16(const uint8_t *w, int64_t rows, int64_t cols, size_t row_bytes, const float *x, float *y, int acc, cudaStream_t s) {
     const int v = mvf_pick(rows, cols);
-    if ((v != 1 && v != 4) || cols % 256 || ((uintptr_t)w & 15) || row_bytes % 16) return false;
-    if (v == 1) crk_launch(true, matvec_h16<T, 1>, crk_cdiv(rows, MV_WARPS), MV_WARPS * 32, 0, s, w, rows, cols, row_bytes, x, y, acc);
+    if ((v != 1 && v != 2 && v != 4) || cols % 256 || ((uintptr_t)w & 15) || row_bytes % 16) return false;
+    if (v == 2) crk_launch(true, matvec_h16x2<T>, crk_cdiv(rows, 2 * MV_WARPS), MV_WARPS * 32, 0, s, w, rows, cols, row_bytes, x, y, acc);
+    else if (v == 1) crk_launch(true, matvec_h16<T, 1>, crk_cdiv(rows, MV_WARPS), MV_WARPS * 32, 0, s, w, rows, cols, row_bytes, x, y, acc);
     else crk_launch(true, matvec_h16<T, 4>, (unsigned)rows, MV_WARPS * 32, 0, s, w, rows, cols, row_bytes, x, y, acc);
     return true;
 }

@@ -169,6 +169,41 @@ __global__ void __launch_bounds__(MV_WARPS * 32) matvec_q4k_p(const uint8_t *w, 
     }
 }
 
+/* the two 16-bit weights of a word as floats */
+template <int T>
+__device__ __forceinline__ void h16_pair(uint32_t u, float &lo, float &hi) {
+    if (T == GGML_TYPE_F16) { lo = crk_h2f((uint16_t)(u & 0xFFFF)); hi = crk_h2f((uint16_t)(u >> 16)); }
+    else { lo = crk_bf2f((uint16_t)(u & 0xFFFF)); hi = crk_bf2f((uint16_t)(u >> 16)); }
+}
+/* sum + the dot product of 8 consecutive 16-bit weights (one 16-byte unit) with x0..x7, added
+ * pair by pair in order (every 16-bit kernel below sums a row this way) */
+template <int T>
+__device__ __forceinline__ float h16_dot8(float sum, uint4 a, float4 b0, float4 b1) {
+    const uint32_t u[4] = {a.x, a.y, a.z, a.w};
+    const float xs[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+        float lo, hi;
+        h16_pair<T>(u[e], lo, hi);
+        sum += lo * xs[2 * e] + hi * xs[2 * e + 1];
+    }
+    return sum;
+}
+/* the same for two rows' units a, b at once, interleaved (as measured in matvec_h16x2) */
+template <int T>
+__device__ __forceinline__ void h16_dot8x2(float &s0, float &s1, uint4 a, uint4 b, float4 b0, float4 b1) {
+    const uint32_t ua[4] = {a.x, a.y, a.z, a.w}, ub[4] = {b.x, b.y, b.z, b.w};
+    const float xs[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+        float lo, hi, lo1, hi1;
+        h16_pair<T>(ua[e], lo, hi);
+        h16_pair<T>(ub[e], lo1, hi1);
+        s0 += lo * xs[2 * e] + hi * xs[2 * e + 1];
+        s1 += lo1 * xs[2 * e] + hi1 * xs[2 * e + 1];
+    }
+}
+
 template <int T>
 __global__ void __launch_bounds__(MV_WARPS * 32) matvec_f(const uint8_t *w, int64_t rows, int64_t cols, size_t row_bytes, const float *x, float *y, int accumulate) {
     const int64_t r = (int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
@@ -190,18 +225,8 @@ __global__ void __launch_bounds__(MV_WARPS * 32) matvec_f(const uint8_t *w, int6
         const uint4 *rp = (const uint4 *)row;
 #pragma unroll 4
         for (int64_t i = lane; i < cols / 8; i += 32) {
-            uint4 a = rp[i];
             const float4 *xp = (const float4 *)(x + 8 * i);
-            float4 b0 = xp[0], b1 = xp[1];
-            uint32_t u[4] = {a.x, a.y, a.z, a.w};
-            float xs[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                float lo, hi;
-                if (T == GGML_TYPE_F16) { lo = crk_h2f((uint16_t)(u[e] & 0xFFFF)); hi = crk_h2f((uint16_t)(u[e] >> 16)); }
-                else { lo = crk_bf2f((uint16_t)(u[e] & 0xFFFF)); hi = crk_bf2f((uint16_t)(u[e] >> 16)); }
-                sum += lo * xs[2 * e] + hi * xs[2 * e + 1];
-            }
+            sum = h16_dot8<T>(sum, rp[i], xp[0], xp[1]);
         }
     } else {
         for (int64_t i = lane; i < cols; i += 32) sum += crk_fval(T, row, i) * x[i];
@@ -242,16 +267,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32) matvec_h16(const uint8_t *w, in
                 const int64_t i = i0 + 32 * j;
                 if (i >= u1) break;
                 const float4 *xp = (const float4 *)(x + 8 * i);
-                const float4 b0 = xp[0], b1 = xp[1];
-                const uint32_t u[4] = {a[j].x, a[j].y, a[j].z, a[j].w};
-                const float xs[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    float lo, hi;
-                    if (T == GGML_TYPE_F16) { lo = crk_h2f((uint16_t)(u[e] & 0xFFFF)); hi = crk_h2f((uint16_t)(u[e] >> 16)); }
-                    else { lo = crk_bf2f((uint16_t)(u[e] & 0xFFFF)); hi = crk_bf2f((uint16_t)(u[e] >> 16)); }
-                    sum += lo * xs[2 * e] + hi * xs[2 * e + 1];
-                }
+                sum = h16_dot8<T>(sum, a[j], xp[0], xp[1]);
             }
         }
     sum = crk_warp_sum(sum);
@@ -285,22 +301,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32) matvec_h16x2(const uint8_t *w, 
     for (int64_t i = lane; i < cols / 8; i += 32) {
         const uint4 a = p0[i], b = p1[i];
         const float4 *xp = (const float4 *)(x + 8 * i);
-        const float4 b0 = xp[0], b1 = xp[1];
-        const uint32_t ua[4] = {a.x, a.y, a.z, a.w}, ub[4] = {b.x, b.y, b.z, b.w};
-        const float xs[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            float lo, hi, lo1, hi1;
-            if (T == GGML_TYPE_F16) {
-                lo = crk_h2f((uint16_t)(ua[e] & 0xFFFF)); hi = crk_h2f((uint16_t)(ua[e] >> 16));
-                lo1 = crk_h2f((uint16_t)(ub[e] & 0xFFFF)); hi1 = crk_h2f((uint16_t)(ub[e] >> 16));
-            } else {
-                lo = crk_bf2f((uint16_t)(ua[e] & 0xFFFF)); hi = crk_bf2f((uint16_t)(ua[e] >> 16));
-                lo1 = crk_bf2f((uint16_t)(ub[e] & 0xFFFF)); hi1 = crk_bf2f((uint16_t)(ub[e] >> 16));
-            }
-            s0 += lo * xs[2 * e] + hi * xs[2 * e + 1];
-            s1 += lo1 * xs[2 * e] + hi1 * xs[2 * e + 1];
-        }
+        h16_dot8x2<T>(s0, s1, a, b, xp[0], xp[1]);
     }
     s0 = crk_warp_sum(s0);
     s1 = crk_warp_sum(s1);

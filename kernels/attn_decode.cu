@@ -338,6 +338,13 @@ __global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit
     }
     /* score columns of this block's keys (a missing key's logit is -inf: p = 0) */
     const float w0 = a.w[0];
+    auto put = [&](int k, float best, float psum) {   /* key k's score column and probe weight */
+        if (a.probe && psum > 0.f) {
+            const int64_t og = k < a.S ? (int64_t)k : k < a.S + a.N ? a.og[(size_t)kvh * a.N + (k - a.S)] : a.st->t0;
+            if (og >= 0) atomicAdd(a.probe + og, psum);
+        }
+        a.r[(size_t)kvh * a.r_stride + k] = best;
+    };
     int kb = k0;
     if (pre) {
 #pragma unroll
@@ -352,11 +359,7 @@ __global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit
                 best = fmaxf(best, w0 * p);
                 psum += p;
             }
-            if (a.probe && psum > 0.f) {
-                const int64_t og = k < a.S ? (int64_t)k : k < a.S + a.N ? a.og[(size_t)kvh * a.N + (k - a.S)] : a.st->t0;
-                if (og >= 0) atomicAdd(a.probe + og, psum);
-            }
-            a.r[(size_t)kvh * a.r_stride + k] = best;
+            put(k, best, psum);
         }
         kb = k0 + FIN_KPT * kst;
     }
@@ -367,11 +370,7 @@ __global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit
             best = fmaxf(best, w0 * p);
             psum += p;
         }
-        if (a.probe && psum > 0.f) {
-            const int64_t og = k < a.S ? (int64_t)k : k < a.S + a.N ? a.og[(size_t)kvh * a.N + (k - a.S)] : a.st->t0;
-            if (og >= 0) atomicAdd(a.probe + og, psum);
-        }
-        a.r[(size_t)kvh * a.r_stride + k] = best;
+        put(k, best, psum);
     }
 }
 static void launch_dec_finish(const crk_attn *a, int nsplit, cudaStream_t s) {

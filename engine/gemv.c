@@ -47,17 +47,20 @@ void gemv_x_prep(const q8_block *x, int64_t n, void *buf, gemv_x *v) {
         }
     }
     memset(q + n, 0, 64); memset(d8 + n / 4, 0, 64); memset(n16 + n / 4, 0, 64);
-    /* the last pair (a lone block's empty half when nb is odd) and the padding after it */
-    memset(q5 + 64 * (nb / 2), 0, 64); memset(d85 + 16 * (nb / 2), 0, 64); memset(n165 + 16 * (nb / 2), 0, 64);
-    for (int64_t b = 0; b < nb; b++) {          /* block b is half b % 2 of pair b / 2 */
-        const int h = (int)(b & 1);
-        int8_t *o = q5 + 64 * (b / 2);
-        for (int k = 0; k < 8; k++) {
-            int s = 0;
-            for (int j = 0; j < 4; j++) { o[8 * k + 4 * h + j] = x[b].q[k + 8 * j]; s += x[b].q[k + 8 * j]; }
-            d85[16 * (b / 2) + 2 * k + h] = x[b].d;
-            n165[16 * (b / 2) + 2 * k + h] = -16 * s;
-        }
+    /* q5, d85, n165 per block pair from q and d8 (zero past n: a lone last block's other half
+     * is zero; the kernels read no further); q5 byte 8k + 4b + j = code 32b + k + 8j */
+    uint8_t i5[64];
+    for (int k = 0; k < 8; k++)
+        for (int b = 0; b < 2; b++)
+            for (int j = 0; j < 4; j++) i5[8 * k + 4 * b + j] = (uint8_t)(32 * b + k + 8 * j);
+    const __m512i idx5 = _mm512_loadu_si512(i5), ones = _mm512_set1_epi8(1);
+    const __m512i idxd = _mm512_set_epi32(8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0);
+    for (int64_t p = 0; p < (nb + 1) / 2; p++) {
+        const __m512i c = _mm512_permutexvar_epi8(idx5, _mm512_loadu_si512(q + 64 * p));
+        _mm512_storeu_si512(q5 + 64 * p, c);
+        _mm512_storeu_si512(n165 + 16 * p, _mm512_sub_epi32(_mm512_setzero_si512(),
+                                                             _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, c), 4)));
+        _mm512_storeu_ps(d85 + 16 * p, _mm512_permutexvar_ps(idxd, _mm512_loadu_ps(d8 + 16 * p)));
     }
     for (int64_t c = 0; c + 128 <= n; c += 128) {
         static const int from[4] = {0, 64, 32, 96};

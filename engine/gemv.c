@@ -1,13 +1,14 @@
 /* Decode matrix-vector kernels (see gemv.h).
  *
- * Rows are read in order, one stream per thread, with a software prefetch 2 KB ahead. Float
+ * Rows are read in order, one stream per thread, with a software prefetch 4 KB ahead. Float
  * rows one at a time (two or four rows in flight, i.e. interleaved streams, made F16 decode
  * up to 40% slower here), in a 16-lane FMA chain summed in vec_dot_f's order: lane l holds
  * columns l mod 16, the lanes then reduced as vec_dot_f reduces its two 8-lane accumulators.
  *
  * Quantized rows, 2 at a time: a 512-bit vector holds two 32-element blocks (Q8_0, Q5_0) or two
  * sub-blocks of a Q4_K super-block; one 64-byte load brings a block pair in, byte permutes
- * (vpermb) put the codes, the high bits and the fp16 scales in place, and vpdpbusd adds
+ * (vpermb) put the codes, the high bits and the fp16 scales in place (Q5_0's high bits through
+ * a GF(2) affine op, in gemv_x.q5's element order), and vpdpbusd adds
  * 4 products per int32 lane. Signed codes go in as unsigned (w + 128 for Q8_0, the 5-bit
  * code for Q5_0) with the accumulator started at -128 (-16) times the activations' sum of
  * those 4 bytes (gemv_x.n16), so each block's integer dot is exact. Q8_0 keeps vec_dot_q's
@@ -21,23 +22,23 @@
 #define GV_F 1
 #include <immintrin.h>
 #endif
-#if GV_F && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && defined(__AVX512VBMI__)
+#if GV_F && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && defined(__AVX512VBMI__) && defined(__GFNI__)
 #define GV_Q 1
 #endif
 
 #if GV_Q
 size_t gemv_x_bytes(int64_t n) {
-    /* q, qk [n]; d8 [n/4 floats]; ds [n/256 * 16 floats]; n16 [n/4 ints]; 64 bytes of
-     * padding after each (a kernel's last block pair may read past n) */
-    return (size_t)(n + 64) * 2 + (size_t)(n + 64) * 2 + (size_t)(n / 256 * 64 + 64);
+    /* q, qk, q5 [n]; d8, d85 [n/4 floats]; n16, n165 [n/4 ints]; ds [n/256 * 16 floats]; 64
+     * bytes of padding after each (a kernel's last block pair may read past n) */
+    return (size_t)(n + 64) * 7 + (size_t)(n / 256 * 64 + 64);
 }
 
 void gemv_x_prep(const q8_block *x, int64_t n, void *buf, gemv_x *v) {
     const int64_t nb = n / 32;
-    int8_t *q = buf, *qk = q + n + 64;
-    float *d8 = (float *)(qk + n + 64);
-    int32_t *n16 = (int32_t *)(d8 + n / 4 + 16);
-    float *ds = (float *)(n16 + n / 4 + 16);
+    int8_t *q = buf, *qk = q + n + 64, *q5 = qk + n + 64;
+    float *d8 = (float *)(q5 + n + 64), *d85 = d8 + n / 4 + 16;
+    int32_t *n16 = (int32_t *)(d85 + n / 4 + 16), *n165 = n16 + n / 4 + 16;
+    float *ds = (float *)(n165 + n / 4 + 16);
     for (int64_t b = 0; b < nb; b++) {
         memcpy(q + 32 * b, x[b].q, 32);
         for (int i = 0; i < 8; i++) {
@@ -46,13 +47,28 @@ void gemv_x_prep(const q8_block *x, int64_t n, void *buf, gemv_x *v) {
         }
     }
     memset(q + n, 0, 64); memset(d8 + n / 4, 0, 64); memset(n16 + n / 4, 0, 64);
+    /* q5, d85, n165 per block pair from q and d8 (zero past n: a lone last block's other half
+     * is zero; the kernels read no further); q5 byte 8k + 4b + j = code 32b + k + 8j */
+    uint8_t i5[64];
+    for (int k = 0; k < 8; k++)
+        for (int b = 0; b < 2; b++)
+            for (int j = 0; j < 4; j++) i5[8 * k + 4 * b + j] = (uint8_t)(32 * b + k + 8 * j);
+    const __m512i idx5 = _mm512_loadu_si512(i5), ones = _mm512_set1_epi8(1);
+    const __m512i idxd = _mm512_set_epi32(8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0);
+    for (int64_t p = 0; p < (nb + 1) / 2; p++) {
+        const __m512i c = _mm512_permutexvar_epi8(idx5, _mm512_loadu_si512(q + 64 * p));
+        _mm512_storeu_si512(q5 + 64 * p, c);
+        _mm512_storeu_si512(n165 + 16 * p, _mm512_sub_epi32(_mm512_setzero_si512(),
+                                                             _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, c), 4)));
+        _mm512_storeu_ps(d85 + 16 * p, _mm512_permutexvar_ps(idxd, _mm512_loadu_ps(d8 + 16 * p)));
+    }
     for (int64_t c = 0; c + 128 <= n; c += 128) {
         static const int from[4] = {0, 64, 32, 96};
         for (int k = 0; k < 4; k++) memcpy(qk + c + 32 * k, q + c + from[k], 32);
     }
     for (int64_t sb = 0; sb < n / 256; sb++)
         for (int j = 0; j < 8; j++) { ds[16 * sb + j] = x[8 * sb + j].d; ds[16 * sb + 8 + j] = x[8 * sb + j].s; }
-    *v = (gemv_x){.q = q, .qk = qk, .d8 = d8, .ds = ds, .n16 = n16};
+    *v = (gemv_x){.q = q, .qk = qk, .d8 = d8, .ds = ds, .n16 = n16, .q5 = q5, .d85 = d85, .n165 = n165};
 }
 #else
 size_t gemv_x_bytes(int64_t n) { (void)n; return 0; }
@@ -87,8 +103,11 @@ static inline __attribute__((always_inline)) float row_f(const uint32_t ty, cons
 }
 
 /* Software prefetch of the bytes [p + PF_DIST, p + PF_DIST + len): a thread's rows are one
- * stream, and the hardware prefetcher alone leaves decode 10-20% slower. */
-#define PF_DIST 2048
+ * stream, and the hardware prefetcher alone leaves decode 10-20% slower (Q8_0 2x slower on the
+ * Zen 5 VM). One core here streams ~30 GB/s only with ~4 KB in flight: 2 KB ahead left Q8_0
+ * decode ~14% slower. gemv_rows also prefetches the first PF_DIST bytes of each run of rows
+ * (a thread's share of a matrix), which nothing prefetched before. */
+#define PF_DIST 4096
 static inline void pf_ahead(const uint8_t *p, size_t len) {
     for (size_t o = 0; o < len; o += 64) _mm_prefetch((const char *)p + PF_DIST + o, _MM_HINT_T0);
 }
@@ -151,44 +170,60 @@ static inline __attribute__((always_inline)) void rows_q8_0(const q8_0_idx *t, c
     for (int r = 0; r < R; r++) y[r] = hsum16(acc[r]);
 }
 
-/* ---- Q5_0: 22-byte blocks (fp16 d, 32 high bits, 16 bytes of nibbles) ---- */
-typedef struct { __m512i q, h, d, bit; } q5_0_idx;
+/* ---- Q5_0: 22-byte blocks (fp16 d, 32 high bits qh, 16 bytes of nibbles) ----
+ * In gemv_x.q5's order (byte 8k + 4b + j: element k + 8j of block b of the pair) the high bit
+ * of every byte in 64-bit lane k is bit k of its qh byte j, so one GF(2) affine op per vector
+ * (a matrix per 64-bit lane) turns the qh bytes into 0 / 16; no mask registers (a mask from
+ * the data, vptestmb or kmov, left the kernel at half the speed). */
+typedef struct { __m512i q, h, d, hm; } q5_0_idx;
 static inline q5_0_idx q5_0_tables(void) {
-    const __m512i io = iota64();
+    uint8_t q[64], h[64], d[64];
+    for (int k = 0; k < 8; k++)
+        for (int b = 0; b < 2; b++)
+            for (int j = 0; j < 4; j++) {
+                q[8 * k + 4 * b + j] = (uint8_t)(22 * b + 6 + k + 8 * (j & 1));   /* element k + 8j's nibble byte */
+                h[8 * k + 4 * b + j] = (uint8_t)(22 * b + 2 + j);                 /* its qh byte */
+            }
+    memset(d, 0, sizeof d);
+    for (int l = 0; l < 16; l++) d[2 * l] = (uint8_t)(22 * (l & 1)), d[2 * l + 1] = (uint8_t)(22 * (l & 1) + 1);  /* word l: block l % 2's d */
     q5_0_idx t;
-    /* nibble bytes 6..21 twice (low nibbles = elements 0-15, high = 16-31), then 28..43 twice */
-    t.q = idx_step(_mm512_add_epi8(_mm512_and_si512(io, _mm512_set1_epi8(15)), _mm512_set1_epi8(6)), io, 32, 22);
-    /* element i of the pair: its high-bit byte 2 + (i mod 32) / 8 (+22 for the second block), bit i mod 8 */
-    __m512i hb = _mm512_and_si512(_mm512_srli_epi16(_mm512_and_si512(io, _mm512_set1_epi8(31)), 3), _mm512_set1_epi8(3));
-    t.h = idx_step(_mm512_add_epi8(hb, _mm512_set1_epi8(2)), io, 32, 22);
-    t.d = idx_step(_mm512_and_si512(io, _mm512_set1_epi8(1)), io, 16, 22);
-    t.bit = _mm512_set1_epi64(0x8040201008040201);
+    t.q = _mm512_loadu_si512(q);
+    t.h = _mm512_loadu_si512(h);
+    t.d = _mm512_loadu_si512(d);
+    /* lane k: output bit 4 = input bit k (gf2p8affineqb: output bit i = parity(byte 7 - i & x)) */
+    t.hm = _mm512_set_epi64(0x80ll << 24, 0x40ll << 24, 0x20ll << 24, 0x10ll << 24, 0x08ll << 24, 0x04ll << 24, 0x02ll << 24, 0x01ll << 24);
     return t;
+}
+
+/* One block pair (two = 1) or the last, odd block (two = 0) of a Q5_0 row. */
+static inline __attribute__((always_inline)) __m512 pair_q5_0(const q5_0_idx *t, const uint8_t *p, const int two, __m512i x,
+                                                              __m512i base, __m512 dx, __m512 acc, const uint8_t *end) {
+    const __m512i a = load_upto(p, two ? 44 : 22, end);
+    /* bytes 4j, 4j + 1 of each lane keep their low nibble, 4j + 2, 4j + 3 take the high one */
+    const __m512i nq = _mm512_srlv_epi16(_mm512_permutexvar_epi8(t->q, a), _mm512_set1_epi32(0x00040000));
+    const __m512i hb = _mm512_gf2p8affine_epi64_epi8(_mm512_permutexvar_epi8(t->h, a), t->hm, 0);
+    const __m512i u = _mm512_ternarylogic_epi32(nq, hb, _mm512_set1_epi8(15), 0xEC);         /* (nq & 15) | hb */
+    const __m512 sc = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(t->d, a))), dx);
+    const __m512 pf = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(base, u, x));
+    return two ? _mm512_fmadd_ps(pf, sc, acc) : _mm512_mask3_fmadd_ps(pf, sc, acc, 0x5555);
 }
 
 static inline __attribute__((always_inline)) void rows_q5_0(const q5_0_idx *t, const uint8_t *w, size_t rb, const int R,
                                                             int64_t nb, const gemv_x *xv, float *y, const uint8_t *end) {
     __m512 acc[2];
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
-    const __m512i m4 = _mm512_set1_epi8(15), h16 = _mm512_set1_epi8(16);
-    const __m512i sh = _mm512_set_epi64(0x0004000400040004, 0x0004000400040004, 0, 0,      /* words of bytes 16-31 */
-                                        0x0004000400040004, 0x0004000400040004, 0, 0);     /* and 48-63: >> 4 */
-    for (int64_t b = 0; b < nb; b += 2) {
-        const int two = b + 2 <= nb;
-        const __m512i x = _mm512_loadu_si512(xv->q + 32 * b);
-        const __m512i base = _mm512_loadu_si512(xv->n16 + 8 * b);                       /* -16 * sum of 4 */
-        const __m512 dx = _mm512_loadu_ps(xv->d8 + 8 * b);
-        for (int r = 0; r < R; r++) {
-            const uint8_t *p = w + (size_t)r * rb + 22 * b;
-            __m512i a = load_upto(p, two ? 44 : 22, end);
-            __m512i nq = _mm512_permutexvar_epi8(t->q, a);
-            __m512i u = _mm512_and_si512(_mm512_srlv_epi16(nq, sh), m4);
-            __mmask64 hi = _mm512_test_epi8_mask(_mm512_permutexvar_epi8(t->h, a), t->bit);
-            u = _mm512_mask_add_epi8(u, hi, u, h16);
-            __m512 sc = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(t->d, a))), dx);
-            __m512 pf = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(base, u, x));
-            acc[r] = two ? _mm512_fmadd_ps(pf, sc, acc[r]) : _mm512_mask3_fmadd_ps(pf, sc, acc[r], 0x00FF);
-        }
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const __m512i x = _mm512_loadu_si512(xv->q5 + 32 * b);
+        const __m512i base = _mm512_loadu_si512(xv->n165 + 8 * b);                      /* -16 * sum of 4 */
+        const __m512 dx = _mm512_loadu_ps(xv->d85 + 8 * b);
+        for (int r = 0; r < R; r++) acc[r] = pair_q5_0(t, w + (size_t)r * rb + 22 * b, 1, x, base, dx, acc[r], end);
+    }
+    if (b < nb) {
+        const __m512i x = _mm512_loadu_si512(xv->q5 + 32 * b);
+        const __m512i base = _mm512_loadu_si512(xv->n165 + 8 * b);
+        const __m512 dx = _mm512_loadu_ps(xv->d85 + 8 * b);
+        for (int r = 0; r < R; r++) acc[r] = pair_q5_0(t, w + (size_t)r * rb + 22 * b, 0, x, base, dx, acc[r], end);
     }
     for (int r = 0; r < R; r++) y[r] = hsum16(acc[r]);
 }
@@ -257,6 +292,7 @@ void gemv_rows(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t nr, in
                const float *x, const q8_block *xq, const gemv_x *xv, float *y) {
     (void)xv;                       /* used by the AVX-512 kernels */
 #if GV_F
+    for (size_t o = 0, e = (size_t)nr * row_bytes; o < e && o < PF_DIST; o += 64) _mm_prefetch((const char *)w + o, _MM_HINT_T0);
     switch (type) {
     case GGML_TYPE_F32: gemv_f(GGML_TYPE_F32, w, row_bytes, nr, n, x, y); return;
     case GGML_TYPE_F16: gemv_f(GGML_TYPE_F16, w, row_bytes, nr, n, x, y); return;

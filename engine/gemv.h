@@ -14,6 +14,11 @@ typedef struct {
     const float *d8;      /* [n/32][8] each block's scale 8 times */
     const float *ds;      /* [n/256][16] the 8 block scales of 256 elements, then their d * sum */
     const int32_t *n16;   /* [n/4] -16 * sum of each 4 codes */
+    /* Q5_0's order: per pair of blocks, byte 8k + 4b + j holds code k + 8j of block b, so the
+     * 4-byte lane 2k + b of a block pair has the codes whose high bits are bit k of qh bytes 0-3 */
+    const int8_t *q5;     /* [n] (rounded up to whole pairs) codes in that order */
+    const float *d85;     /* [n/4] lane 2k + b: block b's scale */
+    const int32_t *n165;  /* [n/4] lane 2k + b: -16 * sum of its 4 codes */
 } gemv_x;
 
 /* Bytes gemv_x_prep needs (64-byte aligned buffer); 0 when the build has no kernel using it. */

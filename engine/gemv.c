@@ -22,8 +22,11 @@
 #define GV_F 1
 #include <immintrin.h>
 #endif
-#if GV_F && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && defined(__AVX512VBMI__) && defined(__GFNI__)
+#if GV_F && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__) && defined(__AVX512VBMI__)
 #define GV_Q 1
+#if defined(__GFNI__)
+#define GV_Q5 1   /* Q5_0's high bits through GF(2) affine ops (else the mask-register kernel) */
+#endif
 #endif
 
 #if GV_Q
@@ -47,6 +50,7 @@ void gemv_x_prep(const q8_block *x, int64_t n, void *buf, gemv_x *v) {
         }
     }
     memset(q + n, 0, 64); memset(d8 + n / 4, 0, 64); memset(n16 + n / 4, 0, 64);
+#if GV_Q5
     /* q5, d85, n165 per block pair from q and d8 (zero past n: a lone last block's other half
      * is zero; the kernels read no further); q5 byte 8k + 4b + j = code 32b + k + 8j */
     uint8_t i5[64];
@@ -62,6 +66,9 @@ void gemv_x_prep(const q8_block *x, int64_t n, void *buf, gemv_x *v) {
                                                              _mm512_slli_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, c), 4)));
         _mm512_storeu_ps(d85 + 16 * p, _mm512_permutexvar_ps(idxd, _mm512_loadu_ps(d8 + 16 * p)));
     }
+#else
+    q5 = NULL; d85 = NULL; n165 = NULL;   /* the mask-register Q5_0 kernel reads q, d8, n16 */
+#endif
     for (int64_t c = 0; c + 128 <= n; c += 128) {
         static const int from[4] = {0, 64, 32, 96};
         for (int k = 0; k < 4; k++) memcpy(qk + c + 32 * k, q + c + from[k], 32);
@@ -170,6 +177,7 @@ static inline __attribute__((always_inline)) void rows_q8_0(const q8_0_idx *t, c
     for (int r = 0; r < R; r++) y[r] = hsum16(acc[r]);
 }
 
+#if GV_Q5
 /* ---- Q5_0: 22-byte blocks (fp16 d, 32 high bits qh, 16 bytes of nibbles) ----
  * In gemv_x.q5's order (byte 8k + 4b + j: element k + 8j of block b of the pair) the high bit
  * of every byte in 64-bit lane k is bit k of its qh byte j, so one GF(2) affine op per vector
@@ -227,6 +235,49 @@ static inline __attribute__((always_inline)) void rows_q5_0(const q5_0_idx *t, c
     }
     for (int r = 0; r < R; r++) y[r] = hsum16(acc[r]);
 }
+#else   /* no GFNI: the high bits through a mask register (about half the speed in L2 on Zen 5) */
+/* ---- Q5_0: 22-byte blocks (fp16 d, 32 high bits, 16 bytes of nibbles) ---- */
+typedef struct { __m512i q, h, d, bit; } q5_0_idx;
+static inline q5_0_idx q5_0_tables(void) {
+    const __m512i io = iota64();
+    q5_0_idx t;
+    /* nibble bytes 6..21 twice (low nibbles = elements 0-15, high = 16-31), then 28..43 twice */
+    t.q = idx_step(_mm512_add_epi8(_mm512_and_si512(io, _mm512_set1_epi8(15)), _mm512_set1_epi8(6)), io, 32, 22);
+    /* element i of the pair: its high-bit byte 2 + (i mod 32) / 8 (+22 for the second block), bit i mod 8 */
+    __m512i hb = _mm512_and_si512(_mm512_srli_epi16(_mm512_and_si512(io, _mm512_set1_epi8(31)), 3), _mm512_set1_epi8(3));
+    t.h = idx_step(_mm512_add_epi8(hb, _mm512_set1_epi8(2)), io, 32, 22);
+    t.d = idx_step(_mm512_and_si512(io, _mm512_set1_epi8(1)), io, 16, 22);
+    t.bit = _mm512_set1_epi64(0x8040201008040201);
+    return t;
+}
+
+static inline __attribute__((always_inline)) void rows_q5_0(const q5_0_idx *t, const uint8_t *w, size_t rb, const int R,
+                                                            int64_t nb, const gemv_x *xv, float *y, const uint8_t *end) {
+    __m512 acc[2];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    const __m512i m4 = _mm512_set1_epi8(15), h16 = _mm512_set1_epi8(16);
+    const __m512i sh = _mm512_set_epi64(0x0004000400040004, 0x0004000400040004, 0, 0,      /* words of bytes 16-31 */
+                                        0x0004000400040004, 0x0004000400040004, 0, 0);     /* and 48-63: >> 4 */
+    for (int64_t b = 0; b < nb; b += 2) {
+        const int two = b + 2 <= nb;
+        const __m512i x = _mm512_loadu_si512(xv->q + 32 * b);
+        const __m512i base = _mm512_loadu_si512(xv->n16 + 8 * b);                       /* -16 * sum of 4 */
+        const __m512 dx = _mm512_loadu_ps(xv->d8 + 8 * b);
+        for (int r = 0; r < R; r++) {
+            const uint8_t *p = w + (size_t)r * rb + 22 * b;
+            __m512i a = load_upto(p, two ? 44 : 22, end);
+            __m512i nq = _mm512_permutexvar_epi8(t->q, a);
+            __m512i u = _mm512_and_si512(_mm512_srlv_epi16(nq, sh), m4);
+            __mmask64 hi = _mm512_test_epi8_mask(_mm512_permutexvar_epi8(t->h, a), t->bit);
+            u = _mm512_mask_add_epi8(u, hi, u, h16);
+            __m512 sc = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(t->d, a))), dx);
+            __m512 pf = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(base, u, x));
+            acc[r] = two ? _mm512_fmadd_ps(pf, sc, acc[r]) : _mm512_mask3_fmadd_ps(pf, sc, acc[r], 0x00FF);
+        }
+    }
+    for (int r = 0; r < R; r++) y[r] = hsum16(acc[r]);
+}
+#endif
 
 /* ---- Q4_K: 144-byte super-blocks of 256 (fp16 d, dmin, 12 bytes of 6-bit scales / mins, 128
  * bytes of nibbles: bytes 32j..32j+31 hold elements 64j..64j+31 low, 64j+32..64j+63 high) ---- */

@@ -674,8 +674,8 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
     extern __shared__ __align__(16) uint4 drs_sm[];   /* NST > 0: [DRD_WARPS][NST][K | V][16][UPR] */
     uint4 *wsm = drs_sm + (size_t)warp * NST * 2 * 16 * UPR;
     uint64_t pol = 0;
-    /* NST > 0: stage i's 16 keys and values into buffer i % NST (nothing past the split) */
-    auto issue_kv = [&](int i) {
+    /* NST > 0: stage i's 16 keys and values into buffer i % NST (an empty group past the split) */
+    auto issue = [&](int i) {
         if (i < NSTEP) {
             uint4 *bk = wsm + (size_t)(i % NSTB) * 2 * 16 * UPR, *bv = bk + 16 * UPR;
             /* a stage inside the sinks or inside the slots (warp-uniform): 16 contiguous rows */
@@ -701,6 +701,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
                 cp_async16_ef(bv + r * UPR + (u ^ drs_swz(r)), sv + u, in ? 16 : 0, pol);
             }
         }
+        cp_async_commit();
     };
     /* positions: lane l holds keys kb0 + l + 32 j (-1: not a valid key). Loaded before the
      * wait (the control state and slot positions are written two or more kernels back:
@@ -720,10 +721,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
          * this step's q/k/v post-processing, after it */
         if (kb0 + 16 * NST > a.S + a.N) crk_pdl_wait();
 #pragma unroll
-        for (int i = 0; i < NST; i++) {
-            issue_kv(i);
-            cp_async_commit();
-        }
+        for (int i = 0; i < NST; i++) issue(i);
     }
     uint32_t vmask[DRD_KW / 32];   /* bit l of word j: key kb0 + 32 j + l is valid (warp-uniform) */
 #pragma unroll
@@ -907,8 +905,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
             if (i + 1 < NSTEP) load_v(i + 1);
         } else {
             __syncwarp();   /* every lane is done with stage i: refill its buffer */
-            issue_kv(i + NST);
-            cp_async_commit();
+            issue(i + NST);
         }
     }
     /* the split's partial: (max in natural-log units, sum) from lane (g = query, t = 0), and

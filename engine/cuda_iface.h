@@ -109,6 +109,12 @@ typedef struct {
      * to probe[og], og = the key's original index (sinks: their index; slots: og[h*N + slot];
      * the token itself: st->t0). NULL = off. */
     float *probe; const int64_t *og;    /* og: this layer's [n_kv][N] */
+    /* decode only, where crk_attn_decode_fuses_qkv: the q/k/v post-processing done by the
+     * attention kernel. q is then the projections' raw query (biases bq not added, not
+     * rotated: rotated in registers at position st->p0, as crk_qkv_post does), and the kernel
+     * writes the token's key and value (kraw + bk, vraw + bv, rounded to fp16) to kc / vc
+     * itself. 0 = q already post-processed by crk_qkv_post. */
+    int fuse_qkv; const float *bq, *bk, *bv, *kraw, *vraw;
 } crk_attn;
 size_t crk_attn_work_floats(int S, int N, int max_L, int n_head, int hd);
 /* 1 when the tensor-core path handles this shape (head dim 64 or 128, rope dims % 16 == 0).
@@ -146,6 +152,11 @@ void crk_rope_cs16(const float *cs, size_t n_pairs, uint32_t *cs16, crk_stream s
 /* The decode kernel crk_attn_decode picks for a (benchmarks, tests): 0 register-direct tensor
  * cores (needs rope_cs16; neox only with full rotary), 1 tensor cores through shared memory, 2 fp32 SIMT */
 int crk_attn_decode_kind(const crk_attn *a);
+/* 1 when crk_attn_decode can do a's q/k/v post-processing itself (the register-direct kernel;
+ * CRK_DEC_FUSE=0 turns it off): the caller then skips crk_qkv_post and sets fuse_qkv */
+int crk_attn_decode_fuses_qkv(const crk_attn *a);
+/* switches that on or off (tests); returns the previous setting */
+int crk_attn_decode_set_fuse(int on);
 /* The register-direct decode kernel reads keys and values straight into registers (0) or
  * through 2 (the default: H200, 8B layer 36.5 against 40.0 us) or 3 stages of shared memory
  * per warp; returns the previous setting (benchmarks, tests; also CRK_DRD_STAGES) */

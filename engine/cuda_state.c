@@ -679,7 +679,6 @@ static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay,
             .L = L, .n_head = hp->n_head, .n_kv = nkv, .hd = hd, .rope_pairs = hp->rope_dim / 2, .neox = hp->rope_neox,
             .rope_cs = g->rope_cs, .st = dst, .k16 = k16, .v16 = v16, .q16 = fast_attn ? g->q16 : NULL,
         };
-        crk_qkv_post(&qa, g->st); CUDA_LAUNCHED();
         crk_attn aa = {
             .L = L, .n_head = hp->n_head, .n_kv = nkv, .hd = hd, .rope_pairs = hp->rope_dim / 2, .neox = hp->rope_neox,
             .S = g->S, .N = g->N, .st = dst, .rope_cs = g->rope_cs, .rope_cs16 = g->rope_cs16, .slot_pos = g->slot_pos,
@@ -694,6 +693,13 @@ static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay,
             .probe = decode && g->probe_on && l >= g->probe_l0 && l < g->probe_l1 ? g->probe : NULL,
             .og = g->og + (size_t)l * nkv * g->N,
         };
+        if (decode && crk_attn_decode_fuses_qkv(&aa)) {   /* the attention post-processes q/k/v itself */
+            aa.fuse_qkv = 1;
+            aa.bq = g->bq[l]; aa.bk = g->bk[l]; aa.bv = g->bv[l];
+            aa.kraw = g->qkv + qd; aa.vraw = g->qkv + qd + kvd;
+        } else {
+            crk_qkv_post(&qa, g->st); CUDA_LAUNCHED();
+        }
         if (decode) crk_attn_decode(&aa, g->st);
         else crk_attn_chunk(&aa, g->st);
         CUDA_LAUNCHED();

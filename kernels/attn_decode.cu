@@ -724,11 +724,30 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
         const int sl = kb0 + lane + 32 * j - a.S;
         pr[j] = a.N > 0 ? ld_now(a.slot_pos + (sl < 0 ? 0 : sl < a.N ? sl : a.N - 1)) : -1;
     }
+    /* fused q/k/v post-processing: the split holding key S + N writes the token's key and value
+     * (+ biases, rounded to fp16: crk_qkv_post's arithmetic) before any of its copies read them */
+    const bool put_here = a.fuse_qkv && kb0 <= a.S + a.N && a.S + a.N < kb0 + DRD_KW;
+    auto put_cur = [&]() {
+        uint16_t *kd = (uint16_t *)a.kc + (size_t)kvh * HD, *vd = (uint16_t *)a.vc + (size_t)kvh * HD;
+        for (int d = 4 * lane; d < HD; d += 128) {
+            float4 k4 = *(const float4 *)(a.kraw + (size_t)kvh * HD + d), v4 = *(const float4 *)(a.vraw + (size_t)kvh * HD + d);
+            if (a.bk) { const float4 b = *(const float4 *)(a.bk + (size_t)kvh * HD + d); k4.x += b.x; k4.y += b.y; k4.z += b.z; k4.w += b.w; }
+            if (a.bv) { const float4 b = *(const float4 *)(a.bv + (size_t)kvh * HD + d); v4.x += b.x; v4.y += b.y; v4.z += b.z; v4.w += b.w; }
+            *(uint2 *)(kd + d) = make_uint2((uint32_t)crk_f2h(k4.x) | ((uint32_t)crk_f2h(k4.y) << 16), (uint32_t)crk_f2h(k4.z) | ((uint32_t)crk_f2h(k4.w) << 16));
+            *(uint2 *)(vd + d) = make_uint2((uint32_t)crk_f2h(v4.x) | ((uint32_t)crk_f2h(v4.y) << 16), (uint32_t)crk_f2h(v4.z) | ((uint32_t)crk_f2h(v4.w) << 16));
+        }
+        __threadfence_block();
+        __syncwarp();
+    };
+    bool put_done = false;
     if constexpr (NST > 0) {   /* the first stages' keys and values need no positions: issued next */
         pol = l2_evict_first_policy();
         /* cached keys before the wait (crk_launch); the token's own row (key S + N), written by
-         * this step's q/k/v post-processing, after it */
-        if (kb0 + 16 * NST > a.S + a.N) crk_pdl_wait();
+         * this step's q/k/v post-processing (or by put_cur), after it */
+        if (kb0 + 16 * NST > a.S + a.N) {
+            crk_pdl_wait();
+            if (put_here) { put_cur(); put_done = true; }
+        }
 #pragma unroll
         for (int i = 0; i < NST; i++) issue(i);
     }
@@ -758,14 +777,51 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
         return __shfl_sync(0xffffffffu, v, kl & 31);
     };
     crk_pdl_sync();
-    /* query row g as A fragments (fp16; rows g + 8 are zero), dimensions permuted as above */
+    if (put_here && !put_done) put_cur();
+    /* query row g as A fragments (fp16; rows g + 8 are zero), dimensions permuted as above
+     * (fused: + bq and rotated here first; a lane's dimensions d and d + hd/2 are its
+     * fragments kk and kk + NKK/2, its pairs 2p, 2p + 1 adjacent in one float4) */
     uint32_t qa[NKK][4];
     {
-        const float *qb = a.q + ((size_t)kvh * n_rep + g) * HD + 8 * t;
-        const float4 z = make_float4(0.f, 0.f, 0.f, 0.f);
+        const int h = kvh * n_rep + (g < n_rep ? g : 0);
+        const float *qb = a.q + (size_t)h * HD + 8 * t;
+        float4 qv[NKK];
+#pragma unroll
+        for (int kk = 0; kk < NKK; kk++) qv[kk] = *(const float4 *)(qb + 32 * (kk >> 1) + 4 * (kk & 1));
+        if (a.fuse_qkv) {
+            const float *cs = a.rope_cs + (size_t)p0 * rp * 2;
+#pragma unroll
+            for (int kk = 0; kk < NKK; kk++) {
+                const int d0 = 32 * (kk >> 1) + 4 * (kk & 1) + 8 * t;
+                if (a.bq) {
+                    const float4 b = *(const float4 *)(a.bq + (size_t)h * HD + d0);
+                    qv[kk].x += b.x; qv[kk].y += b.y; qv[kk].z += b.z; qv[kk].w += b.w;
+                }
+            }
+            auto rot = [&](float &x0, float &x1, int p) {   /* crk_qkv_post's arithmetic */
+                const float c = cs[2 * p], s = cs[2 * p + 1], y0 = x0, y1 = x1;
+                x0 = y0 * c - y1 * s;
+                x1 = y0 * s + y1 * c;
+            };
+#pragma unroll
+            for (int kk = 0; kk < NKK; kk++) {
+                const int d0 = 32 * (kk >> 1) + 4 * (kk & 1) + 8 * t;
+                if (NEOX) {
+                    if (kk < NKK / 2) {
+                        if (d0 + 0 < rp) rot(qv[kk].x, qv[kk + NKK / 2].x, d0 + 0);
+                        if (d0 + 1 < rp) rot(qv[kk].y, qv[kk + NKK / 2].y, d0 + 1);
+                        if (d0 + 2 < rp) rot(qv[kk].z, qv[kk + NKK / 2].z, d0 + 2);
+                        if (d0 + 3 < rp) rot(qv[kk].w, qv[kk + NKK / 2].w, d0 + 3);
+                    }
+                } else {
+                    if (d0 / 2 < rp) rot(qv[kk].x, qv[kk].y, d0 / 2);
+                    if (d0 / 2 + 1 < rp) rot(qv[kk].z, qv[kk].w, d0 / 2 + 1);
+                }
+            }
+        }
 #pragma unroll
         for (int kk = 0; kk < NKK; kk++) {
-            const float4 v0 = g < n_rep ? *(const float4 *)(qb + 32 * (kk >> 1) + 4 * (kk & 1)) : z;
+            const float4 v0 = g < n_rep ? qv[kk] : make_float4(0.f, 0.f, 0.f, 0.f);
             qa[kk][0] = pack_h2(v0.x, v0.y); qa[kk][2] = pack_h2(v0.z, v0.w);
             qa[kk][1] = qa[kk][3] = 0u;
         }
@@ -1047,10 +1103,28 @@ extern "C" int crk_attn_decode_kind(const crk_attn *a) {
     return 1;
 }
 
+static bool dec_ok(const crk_attn *a) {
+    const int hd = a->hd;
+    return a->L == 1 && (hd == 8 || hd == 16 || hd == 32 || hd == 64 || hd == 128 || hd == 256) &&
+           (!a->neox || a->rope_pairs % 8 == 0);
+}
+static int g_dec_fuse = -1;
+static int dec_fuse(void) {
+    if (g_dec_fuse < 0) { const char *e = getenv("CRK_DEC_FUSE"); g_dec_fuse = !(e && *e == '0'); }
+    return g_dec_fuse;
+}
+extern "C" int crk_attn_decode_set_fuse(int on) {
+    const int old = dec_fuse();
+    g_dec_fuse = on != 0;
+    return old;
+}
+extern "C" int crk_attn_decode_fuses_qkv(const crk_attn *a) {
+    return dec_fuse() && dec_ok(a) && crk_attn_decode_kind(a) == 0;
+}
+
 extern "C" void crk_attn_decode(const crk_attn *a, crk_stream s) {
     const int hd = a->hd;
-    const bool ok = a->L == 1 && (hd == 8 || hd == 16 || hd == 32 || hd == 64 || hd == 128 || hd == 256) &&
-                    (!a->neox || a->rope_pairs % 8 == 0);
+    const bool ok = dec_ok(a);
     if (!ok) {
         crk_attn_chunk(a, s);
         if (a->out_q8) crk_quantize_q8(a->out, 1, a->n_head * hd, a->out_q8, s);

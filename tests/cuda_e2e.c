@@ -490,7 +490,8 @@ static void test_cli_device(void) {
 /* ---------------------------------------------------------------- decode kernel paths
  * A random-weight model with head dim 128 (the story models' 8 and 16 take other attention
  * kernels): decode with programmatic dependent launch and the shared-memory-staged
- * register-direct attention (the defaults) gives logits bit-identical to decode with neither,
+ * register-direct attention, with the q/k/v post-processing fused into it (the defaults) gives
+ * logits bit-identical to decode with none of the three,
  * step by step through evictions, eagerly and in CUDA graphs. A missing wait in any kernel
  * launched with PDL (reading the previous kernel's output too early) shows up here. */
 static void test_decode_pdl_stages_bitexact(void) {
@@ -511,13 +512,13 @@ static void test_decode_pdl_stages_bitexact(void) {
         float *la = malloc(sizeof(float) * V), *lb = malloc(sizeof(float) * V);
         int32_t *t = malloc(sizeof(int32_t) * steps);
         tokens(t, steps, 99 + ti, V);
-        const int pdl0 = crk_set_pdl(1), nst0 = crk_attn_decode_set_stages(2);
+        const int pdl0 = crk_set_pdl(1), nst0 = crk_attn_decode_set_stages(2), fuse0 = crk_attn_decode_set_fuse(1);
         int first = -1;
         double lmax = 0;
         for (int i = 0; i < steps && first < 0; i++) {
-            crk_set_pdl(1); crk_attn_decode_set_stages(2);
+            crk_set_pdl(1); crk_attn_decode_set_stages(2); crk_attn_decode_set_fuse(1);
             T_CHECKF(gpu_fwd(&a, t + i, 1, CR_OUT_LAST, NULL, la, err) == 0, "%s", err);
-            crk_set_pdl(0); crk_attn_decode_set_stages(0);
+            crk_set_pdl(0); crk_attn_decode_set_stages(0); crk_attn_decode_set_fuse(0);
             T_CHECKF(gpu_fwd(&b, t + i, 1, CR_OUT_LAST, NULL, lb, err) == 0, "%s", err);
             if (memcmp(la, lb, sizeof(float) * V)) first = i;
             for (int v = 0; v < V; v++) {
@@ -525,7 +526,7 @@ static void test_decode_pdl_stages_bitexact(void) {
                 if (fabs(la[v]) > lmax) lmax = fabs(la[v]);
             }
         }
-        crk_set_pdl(pdl0); crk_attn_decode_set_stages(nst0);
+        crk_set_pdl(pdl0); crk_attn_decode_set_stages(nst0); crk_attn_decode_set_fuse(fuse0);
         printf("     %s: %d decode steps (S=16 N=512), PDL + staged attention against neither: %s (largest logit %.2f)\n", m.name, steps,
                first < 0 ? "bit-identical" : "DIFFER", lmax);
         T_CHECKF(first < 0, "%s: logits differ at step %d", m.name, first);

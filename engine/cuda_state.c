@@ -927,3 +927,4 @@ size_t cuda_state_cache_bytes(const cuda_state *g) { return g->cache_bytes; }
 size_t cuda_state_device_bytes(const cuda_state *g) { return g->dev_bytes; }
 const char *cuda_state_describe(const cuda_state *g) { return g->desc; }
 float cuda_state_last_ms(const cuda_state *g) { return g->last_ms; }
+void cuda_state_set_timing(cuda_state *g, int on) { g->timing = on != 0; }

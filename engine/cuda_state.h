@@ -78,4 +78,6 @@ const char *cuda_state_describe(const cuda_state *g);
 /* For benchmarks: time in milliseconds of the last cuda_forward's GPU work, measured
  * with events when CR_CUDA_TIMING=1 is set in the environment (else 0). */
 float cuda_state_last_ms(const cuda_state *g);
+/* For benchmarks: turn that event timing on or off (it synchronizes after every forward). */
+void cuda_state_set_timing(cuda_state *g, int on);
 #endif

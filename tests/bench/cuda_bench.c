@@ -397,6 +397,19 @@ static void bench_model(const shape *s, uint32_t type, int weights_mode, int str
         double ms = 1000.0 * (d1 - d0) / n;
         printf("      decode: %.2f ms/token = %.1f tok/s; roofline %.2f ms (%.2f GB weights + %.2f GB cache at %.0f GB/s) -> %.0f%% of roofline\n",
                ms, 1000.0 / ms, roof * 1000, wb / 1e9, kvb / 1e9, g_bw / 1e9, 100.0 * roof * 1000 / ms);
+        /* the GPU's own time per step (events around the graph launch): the rest is the host's
+         * plan, launch and synchronization, which a pipelined decode could hide */
+        cuda_state_set_timing(g, 1);
+        double gms = 0;
+        for (int i = 0; i < 16; i++) {
+            cascade_ctrl pre = c;
+            cascade_plan_chunk(&c, 1, &p, err, sizeof err);
+            if (cuda_forward(g, &pre, &p, &t, 1, CUDA_OUT_ARGMAX, NULL, &f, err, sizeof err)) { printf("   %s\n", err); break; }
+            t = (int32_t)f;
+            gms += cuda_state_last_ms(g);
+        }
+        cuda_state_set_timing(g, 0);
+        printf("      decode on the GPU (events): %.3f ms/token; host gap %.3f ms/token\n", gms / 16, ms - gms / 16);
         fflush(stdout);
     }
     cascade_plan_free(&p);

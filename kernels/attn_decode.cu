@@ -604,8 +604,8 @@ __global__ void __launch_bounds__(128, 3) attn_dec_tc(crk_attn a) {
  *   units 4q + t of its key (key 8j + g of 8-key tile j), so the four lanes of a row read 64
  *   contiguous bytes per load; its word w is taken to hold the logical dimensions 2t, 2t+1
  *   (w = 2kk) or 2t+8, 2t+9 (w = 2kk + 1) of k-step kk, and Q is read with the same map.
- *   Each word is one RoPE pair, rotated in registers (fp32 arithmetic rounded to fp16, as
- *   the shared-memory kernel does).
+ *   Each word is one RoPE pair, rotated in registers in fp16 arithmetic (drd_rot; the
+ *   shared-memory kernel rotates in fp32 and rounds once).
  *   O^T = V^T.P^T (A = V^T, B = P^T: lane (g, t) needs P[query g][keys 2t, 2t+1 | 2t+8,
  *   2t+9], exactly its S accumulators): lane g reads the units 8q + g of the keys 2t, 2t+1,
  *   2t+8, 2t+9 (eight lanes read 128 contiguous bytes); rows g and g + 8 of m-tile mt are the
@@ -628,19 +628,17 @@ __device__ __forceinline__ const uint16_t *drd_row(const crk_attn &a, const uint
     if (kidx < a.S + a.N) return cache + ((size_t)kvh * a.N + (kidx - a.S)) * HD;
     return cur + (size_t)(kidx - a.S - a.N) * a.kv_stride + (size_t)kvh * HD;
 }
-/* one RoPE pair (two fp16 in a word) rotated by (cos, sin) (two fp16 in a word) */
-/* the same in fp16 arithmetic (experiment, CRK_DRD_HROT=1): c (x, y) + s (-y, x) as one HMUL2 and
- * one HFMA2 with c and s broadcast from the table word, two roundings instead of one */
-__device__ __forceinline__ uint32_t drd_rot_h(uint32_t k, uint32_t cs) {
+/* one RoPE pair (two fp16 in a word) rotated by (cos, sin) (two fp16 in a word) in fp16
+ * arithmetic: c (x, y) + s (-y, x) as one HMUL2 and one HFMA2 with c and s broadcast from the
+ * table word, two roundings (9 fp32 instructions and one rounding before). H200, 8B shape,
+ * session 10, same run: one layer with the finish kernel 28.6 -> 28.1 us, 8B Q4_K decode 2.71 ->
+ * 2.69 ms; the kernel test's relative error 3.87e-4 -> 4.22e-4 (2 stages). */
+__device__ __forceinline__ uint32_t drd_rot(uint32_t k, uint32_t cs) {
     const uint32_t kr = __byte_perm(k, 0, 0x1032) ^ 0x00008000u;   /* (-y, x) */
     const __half2 c = *(const __half2 *)&cs;
     __half2 r = __hmul2(__low2half2(c), *(const __half2 *)&k);
     r = __hfma2(__high2half2(c), *(const __half2 *)&kr, r);
     return *(uint32_t *)&r;
-}
-__device__ __forceinline__ uint32_t drd_rot(uint32_t k, uint32_t cs) {
-    const float2 x = __half22float2(*(const __half2 *)&k), c = __half22float2(*(const __half2 *)&cs);
-    return pack_h2(x.x * c.x - x.y * c.y, x.x * c.y + x.y * c.x);
 }
 
 /* NEOX: rotation pairs (d, d + hd/2) (full rotary only). Lane t's units 4q + t with q < KQ/2
@@ -667,7 +665,7 @@ __device__ __forceinline__ int64_t ld_now64(const int64_t *p) {
     return v;
 }
 
-template <int HD, int MINB, bool NEOX, int NST, bool HROT = false>   /* MINB: blocks per SM the registers allow; HROT: drd_rot_h */
+template <int HD, int MINB, bool NEOX, int NST>   /* MINB: blocks per SM the registers allow */
 __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, int nsplit) {
     constexpr int NKK = HD / 16;      /* k-steps of Q.K; also the m-tiles of O^T */
     constexpr int KQ = HD / 32;       /* uint4 of a lane's key quarter (hd/4 dims) */
@@ -776,6 +774,8 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
         for (int q = 1; q < DRD_KW / 32; q++) v = j == q ? pr[q] : v;
         return __shfl_sync(0xffffffffu, v, kl & 31);
     };
+    /* the weights that follow into L2 (after this warp's first copies and position loads) */
+    if (warp == 0) crk_l2_prefetch_share<CRK_PF_RANGES>(a.pf, a.pf_bytes, blockIdx.y * gridDim.x + blockIdx.x, gridDim.x * gridDim.y, lane);
     crk_pdl_sync();
     if (put_here && !put_done) put_cur();
     /* query row g as A fragments (fp16; rows g + 8 are zero), dimensions permuted as above
@@ -921,8 +921,8 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
                 const int w0 = 2 * kk, w1 = 2 * kk + 1;   /* pair 4 (4 (w / 4) + t) + w % 4 */
                 const bool rot = !NEOX && 4 * (4 * (kk >> 1) + t) < rp;
                 const uint32_t k0 = kw[w0] & km, k1 = kw[w1] & km;
-                const uint32_t b0 = rot ? (HROT ? drd_rot_h(k0, cw[w0]) : drd_rot(k0, cw[w0])) : k0;
-                const uint32_t b1 = rot ? (HROT ? drd_rot_h(k1, cw[w1]) : drd_rot(k1, cw[w1])) : k1;
+                const uint32_t b0 = rot ? drd_rot(k0, cw[w0]) : k0;
+                const uint32_t b1 = rot ? drd_rot(k1, cw[w1]) : k1;
                 mma16816(s[j], qa[kk], b0, b1);
             }
         }
@@ -1015,17 +1015,17 @@ extern "C" int crk_attn_decode_set_stages(int nst) {
     g_drd_stages = nst == 2 || nst == 3 ? nst : 0;
     return old;
 }
-template <int HD, int MINB, bool NEOX, int NST, bool HROT = false>
+template <int HD, int MINB, bool NEOX, int NST>
 static void launch_dec_rd_k(const crk_attn *a, int nsplit, cudaStream_t s) {
     constexpr size_t smem = NST ? drs_smem_bytes<HD, NST>() : 0;
     static bool attr_done = false;
     if (smem > 48 * 1024 && !attr_done) {
-        cudaFuncSetAttribute(attn_dec_rd<HD, MINB, NEOX, NST, HROT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        cudaFuncSetAttribute(attn_dec_rd<HD, MINB, NEOX, NST>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         /* no carveout preference: with 100 (all shared memory) the 8B Q4_K decode step measured
          * 3.40 instead of 3.18 ms (the SMs reconfigure between it and the matrix-vector kernels) */
         attr_done = true;
     }
-    crk_launch(true, attn_dec_rd<HD, MINB, NEOX, NST, HROT>, dim3(crk_cdiv(nsplit, DRD_WARPS), a->n_kv), 32 * DRD_WARPS, smem, s, *a, nsplit);
+    crk_launch(true, attn_dec_rd<HD, MINB, NEOX, NST>, dim3(crk_cdiv(nsplit, DRD_WARPS), a->n_kv), 32 * DRD_WARPS, smem, s, *a, nsplit);
 }
 /* 2 blocks per SM or, with CRK_DRD_MINB=3 (benchmarks), 3. H200, 8B layer with the finish
  * kernel (head dim 128), session 8: straight into registers 209 registers, 40.0 us (3 per SM:
@@ -1036,13 +1036,7 @@ template <int HD, int NST>
 static void launch_dec_rd_n(const crk_attn *a, int nsplit, int minb, cudaStream_t s) {
     if (a->neox) launch_dec_rd_k<HD, 2, true, NST>(a, nsplit, s);
     else if (minb == 3 && NST < 3) launch_dec_rd_k<HD, (NST < 3 ? 3 : 2), false, NST>(a, nsplit, s);   /* 3 stages: no room for 3 blocks */
-    else {
-        static int hrot = -1;
-        if (hrot < 0) { const char *e = getenv("CRK_DRD_HROT"); hrot = e && *e == '1'; }
-        if constexpr (NST == 2)
-            if (hrot) { launch_dec_rd_k<HD, 2, false, NST, true>(a, nsplit, s); return; }
-        launch_dec_rd_k<HD, 2, false, NST>(a, nsplit, s);
-    }
+    else launch_dec_rd_k<HD, 2, false, NST>(a, nsplit, s);
 }
 template <int HD>
 static void launch_dec_rd(const crk_attn *a, int nsplit, cudaStream_t s) {

@@ -80,7 +80,7 @@ $(B)/%.o: %.cpp
 	$(CXX) $(CXXFLAGS) -c -o $@ $<
 $(B)/kernels/%.o: kernels/%.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVFLAGS) -c -o $@ $<
+	$(NVCC) $(NVFLAGS) $(EXTRA_NVFLAGS) -c -o $@ $<
 
 $(B)/tests/engine_%: $(B)/tests/engine_%.o $(ENGINE_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(ENGINE_LIBS)

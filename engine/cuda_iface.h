@@ -81,7 +81,6 @@ void crk_slot_pos(const crk_step *st, int N, int32_t *pos, crk_stream s);
  * when slot_pos >= 0) | L chunk keys (key j visible to queries m >= j)].
  * r[h * r_stride + k] = max over the group of sum_m w_m p_g[m][k] for valid keys, 0 otherwise. */
 enum { CRK_ATTN_AUTO = 0, CRK_ATTN_PRECISE = 1, CRK_ATTN_FAST = 2 };
-#define CRK_PF_RANGES 4
 typedef struct {
     int L, n_head, n_kv, hd, rope_pairs, neox, S, N;
     const crk_step *st;                 /* n_sinks, p0 */
@@ -116,11 +115,6 @@ typedef struct {
      * writes the token's key and value (kraw + bk, vraw + bv, rounded to fp16) to kc / vc
      * itself. 0 = q already post-processed by crk_qkv_post. */
     int fuse_qkv; const float *bq, *bk, *bv, *kraw, *vraw;
-    /* decode only, optional (honoured by the register-direct kernel): read-only ranges (the
-     * weights of the matrices that follow) prefetched into L2 while the attention, bound by
-     * latency rather than DRAM bandwidth, runs; the grid shares them in 16 KB bulk prefetches.
-     * Byte counts of 0 = none. Addresses 16-byte aligned. */
-    const void *pf[CRK_PF_RANGES]; size_t pf_bytes[CRK_PF_RANGES];
 } crk_attn;
 size_t crk_attn_work_floats(int S, int N, int max_L, int n_head, int hd);
 /* 1 when the tensor-core path handles this shape (head dim 64 or 128, rope dims % 16 == 0).

@@ -48,7 +48,6 @@ struct cuda_state {
     void **qkv_res, **gu_res;   /* fused resident operands per layer (or NULL) */
     int qkv_fuse, gu_fuse;      /* group shares one precision */
     int qkv_mv, gu_mv;          /* decode: the group's stored rows are contiguous, one matvec */
-    size_t l2pf;                /* decode: bytes of the following weights prefetched into L2 during the attention */
     int resident;
     void *wsp; size_t wsp_bytes;
     float *vecs;          /* norms and biases */
@@ -515,13 +514,10 @@ cuda_state *cuda_state_create_ex(const cr_model *m, const cascade_ctrl *ctrl, in
     CUDA_CHECK(cudaDeviceSynchronize());
     struct cudaDeviceProp p;
     CUDA_CHECK(cudaGetDeviceProperties(&p, 0));
-    /* L2 prefetch during decode attention: CRK_L2PF_MB (benchmarks), else half the L2 */
-    const char *pfe = getenv("CRK_L2PF_MB");
-    g->l2pf = pfe ? (size_t)atoi(pfe) << 20 : (size_t)p.l2CacheSize / 2;
-    snprintf(g->desc, sizeof g->desc, "%s: weights %s (%.2f GiB on the GPU), GEMM %s, attention %s, cache %.2f GiB, decode L2 prefetch %zu of %d MiB",
+    snprintf(g->desc, sizeof g->desc, "%s: weights %s (%.2f GiB on the GPU), GEMM %s, attention %s, cache %.2f GiB",
              p.name, resident ? "resident bf16" : "streamed per layer", g->dev_bytes / 1073741824.0,
              all_f32 ? "fp32" : g->opts.gemm == CUDA_GEMM_FP32 ? "fp32" : "bf16/fp32-accumulate",
-             fast ? "tensor cores (fp16)" : "fp32", g->cache_bytes / 1073741824.0, g->l2pf >> 20, p.l2CacheSize >> 20);
+             fast ? "tensor cores (fp16)" : "fp32", g->cache_bytes / 1073741824.0);
     return g;
 }
 
@@ -703,16 +699,6 @@ static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay,
             aa.kraw = g->qkv + qd; aa.vraw = g->qkv + qd + kvd;
         } else {
             crk_qkv_post(&qa, g->st); CUDA_LAUNCHED();
-        }
-        if (decode) {   /* o, gate, up, down: as much as the prefetch budget takes, in that order */
-            size_t left = g->l2pf;
-            const int pfm[CRK_PF_RANGES] = {M_O, M_GATE, M_UP, M_DOWN};
-            for (int i = 0; i < CRK_PF_RANGES; i++) {
-                const size_t b = (size_t)W[pfm[i]].rows * W[pfm[i]].row_bytes;
-                aa.pf[i] = W[pfm[i]].raw;
-                aa.pf_bytes[i] = (b < left ? b : left) & ~(size_t)15;
-                left -= aa.pf_bytes[i];
-            }
         }
         if (decode) crk_attn_decode(&aa, g->st);
         else crk_attn_chunk(&aa, g->st);

@@ -712,7 +712,8 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
     };
     /* positions: lane l holds keys kb0 + l + 32 j (-1: not a valid key). Loaded before the
      * wait (the control state and slot positions are written two or more kernels back:
-     * crk_launch) and before the first stages' copies, which they would queue behind */
+     * crk_launch) and before the first stages' copies, which they would queue behind, and
+     * which wait for them (an empty split copies nothing, below) */
     const int rp = a.rope_pairs;
     const int n_sinks = ld_now(&a.st->n_sinks);
     const int64_t p0 = ld_now64(&a.st->p0);
@@ -737,8 +738,40 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
         __threadfence_block();
         __syncwarp();
     };
+    uint32_t vmask[DRD_KW / 32];   /* bit l of word j: key kb0 + 32 j + l is valid (warp-uniform) */
+    auto valid_keys = [&]() {
+#pragma unroll
+        for (int j = 0; j < DRD_KW / 32; j++) {   /* as crk_key_info (L = 1: -1 past nk) */
+            const int kidx = kb0 + lane + 32 * j;
+            pr[j] = kidx < a.S ? (kidx < n_sinks ? kidx : -1) : kidx < a.S + a.N ? (pr[j] >= 0 ? pr[j] : -1)
+                               : kidx - a.S - a.N < a.L ? (int)(p0 + (kidx - a.S - a.N)) : -1;
+            vmask[j] = __ballot_sync(0xffffffffu, pr[j] >= 0);
+        }
+    };
+#ifndef CRK_DRD_NOSKIP
+    valid_keys();
+    /* a split with no valid key (slots not filled yet: a short document, the start of a
+     * session) reads nothing: it writes what the loop below would, -inf logits and an empty
+     * partial (max -inf, sum 0, zeros), and stops. Its positions came first for this, so the
+     * copies wait for them; they were loaded before the wait, during the previous kernel */
+    uint32_t anyv = 0;
+#pragma unroll
+    for (int j = 0; j < DRD_KW / 32; j++) anyv |= vmask[j];
+    if (!anyv) {
+        crk_pdl_sync();
+        float *lg = a.work + crk_dec_lg_off(a.n_head);
+        for (int q = 0; q < n_rep; q++)
+            for (int kl = lane; kl < DRD_KW && kb0 + kl < nk; kl += 32) lg[(size_t)(kvh * n_rep + q) * nk + kb0 + kl] = -INFINITY;
+        float *part = a.work + crk_dec_part_off(a.n_head, a.S, a.N);
+        for (int q = 0; q < n_rep; q++) {
+            float *pp = part + ((size_t)split * a.n_head + kvh * n_rep + q) * (HD + 2);
+            for (int d = lane; d < HD + 2; d += 32) pp[d] = d == 0 ? -INFINITY : 0.f;
+        }
+        return;
+    }
+#endif
     bool put_done = false;
-    if constexpr (NST > 0) {   /* the first stages' keys and values need no positions: issued next */
+    if constexpr (NST > 0) {   /* the first stages' keys and values: issued next */
         pol = l2_evict_first_policy();
         /* cached keys before the wait (crk_launch); the token's own row (key S + N), written by
          * this step's q/k/v post-processing (or by put_cur), after it */
@@ -749,14 +782,9 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
 #pragma unroll
         for (int i = 0; i < NST; i++) issue(i);
     }
-    uint32_t vmask[DRD_KW / 32];   /* bit l of word j: key kb0 + 32 j + l is valid (warp-uniform) */
-#pragma unroll
-    for (int j = 0; j < DRD_KW / 32; j++) {   /* as crk_key_info (L = 1: -1 past nk) */
-        const int kidx = kb0 + lane + 32 * j;
-        pr[j] = kidx < a.S ? (kidx < n_sinks ? kidx : -1) : kidx < a.S + a.N ? (pr[j] >= 0 ? pr[j] : -1)
-                           : kidx - a.S - a.N < a.L ? (int)(p0 + (kidx - a.S - a.N)) : -1;
-        vmask[j] = __ballot_sync(0xffffffffu, pr[j] >= 0);
-    }
+#ifdef CRK_DRD_NOSKIP   /* benchmark: the order before empty splits were skipped */
+    valid_keys();
+#endif
     /* the valid keys of step i (bit x: key 16 i + x), warp-uniform */
     auto step_mask = [&](int i) {
         const int j = i >> 1;
@@ -774,8 +802,6 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
         for (int q = 1; q < DRD_KW / 32; q++) v = j == q ? pr[q] : v;
         return __shfl_sync(0xffffffffu, v, kl & 31);
     };
-    /* the weights that follow into L2 (after this warp's first copies and position loads) */
-    if (warp == 0) crk_l2_prefetch_share<CRK_PF_RANGES>(a.pf, a.pf_bytes, blockIdx.y * gridDim.x + blockIdx.x, gridDim.x * gridDim.y, lane);
     crk_pdl_sync();
     if (put_here && !put_done) put_cur();
     /* query row g as A fragments (fp16; rows g + 8 are zero), dimensions permuted as above

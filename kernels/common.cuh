@@ -32,35 +32,6 @@ __device__ __forceinline__ float crk_warp_max(float v) {
 
 static inline unsigned crk_cdiv(size_t a, size_t b) { return (unsigned)((a + b - 1) / b); }
 
-/* Block b of nb prefetches its share of the ranges p[i] (n[i] bytes) into L2: whole 16 KB
- * pieces of their concatenation, one cp.async.bulk.prefetch per piece and lane of the calling
- * warp (lane in 0..31). A hint: nothing waits for it, and it needs no ordering (read-only). */
-template <int NR>
-__device__ __forceinline__ void crk_l2_prefetch_share(const void *const *p, const size_t *n, int b, int nb, int lane) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    constexpr size_t PIECE = 16384;
-    size_t tot = 0;
-#pragma unroll
-    for (int i = 0; i < NR; i++) tot += n[i];
-    if (!tot) return;
-    const size_t per = ((tot + nb - 1) / nb + PIECE - 1) / PIECE * PIECE;
-    const size_t e = min((size_t)(b + 1) * per, tot);
-    for (size_t o = (size_t)b * per + (size_t)lane * PIECE; o < e; o += 32 * PIECE) {
-        size_t base = 0;
-#pragma unroll
-        for (int i = 0; i < NR; i++) {   /* the piece's parts in each range it meets */
-            const size_t lo = max(o, base), hi = min(min(o + PIECE, e), base + n[i]);
-            if (lo < hi && (hi - lo) >= 16)
-                asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n"
-                             :: "l"((const char *)p[i] + (lo - base)), "r"((uint32_t)((hi - lo) & ~(size_t)15)) : "memory");
-            base += n[i];
-        }
-    }
-#else
-    (void)p; (void)n; (void)b; (void)nb; (void)lane;
-#endif
-}
-
 /* ---- programmatic dependent launch (the decode step's chain of small kernels) ----
  * crk_launch(pdl = true, ...) starts a kernel that may begin while the stream's previous
  * kernel still runs (where crk_pdl_enabled(): CRK_PDL=0 or crk_set_pdl(0) turns it off).

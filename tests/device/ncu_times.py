@@ -13,7 +13,7 @@ tot = defaultdict(float); cnt = defaultdict(int)
 for r in rows[1:]:
     if r[mi] != "gpu__time_duration.sum": continue
     v = float(r[vi].replace(",", ""))
-    v *= {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3}.get(r[ui], 1.0)
+    v *= {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3}.get(r[ui], 1.0)
     name = re.sub(r"\(.*", "", r[ki]).replace("void ", "")[:70]
     tot[name] += v; cnt[name] += 1
 s = sum(tot.values())

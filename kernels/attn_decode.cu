@@ -712,8 +712,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
     };
     /* positions: lane l holds keys kb0 + l + 32 j (-1: not a valid key). Loaded before the
      * wait (the control state and slot positions are written two or more kernels back:
-     * crk_launch) and before the first stages' copies, which they would queue behind, and
-     * which wait for them (an empty split copies nothing, below) */
+     * crk_launch) and before the first stages' copies, which they would queue behind */
     const int rp = a.rope_pairs;
     const int n_sinks = ld_now(&a.st->n_sinks);
     const int64_t p0 = ld_now64(&a.st->p0);
@@ -738,38 +737,6 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
         __threadfence_block();
         __syncwarp();
     };
-    uint32_t vmask[DRD_KW / 32];   /* bit l of word j: key kb0 + 32 j + l is valid (warp-uniform) */
-    auto valid_keys = [&]() {
-#pragma unroll
-        for (int j = 0; j < DRD_KW / 32; j++) {   /* as crk_key_info (L = 1: -1 past nk) */
-            const int kidx = kb0 + lane + 32 * j;
-            pr[j] = kidx < a.S ? (kidx < n_sinks ? kidx : -1) : kidx < a.S + a.N ? (pr[j] >= 0 ? pr[j] : -1)
-                               : kidx - a.S - a.N < a.L ? (int)(p0 + (kidx - a.S - a.N)) : -1;
-            vmask[j] = __ballot_sync(0xffffffffu, pr[j] >= 0);
-        }
-    };
-#ifndef CRK_DRD_NOSKIP
-    valid_keys();
-    /* a split with no valid key (slots not filled yet: a short document, the start of a
-     * session) reads nothing: it writes what the loop below would, -inf logits and an empty
-     * partial (max -inf, sum 0, zeros), and stops. Its positions came first for this, so the
-     * copies wait for them; they were loaded before the wait, during the previous kernel */
-    uint32_t anyv = 0;
-#pragma unroll
-    for (int j = 0; j < DRD_KW / 32; j++) anyv |= vmask[j];
-    if (!anyv) {
-        crk_pdl_sync();
-        float *lg = a.work + crk_dec_lg_off(a.n_head);
-        for (int q = 0; q < n_rep; q++)
-            for (int kl = lane; kl < DRD_KW && kb0 + kl < nk; kl += 32) lg[(size_t)(kvh * n_rep + q) * nk + kb0 + kl] = -INFINITY;
-        float *part = a.work + crk_dec_part_off(a.n_head, a.S, a.N);
-        for (int q = 0; q < n_rep; q++) {
-            float *pp = part + ((size_t)split * a.n_head + kvh * n_rep + q) * (HD + 2);
-            for (int d = lane; d < HD + 2; d += 32) pp[d] = d == 0 ? -INFINITY : 0.f;
-        }
-        return;
-    }
-#endif
     bool put_done = false;
     if constexpr (NST > 0) {   /* the first stages' keys and values: issued next */
         pol = l2_evict_first_policy();
@@ -782,8 +749,35 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
 #pragma unroll
         for (int i = 0; i < NST; i++) issue(i);
     }
-#ifdef CRK_DRD_NOSKIP   /* benchmark: the order before empty splits were skipped */
-    valid_keys();
+    uint32_t vmask[DRD_KW / 32];   /* bit l of word j: key kb0 + 32 j + l is valid (warp-uniform) */
+#pragma unroll
+    for (int j = 0; j < DRD_KW / 32; j++) {   /* as crk_key_info (L = 1: -1 past nk) */
+        const int kidx = kb0 + lane + 32 * j;
+        pr[j] = kidx < a.S ? (kidx < n_sinks ? kidx : -1) : kidx < a.S + a.N ? (pr[j] >= 0 ? pr[j] : -1)
+                           : kidx - a.S - a.N < a.L ? (int)(p0 + (kidx - a.S - a.N)) : -1;
+        vmask[j] = __ballot_sync(0xffffffffu, pr[j] >= 0);
+    }
+#ifndef CRK_DRD_NOSKIP   /* (benchmark A/B) */
+    /* a split with no valid key (slots not filled yet: a short document, the start of a
+     * session) reads no more than its first stages: it writes what the loop below would, -inf
+     * logits and an empty partial (max -inf, sum 0, zeros), and stops. (Deciding before those
+     * copies, which then wait for the positions, cost the 1B shape's full-cache decode 4%.) */
+    uint32_t anyv = 0;
+#pragma unroll
+    for (int j = 0; j < DRD_KW / 32; j++) anyv |= vmask[j];
+    if (!anyv) {
+        if constexpr (NST > 0) cp_async_wait<0>();
+        crk_pdl_sync();
+        float *lg = a.work + crk_dec_lg_off(a.n_head);
+        for (int q = 0; q < n_rep; q++)
+            for (int kl = lane; kl < DRD_KW && kb0 + kl < nk; kl += 32) lg[(size_t)(kvh * n_rep + q) * nk + kb0 + kl] = -INFINITY;
+        float *part = a.work + crk_dec_part_off(a.n_head, a.S, a.N);
+        for (int q = 0; q < n_rep; q++) {
+            float *pp = part + ((size_t)split * a.n_head + kvh * n_rep + q) * (HD + 2);
+            for (int d = lane; d < HD + 2; d += 32) pp[d] = d == 0 ? -INFINITY : 0.f;
+        }
+        return;
+    }
 #endif
     /* the valid keys of step i (bit x: key 16 i + x), warp-uniform */
     auto step_mask = [&](int i) {

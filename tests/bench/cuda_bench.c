@@ -367,7 +367,8 @@ static void bench_model(const shape *s, uint32_t type, int weights_mode, int str
             if (cuda_forward(g, &pre, &p, &t, 1, CUDA_OUT_ARGMAX, NULL, &f, err, sizeof err)) { printf("   %s\n", err); break; }
             t = (int32_t)f;
         }
-        if (getenv("CR_BENCH_PROFILE")) {   /* one decode step between cudaProfilerStart/Stop (ncu --profile-from-start off) */
+        const char *prof = getenv("CR_BENCH_PROFILE");   /* 1: a full-cache step, 2: one from an empty cache */
+        if (prof && *prof == '1') {   /* one decode step between cudaProfilerStart/Stop (ncu --profile-from-start off) */
             cascade_ctrl pre = c;
             cascade_plan_chunk(&c, 1, &p, err, sizeof err);
             CUDA_CHECK(cudaProfilerStart());
@@ -419,7 +420,10 @@ static void bench_model(const shape *s, uint32_t type, int weights_mode, int str
             if (i == 8) s0 = now();
             cascade_ctrl pre = c;
             cascade_plan_chunk(&c, 1, &p, err, sizeof err);
+            const int pr = prof && *prof == '2' && i == 64;
+            if (pr) CUDA_CHECK(cudaProfilerStart());
             if (cuda_forward(g, &pre, &p, &t, 1, CUDA_OUT_ARGMAX, NULL, &f, err, sizeof err)) { printf("   %s\n", err); break; }
+            if (pr) CUDA_CHECK(cudaProfilerStop());
             t = (int32_t)f;
         }
         const double sms = 1000.0 * (now() - s0) / 120;

@@ -681,9 +681,11 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
     extern __shared__ __align__(16) uint4 drs_sm[];   /* NST > 0: [DRD_WARPS][NST][K | V][16][UPR] */
     uint4 *wsm = drs_sm + (size_t)warp * NST * 2 * 16 * UPR;
     uint64_t pol = 0;
-    /* NST > 0: stage i's 16 keys and values into buffer i % NST (an empty group past the split) */
+    uint32_t live = ~0u;   /* bit i: step i has a valid key (all set until the positions are in) */
+    /* NST > 0: stage i's 16 keys and values into buffer i % NST (an empty group past the split
+     * or for a step with no valid key) */
     auto issue = [&](int i) {
-        if (i < NSTEP) {
+        if (i < NSTEP && ((live >> i) & 1u)) {
             uint4 *bk = wsm + (size_t)(i % NSTB) * 2 * 16 * UPR, *bv = bk + 16 * UPR;
             /* a stage inside the sinks or inside the slots (warp-uniform): 16 contiguous rows */
             const int k0 = kb0 + 16 * i;
@@ -787,6 +789,12 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
         for (int q = 1; q < DRD_KW / 32; q++) v = j == q ? vmask[q] : v;
         return (i & 1) ? v >> 16 : v & 0xFFFFu;
     };
+#ifndef CRK_DRD_NOSTEPSKIP   /* (benchmark A/B) */
+    /* steps with no valid key are skipped: no copies, no arithmetic (a cache still filling) */
+    live = 0;
+#pragma unroll
+    for (int i = 0; i < NSTEP; i++) live |= (step_mask(i) ? 1u : 0u) << i;
+#endif
     /* position of the warp's key kl (a select, not a dynamically indexed array: the step
      * loop is not unrolled) */
     auto pos_of = [&](int kl) {
@@ -908,6 +916,22 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
     if constexpr (NST == 0) load_v(0);
 #pragma unroll 1   /* fully unrolled, the kernel measured instruction-cache misses (Nsight Compute: stall_no_inst) */
     for (int i = 0; i < NSTEP; i++) {
+        if (!((live >> i) & 1u)) {   /* what the step would leave: -inf logits, the same (m, l, O) */
+#pragma unroll
+            for (int j = 0; j < 2; j++)
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int kidx = kb0 + 16 * i + 8 * j + 2 * t + e;
+                    if (g < n_rep && kidx < nk) glg[(size_t)(kvh * n_rep + g) * nk + kidx] = -INFINITY;
+                }
+            if (i + 1 < NSTEP) load_k(i + 1);
+            if constexpr (NST > 0) {
+                cp_async_wait<NST - 1>();   /* stage i's buffer is free once its group (maybe empty) completed */
+                __syncwarp();
+                issue(i + NST);
+            } else if (i + 1 < NSTEP) load_v(i + 1);
+            continue;
+        }
         if constexpr (NST > 0) {
             cp_async_wait<NST - 1>();   /* groups committed: NST + i; stage i's is complete */
             __syncwarp();

@@ -1,25 +1,25 @@
 #!/bin/bash
-# Session 10: the register-direct decode attention ends splits with no valid key after their
-# first stages' copies (build/) against no skip (build2/, -DCRK_DRD_NOSKIP), alternated in one
-# run; decode with a full cache and from an empty one (tg128's conditions); then per-kernel
-# times (ncu) of one decode step from an empty cache.
+# Session 10: the register-direct decode attention skips 16-key steps and whole splits with no
+# valid key (build/) against skipping splits only (build2/, -DCRK_DRD_NOSTEPSKIP) and neither
+# (build3/), alternated in one run; decode with a full cache and from an empty one (tg128's
+# conditions), and the decode-parts attention line.
 export PATH=$PATH:/usr/local/cuda/bin
 OUT=${OUT:-/tmp}
 bash tests/device/run.sh || exit 1
 export LD_LIBRARY_PATH=$PWD/.carry/lib CR_SHARED=.carry
-make -j16 B=build2 CUDA=1 UI_LIBS="-lncursesw -ltinfo" EXTRA_CFLAGS=-I.carry/include LDFLAGS="-pthread -L.carry/lib" \
-     EXTRA_NVFLAGS=-DCRK_DRD_NOSKIP build2/bench/cuda_bench > $OUT/build2.log 2>&1 || { tail -5 $OUT/build2.log; exit 1; }
+M="make -j16 CUDA=1 UI_LIBS=-lncursesw\ -ltinfo EXTRA_CFLAGS=-I.carry/include"
+for v in "build2 -DCRK_DRD_NOSTEPSKIP" "build3 -DCRK_DRD_NOSKIP -DCRK_DRD_NOSTEPSKIP"; do
+  set -- $v; b=$1; shift
+  cp -a build $b && rm -f $b/kernels/attn_decode.o $b/bench/cuda_bench
+  make -j16 B=$b CUDA=1 UI_LIBS="-lncursesw -ltinfo" EXTRA_CFLAGS=-I.carry/include LDFLAGS="-pthread -L.carry/lib" \
+       EXTRA_NVFLAGS="$*" $b/bench/cuda_bench > $OUT/$b.log 2>&1 || { tail -5 $OUT/$b.log; exit 1; }
+done
 for r in 1 2; do
-for b in build build2; do
+for b in build build2 build3; do
   echo "== $b"
+  $b/bench/cuda_bench --parts parts 2>&1 | grep -E "decode attention.*2 shared" | sed 's/.*stages per warp.//'
   $b/bench/cuda_bench --parts decode > $OUT/d.txt 2>&1; cat $OUT/d.txt >> $OUT/dec_$b.txt
   grep -E "decode:|empty cache" $OUT/d.txt | sed 's/roofline \(.*\) (.*) ->/roofline \1 ->/; s/(tokens 8..127, as tg128)//' | cut -c1-110
 done
 done
-for m in "8B Q4_K" "1B Q4_K"; do
-  f=$OUT/ncu.csv
-  CR_BENCH_PROFILE=2 CR_BENCH_MODEL="$m" timeout 200 ncu --clock-control none --profile-from-start off --csv --metrics gpu__time_duration.sum \
-     build/bench/cuda_bench --parts decode > $f 2>&1
-  echo "== ncu $m, empty cache"; python3 tests/device/ncu_times.py $f | head -16
-done
-rm -f $OUT/d.txt $OUT/ncu.csv
+rm -f $OUT/d.txt

@@ -115,6 +115,10 @@ typedef struct {
      * writes the token's key and value (kraw + bk, vraw + bv, rounded to fp16) to kc / vc
      * itself. 0 = q already post-processed by crk_qkv_post. */
     int fuse_qkv; const float *bq, *bk, *bv, *kraw, *vraw;
+    /* decode only: 1 while some sink or slot is unfilled. The register-direct kernel then ends
+     * splits with no valid key early (a kernel variant: correct either way, and the plain one
+     * measured faster with a full cache). */
+    int skip_empty;
 } crk_attn;
 size_t crk_attn_work_floats(int S, int N, int max_L, int n_head, int hd);
 /* 1 when the tensor-core path handles this shape (head dim 64 or 128, rope dims % 16 == 0).

@@ -665,7 +665,7 @@ __device__ __forceinline__ int64_t ld_now64(const int64_t *p) {
     return v;
 }
 
-template <int HD, int MINB, bool NEOX, int NST>   /* MINB: blocks per SM the registers allow */
+template <int HD, int MINB, bool NEOX, int NST, bool SKIP>   /* MINB: blocks per SM the registers allow; SKIP: crk_attn.skip_empty */
 __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, int nsplit) {
     constexpr int NKK = HD / 16;      /* k-steps of Q.K; also the m-tiles of O^T */
     constexpr int KQ = HD / 32;       /* uint4 of a lane's key quarter (hd/4 dims) */
@@ -681,11 +681,9 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
     extern __shared__ __align__(16) uint4 drs_sm[];   /* NST > 0: [DRD_WARPS][NST][K | V][16][UPR] */
     uint4 *wsm = drs_sm + (size_t)warp * NST * 2 * 16 * UPR;
     uint64_t pol = 0;
-    uint32_t live = ~0u;   /* bit i: step i has a valid key (all set until the positions are in) */
-    /* NST > 0: stage i's 16 keys and values into buffer i % NST (an empty group past the split
-     * or for a step with no valid key) */
+    /* NST > 0: stage i's 16 keys and values into buffer i % NST (an empty group past the split) */
     auto issue = [&](int i) {
-        if (i < NSTEP && ((live >> i) & 1u)) {
+        if (i < NSTEP) {
             uint4 *bk = wsm + (size_t)(i % NSTB) * 2 * 16 * UPR, *bv = bk + 16 * UPR;
             /* a stage inside the sinks or inside the slots (warp-uniform): 16 contiguous rows */
             const int k0 = kb0 + 16 * i;
@@ -759,15 +757,18 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
                            : kidx - a.S - a.N < a.L ? (int)(p0 + (kidx - a.S - a.N)) : -1;
         vmask[j] = __ballot_sync(0xffffffffu, pr[j] >= 0);
     }
-#ifndef CRK_DRD_NOSKIP   /* (benchmark A/B) */
-    /* a split with no valid key (slots not filled yet: a short document, the start of a
-     * session) reads no more than its first stages: it writes what the loop below would, -inf
-     * logits and an empty partial (max -inf, sum 0, zeros), and stops. (Deciding before those
-     * copies, which then wait for the positions, cost the 1B shape's full-cache decode 4%.) */
+    /* SKIP (a cache with unfilled slots: a short document, the start of a session): a split
+     * with no valid key reads no more than its first stages, writes what the loop below would
+     * (-inf logits, an empty partial: max -inf, sum 0, zeros) and stops. H200, session 10,
+     * decode from an empty cache: 8B Q4_K 2.60-2.65 -> 2.51 ms, 1B Q4_K 0.79 -> 0.75. A
+     * variant: with a full cache the code without this test measured faster (1B 0.83 against
+     * 0.85 ms; ptxas allocates differently). Deciding before the first copies, which then
+     * wait for the positions, was slower still. Skipping empty 16-key steps inside a split as
+     * well: 177 registers, 30.3 against 28.4 us per 8B layer with a full cache. */
     uint32_t anyv = 0;
 #pragma unroll
     for (int j = 0; j < DRD_KW / 32; j++) anyv |= vmask[j];
-    if (!anyv) {
+    if (SKIP && !anyv) {
         if constexpr (NST > 0) cp_async_wait<0>();
         crk_pdl_sync();
         float *lg = a.work + crk_dec_lg_off(a.n_head);
@@ -780,7 +781,6 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
         }
         return;
     }
-#endif
     /* the valid keys of step i (bit x: key 16 i + x), warp-uniform */
     auto step_mask = [&](int i) {
         const int j = i >> 1;
@@ -789,12 +789,6 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
         for (int q = 1; q < DRD_KW / 32; q++) v = j == q ? vmask[q] : v;
         return (i & 1) ? v >> 16 : v & 0xFFFFu;
     };
-#ifndef CRK_DRD_NOSTEPSKIP   /* (benchmark A/B) */
-    /* steps with no valid key are skipped: no copies, no arithmetic (a cache still filling) */
-    live = 0;
-#pragma unroll
-    for (int i = 0; i < NSTEP; i++) live |= (step_mask(i) ? 1u : 0u) << i;
-#endif
     /* position of the warp's key kl (a select, not a dynamically indexed array: the step
      * loop is not unrolled) */
     auto pos_of = [&](int kl) {
@@ -916,22 +910,6 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
     if constexpr (NST == 0) load_v(0);
 #pragma unroll 1   /* fully unrolled, the kernel measured instruction-cache misses (Nsight Compute: stall_no_inst) */
     for (int i = 0; i < NSTEP; i++) {
-        if (!((live >> i) & 1u)) {   /* what the step would leave: -inf logits, the same (m, l, O) */
-#pragma unroll
-            for (int j = 0; j < 2; j++)
-#pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const int kidx = kb0 + 16 * i + 8 * j + 2 * t + e;
-                    if (g < n_rep && kidx < nk) glg[(size_t)(kvh * n_rep + g) * nk + kidx] = -INFINITY;
-                }
-            if (i + 1 < NSTEP) load_k(i + 1);
-            if constexpr (NST > 0) {
-                cp_async_wait<NST - 1>();   /* stage i's buffer is free once its group (maybe empty) completed */
-                __syncwarp();
-                issue(i + NST);
-            } else if (i + 1 < NSTEP) load_v(i + 1);
-            continue;
-        }
         if constexpr (NST > 0) {
             cp_async_wait<NST - 1>();   /* groups committed: NST + i; stage i's is complete */
             __syncwarp();
@@ -1059,17 +1037,22 @@ extern "C" int crk_attn_decode_set_stages(int nst) {
     g_drd_stages = nst == 2 || nst == 3 ? nst : 0;
     return old;
 }
-template <int HD, int MINB, bool NEOX, int NST>
-static void launch_dec_rd_k(const crk_attn *a, int nsplit, cudaStream_t s) {
+template <int HD, int MINB, bool NEOX, int NST, bool SKIP>
+static void launch_dec_rd_s(const crk_attn *a, int nsplit, cudaStream_t s) {
     constexpr size_t smem = NST ? drs_smem_bytes<HD, NST>() : 0;
     static bool attr_done = false;
     if (smem > 48 * 1024 && !attr_done) {
-        cudaFuncSetAttribute(attn_dec_rd<HD, MINB, NEOX, NST>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        cudaFuncSetAttribute(attn_dec_rd<HD, MINB, NEOX, NST, SKIP>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         /* no carveout preference: with 100 (all shared memory) the 8B Q4_K decode step measured
          * 3.40 instead of 3.18 ms (the SMs reconfigure between it and the matrix-vector kernels) */
         attr_done = true;
     }
-    crk_launch(true, attn_dec_rd<HD, MINB, NEOX, NST>, dim3(crk_cdiv(nsplit, DRD_WARPS), a->n_kv), 32 * DRD_WARPS, smem, s, *a, nsplit);
+    crk_launch(true, attn_dec_rd<HD, MINB, NEOX, NST, SKIP>, dim3(crk_cdiv(nsplit, DRD_WARPS), a->n_kv), 32 * DRD_WARPS, smem, s, *a, nsplit);
+}
+template <int HD, int MINB, bool NEOX, int NST>
+static void launch_dec_rd_k(const crk_attn *a, int nsplit, cudaStream_t s) {
+    if (a->skip_empty) launch_dec_rd_s<HD, MINB, NEOX, NST, true>(a, nsplit, s);
+    else launch_dec_rd_s<HD, MINB, NEOX, NST, false>(a, nsplit, s);
 }
 /* 2 blocks per SM or, with CRK_DRD_MINB=3 (benchmarks), 3. H200, 8B layer with the finish
  * kernel (head dim 128), session 8: straight into registers 209 registers, 40.0 us (3 per SM:

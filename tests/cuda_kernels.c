@@ -446,6 +446,7 @@ static uint16_t hrand(float scale) { return f32_to_f16(scale * frand()); }
 
 static int g_dec_cs16;        /* decode cases also get the fp16 cos/sin table (the register-direct kernel) */
 static int g_dec_kind_runs[3]; /* decode cases run per crk_attn_decode_kind */
+static int g_dec_skip;         /* decode cases set crk_attn.skip_empty (the register-direct kernel's variant) */
 
 /* One attention case through the CPU twin and the GPU (mode: CRK_ATTN_*; decode: use
  * crk_attn_decode). Returns 0 on pass; errors in *eo, *er. */
@@ -531,7 +532,7 @@ static int run_attn_case(const attn_case *ac, int mode, int decode, double *eo, 
                   .rope_cs = dcs, .slot_pos = dpos, .sink_k = dsk, .sink_v = dsv, .ck = dck, .cv = dcv,
                   .q = dq, .q_stride = (size_t)qd, .q16 = dq16, .kc = dkc, .vc = dvc, .kv_stride = (size_t)kvd, .w = dw,
                   .out = dout, .out16 = dout16, .out_stride = (size_t)qd, .r = dr, .r_stride = rstr, .work = dwork, .mode = mode,
-                  .kbuf = dkb, .vbuf = dvb, .kdst = dkdst, .kv_rows = kv_rows};
+                  .kbuf = dkb, .vbuf = dvb, .kdst = dkdst, .kv_rows = kv_rows, .skip_empty = decode && g_dec_skip};
     uint32_t *dcs16 = NULL;
     if (decode && g_dec_cs16) {
         dcs16 = dev(4 * (size_t)npos * pairs);
@@ -687,13 +688,18 @@ static void test_attn_decode_fast(void) {
     run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention with the fp16 cos/sin table (register-direct where it applies)");
     printf("     register-direct kernel on %d of %zu shapes\n", g_dec_kind_runs[0], n);
     T_CHECK(g_dec_kind_runs[0] == 7);
-    /* the same kernel with its keys and values staged through shared memory */
+    /* the same kernel with its keys and values staged through shared memory, and straight
+     * into registers, each in the variant that ends splits with no valid key early */
+    g_dec_skip = 1;
     const int nst0 = crk_attn_decode_set_stages(2);
-    run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, register-direct through 2 shared-memory stages per warp");
+    run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, register-direct through 2 shared-memory stages per warp, empty splits skipped");
     crk_attn_decode_set_stages(3);
-    run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, register-direct through 3 shared-memory stages per warp");
+    run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, register-direct through 3 shared-memory stages per warp, empty splits skipped");
+    crk_attn_decode_set_stages(0);
+    run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, register-direct straight into registers, empty splits skipped");
     crk_attn_decode_set_stages(nst0);
-    T_CHECK(g_dec_kind_runs[0] == 3 * 7);
+    g_dec_skip = 0;
+    T_CHECK(g_dec_kind_runs[0] == 4 * 7);
     g_dec_cs16 = 0;
     memset(g_dec_kind_runs, 0, sizeof g_dec_kind_runs);
     run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, tensor cores through shared memory");

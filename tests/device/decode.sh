@@ -1,7 +1,7 @@
 #!/bin/bash
-# Session 10: every GPU test, then decode with a full cache and from an empty one (tg128's
-# conditions; the register-direct attention's variant that skips empty splits runs while the
-# cache has unfilled slots) twice, and the decode-parts attention line.
+# Every GPU test, then decode with a full cache and from an empty one (tg128's conditions; the
+# register-direct attention's variant that skips empty splits runs while the cache has unfilled
+# slots) twice, and the decode-parts attention line. Session 10's decode figures come from it.
 export PATH=$PATH:/usr/local/cuda/bin
 OUT=${OUT:-/tmp}
 bash tests/device/run.sh || exit 1

@@ -314,6 +314,7 @@ static inline __attribute__((always_inline)) void rows_q4_k(const q4_k_idx *t, c
         for (int r = 0; r < R; r++) {
             const uint8_t *p = w + (size_t)r * rb + 144 * sb;
             __m128i h = _mm_loadu_si128((const __m128i *)p);
+            __asm__("" : "+v"(h));   /* each load once (see pair_q5_0): GCC folds them into two uses each */
             __m256i hw = _mm256_cvtepu8_epi16(h);
             __m256i a = _mm256_and_si256(_mm256_srlv_epi16(_mm256_permutexvar_epi16(t->ia, hw), t->sh), t->ma);
             __m256i bb = _mm256_and_si256(_mm256_srli_epi16(_mm256_permutexvar_epi16(t->ib, hw), 2), t->mb);
@@ -322,6 +323,7 @@ static inline __attribute__((always_inline)) void rows_q4_k(const q4_k_idx *t, c
             __m512 f = _mm512_mul_ps(_mm512_mul_ps(sm, dd), xds);   /* d s_j xd_j (lanes 0-7), dmin m_j xs_j (8-15) */
             mac[r] = _mm512_mask_add_ps(mac[r], 0xFF00, mac[r], f);
             __m512i q0 = _mm512_loadu_si512(p + 16), q1 = _mm512_loadu_si512(p + 80);
+            __asm__("" : "+v"(q0), "+v"(q1));
             __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(q0, m4), _mm512_loadu_si512(x));
             __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4), _mm512_loadu_si512(x + 64));
             __m512i p2 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(q1, m4), _mm512_loadu_si512(x + 128));

@@ -166,7 +166,8 @@ static inline __attribute__((always_inline)) void rows_q8_0(const q8_0_idx *t, c
         const __m512 dx = _mm512_loadu_ps(xv->d8 + 8 * b);
         for (int r = 0; r < R; r++) {
             const uint8_t *p = w + (size_t)r * rb + 34 * b;
-            __m512i a = load_upto(p, two ? 64 : 34, end), e = _mm512_setzero_si512();
+            __m512i a = end ? load_upto(p, two ? 64 : 34, end) : _mm512_loadu_si512(p), e = _mm512_setzero_si512();
+            __asm__("" : "+v"(a));   /* one load (see pair_q5_0) */
             if (two) { int32_t v; memcpy(&v, p + 64, 4); e = _mm512_castsi128_si512(_mm_cvtsi32_si128(v)); }
             __m512i q = _mm512_xor_si512(_mm512_permutex2var_epi8(a, t->q, e), flip);
             __m512 sc = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(t->d, a))), dx);
@@ -337,7 +338,7 @@ static inline __attribute__((always_inline)) void rows_q4_k(const q4_k_idx *t, c
     for (int r = 0; r < R; r++) y[r] = hsum16(_mm512_add_ps(acc[r][0], acc[r][1])) - hsum16(mac[r]);
 }
 
-/* With nocheck (Q5_0), the row pairs followed by at least 64 bytes of the run get end = NULL:
+/* With nocheck (Q8_0, Q5_0), the row pairs followed by at least 64 bytes of the run get end = NULL:
  * every 64-byte load of theirs is a plain one, with no bounds check and branch per block pair;
  * the last rows check (load_upto). */
 #define GEMV_PAIRS(fn, tab, rb, nblk, nocheck) do { \
@@ -364,7 +365,7 @@ void gemv_rows(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t nr, in
 #if GV_Q
     if (xv && xv->q) {
         switch (type) {
-        case GGML_TYPE_Q8_0: { q8_0_idx t = q8_0_tables(); GEMV_PAIRS(rows_q8_0, t, row_bytes, n / 32, 0); return; }
+        case GGML_TYPE_Q8_0: { q8_0_idx t = q8_0_tables(); GEMV_PAIRS(rows_q8_0, t, row_bytes, n / 32, 1); return; }
         case GGML_TYPE_Q5_0: { q5_0_idx t = q5_0_tables(); GEMV_PAIRS(rows_q5_0, t, row_bytes, n / 32, 1); return; }
         case GGML_TYPE_Q4_K: { q4_k_idx t = q4_k_tables(); GEMV_PAIRS(rows_q4_k, t, row_bytes, n / 256, 0); return; }
         default: break;

@@ -166,7 +166,8 @@ static inline __attribute__((always_inline)) void rows_q8_0(const q8_0_idx *t, c
         const __m512 dx = _mm512_loadu_ps(xv->d8 + 8 * b);
         for (int r = 0; r < R; r++) {
             const uint8_t *p = w + (size_t)r * rb + 34 * b;
-            __m512i a = load_upto(p, two ? 64 : 34, end), e = _mm512_setzero_si512();
+            __m512i a = end ? load_upto(p, two ? 64 : 34, end) : _mm512_loadu_si512(p), e = _mm512_setzero_si512();
+            __asm__("" : "+v"(a));   /* one load (see pair_q5_0) */
             if (two) { int32_t v; memcpy(&v, p + 64, 4); e = _mm512_castsi128_si512(_mm_cvtsi32_si128(v)); }
             __m512i q = _mm512_xor_si512(_mm512_permutex2var_epi8(a, t->q, e), flip);
             __m512 sc = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(t->d, a))), dx);
@@ -206,7 +207,9 @@ static inline q5_0_idx q5_0_tables(void) {
 /* One block pair (two = 1) or the last, odd block (two = 0) of a Q5_0 row. */
 static inline __attribute__((always_inline)) __m512 pair_q5_0(const q5_0_idx *t, const uint8_t *p, const int two, __m512i x,
                                                               __m512i base, __m512 dx, __m512 acc, const uint8_t *end) {
-    const __m512i a = load_upto(p, two ? 44 : 22, end);
+    __m512i a = end ? load_upto(p, two ? 44 : 22, end) : _mm512_loadu_si512(p);
+    __asm__("" : "+v"(a));   /* one load: GCC would fold it into the three vpermb, three loads of a line
+                                that is often still on its way from memory (decode 5-8% slower) */
     /* bytes 4j, 4j + 1 of each lane keep their low nibble, 4j + 2, 4j + 3 take the high one */
     const __m512i nq = _mm512_srlv_epi16(_mm512_permutexvar_epi8(t->q, a), _mm512_set1_epi32(0x00040000));
     const __m512i hb = _mm512_gf2p8affine_epi64_epi8(_mm512_permutexvar_epi8(t->h, a), t->hm, 0);
@@ -265,7 +268,8 @@ static inline __attribute__((always_inline)) void rows_q5_0(const q5_0_idx *t, c
         const __m512 dx = _mm512_loadu_ps(xv->d8 + 8 * b);
         for (int r = 0; r < R; r++) {
             const uint8_t *p = w + (size_t)r * rb + 22 * b;
-            __m512i a = load_upto(p, two ? 44 : 22, end);
+            __m512i a = end ? load_upto(p, two ? 44 : 22, end) : _mm512_loadu_si512(p);
+            __asm__("" : "+v"(a));   /* one load (see pair_q5_0) */
             __m512i nq = _mm512_permutexvar_epi8(t->q, a);
             __m512i u = _mm512_and_si512(_mm512_srlv_epi16(nq, sh), m4);
             __mmask64 hi = _mm512_test_epi8_mask(_mm512_permutexvar_epi8(t->h, a), t->bit);
@@ -311,6 +315,7 @@ static inline __attribute__((always_inline)) void rows_q4_k(const q4_k_idx *t, c
         for (int r = 0; r < R; r++) {
             const uint8_t *p = w + (size_t)r * rb + 144 * sb;
             __m128i h = _mm_loadu_si128((const __m128i *)p);
+            __asm__("" : "+v"(h));   /* each load once (see pair_q5_0): GCC folds them into two uses each */
             __m256i hw = _mm256_cvtepu8_epi16(h);
             __m256i a = _mm256_and_si256(_mm256_srlv_epi16(_mm256_permutexvar_epi16(t->ia, hw), t->sh), t->ma);
             __m256i bb = _mm256_and_si256(_mm256_srli_epi16(_mm256_permutexvar_epi16(t->ib, hw), 2), t->mb);
@@ -319,6 +324,7 @@ static inline __attribute__((always_inline)) void rows_q4_k(const q4_k_idx *t, c
             __m512 f = _mm512_mul_ps(_mm512_mul_ps(sm, dd), xds);   /* d s_j xd_j (lanes 0-7), dmin m_j xs_j (8-15) */
             mac[r] = _mm512_mask_add_ps(mac[r], 0xFF00, mac[r], f);
             __m512i q0 = _mm512_loadu_si512(p + 16), q1 = _mm512_loadu_si512(p + 80);
+            __asm__("" : "+v"(q0), "+v"(q1));
             __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(q0, m4), _mm512_loadu_si512(x));
             __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4), _mm512_loadu_si512(x + 64));
             __m512i p2 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(q1, m4), _mm512_loadu_si512(x + 128));
@@ -332,8 +338,13 @@ static inline __attribute__((always_inline)) void rows_q4_k(const q4_k_idx *t, c
     for (int r = 0; r < R; r++) y[r] = hsum16(_mm512_add_ps(acc[r][0], acc[r][1])) - hsum16(mac[r]);
 }
 
-#define GEMV_PAIRS(fn, tab, rb, nblk) do { \
+/* With nocheck (Q8_0, Q5_0), the row pairs followed by at least 64 bytes of the run get end = NULL:
+ * every 64-byte load of theirs is a plain one, with no bounds check and branch per block pair;
+ * the last rows check (load_upto). */
+#define GEMV_PAIRS(fn, tab, rb, nblk, nocheck) do { \
         int64_t r_ = 0; const uint8_t *end_ = w + (size_t)nr * rb; \
+        for (; (nocheck) && (r_ + 2) * (int64_t)rb + 64 <= nr * (int64_t)rb; r_ += 2) \
+            pf_ahead(w + (size_t)r_ * rb, 2 * rb), fn(&tab, w + (size_t)r_ * rb, rb, 2, nblk, xv, y + r_, NULL); \
         for (; r_ + 2 <= nr; r_ += 2) pf_ahead(w + (size_t)r_ * rb, 2 * rb), fn(&tab, w + (size_t)r_ * rb, rb, 2, nblk, xv, y + r_, end_); \
         for (; r_ < nr; r_++) pf_ahead(w + (size_t)r_ * rb, rb), fn(&tab, w + (size_t)r_ * rb, rb, 1, nblk, xv, y + r_, end_); \
     } while (0)
@@ -354,9 +365,9 @@ void gemv_rows(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t nr, in
 #if GV_Q
     if (xv && xv->q) {
         switch (type) {
-        case GGML_TYPE_Q8_0: { q8_0_idx t = q8_0_tables(); GEMV_PAIRS(rows_q8_0, t, row_bytes, n / 32); return; }
-        case GGML_TYPE_Q5_0: { q5_0_idx t = q5_0_tables(); GEMV_PAIRS(rows_q5_0, t, row_bytes, n / 32); return; }
-        case GGML_TYPE_Q4_K: { q4_k_idx t = q4_k_tables(); GEMV_PAIRS(rows_q4_k, t, row_bytes, n / 256); return; }
+        case GGML_TYPE_Q8_0: { q8_0_idx t = q8_0_tables(); GEMV_PAIRS(rows_q8_0, t, row_bytes, n / 32, 1); return; }
+        case GGML_TYPE_Q5_0: { q5_0_idx t = q5_0_tables(); GEMV_PAIRS(rows_q5_0, t, row_bytes, n / 32, 1); return; }
+        case GGML_TYPE_Q4_K: { q4_k_idx t = q4_k_tables(); GEMV_PAIRS(rows_q4_k, t, row_bytes, n / 256, 0); return; }
         default: break;
         }
     }

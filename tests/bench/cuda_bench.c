@@ -319,6 +319,21 @@ static double d2d_bandwidth(void) {
 
 static double g_bw;
 
+/* One greedy decode step: plan the token, run it (between cudaProfilerStart / Stop when prof),
+ * the argmax becomes the next token. Nonzero after printing the error. */
+static int decode_step(cuda_state *g, cascade_ctrl *c, cascade_plan *p, int32_t *t, int prof) {
+    char err[600];
+    float f;
+    cascade_ctrl pre = *c;
+    cascade_plan_chunk(c, 1, p, err, sizeof err);
+    if (prof) CUDA_CHECK(cudaProfilerStart());
+    const int rc = cuda_forward(g, &pre, p, t, 1, CUDA_OUT_ARGMAX, NULL, &f, err, sizeof err);
+    if (prof) CUDA_CHECK(cudaProfilerStop());
+    if (rc) { printf("   %s\n", err); return -1; }
+    *t = (int32_t)f;
+    return 0;
+}
+
 static void bench_model(const shape *s, uint32_t type, int weights_mode, int stride, int do_decode) {
     /* CR_BENCH_MODEL="8B Q4_K": only the runs whose "shape type" contains it */
     const char *only = getenv("CR_BENCH_MODEL");
@@ -359,31 +374,17 @@ static void bench_model(const shape *s, uint32_t type, int weights_mode, int str
     printf("      %s\n", cuda_state_describe(g));
     fflush(stdout);
     if (do_decode) {
-        float f;
         int32_t t = 1;
-        for (int i = 0; i < 8; i++) {   /* warm-up; the second step captures the graph */
-            cascade_ctrl pre = c;
-            cascade_plan_chunk(&c, 1, &p, err, sizeof err);
-            if (cuda_forward(g, &pre, &p, &t, 1, CUDA_OUT_ARGMAX, NULL, &f, err, sizeof err)) { printf("   %s\n", err); break; }
-            t = (int32_t)f;
-        }
-        const char *prof = getenv("CR_BENCH_PROFILE");   /* 1: a full-cache step, 2: one from an empty cache */
-        if (prof && *prof == '1') {   /* one decode step between cudaProfilerStart/Stop (ncu --profile-from-start off) */
-            cascade_ctrl pre = c;
-            cascade_plan_chunk(&c, 1, &p, err, sizeof err);
-            CUDA_CHECK(cudaProfilerStart());
-            if (cuda_forward(g, &pre, &p, &t, 1, CUDA_OUT_ARGMAX, NULL, &f, err, sizeof err)) printf("   %s\n", err);
-            CUDA_CHECK(cudaProfilerStop());
-            t = (int32_t)f;
-        }
+        for (int i = 0; i < 8; i++)   /* warm-up; the second step captures the graph */
+            if (decode_step(g, &c, &p, &t, 0)) break;
+        /* CR_BENCH_PROFILE=1: one full-cache step between cudaProfilerStart/Stop (ncu
+         * --profile-from-start off); =2: one step from an empty cache (below) */
+        const char *prof = getenv("CR_BENCH_PROFILE");
+        if (prof && *prof == '1') decode_step(g, &c, &p, &t, 1);
         const int n = 64;
         double d0 = now();
-        for (int i = 0; i < n; i++) {
-            cascade_ctrl pre = c;
-            cascade_plan_chunk(&c, 1, &p, err, sizeof err);
-            if (cuda_forward(g, &pre, &p, &t, 1, CUDA_OUT_ARGMAX, NULL, &f, err, sizeof err)) { printf("   %s\n", err); break; }
-            t = (int32_t)f;
-        }
+        for (int i = 0; i < n; i++)
+            if (decode_step(g, &c, &p, &t, 0)) break;
         double d1 = now();
         /* bytes per token: every matrix once (the embedding row is negligible), the valid cache */
         double wb = 0;
@@ -403,10 +404,7 @@ static void bench_model(const shape *s, uint32_t type, int weights_mode, int str
         cuda_state_set_timing(g, 1);
         double gms = 0;
         for (int i = 0; i < 16; i++) {
-            cascade_ctrl pre = c;
-            cascade_plan_chunk(&c, 1, &p, err, sizeof err);
-            if (cuda_forward(g, &pre, &p, &t, 1, CUDA_OUT_ARGMAX, NULL, &f, err, sizeof err)) { printf("   %s\n", err); break; }
-            t = (int32_t)f;
+            if (decode_step(g, &c, &p, &t, 0)) break;
             gms += cuda_state_last_ms(g);
         }
         cuda_state_set_timing(g, 0);
@@ -418,13 +416,7 @@ static void bench_model(const shape *s, uint32_t type, int weights_mode, int str
         double s0 = 0;
         for (int i = 0; i < 128; i++) {
             if (i == 8) s0 = now();
-            cascade_ctrl pre = c;
-            cascade_plan_chunk(&c, 1, &p, err, sizeof err);
-            const int pr = prof && *prof == '2' && i == 64;
-            if (pr) CUDA_CHECK(cudaProfilerStart());
-            if (cuda_forward(g, &pre, &p, &t, 1, CUDA_OUT_ARGMAX, NULL, &f, err, sizeof err)) { printf("   %s\n", err); break; }
-            if (pr) CUDA_CHECK(cudaProfilerStop());
-            t = (int32_t)f;
+            if (decode_step(g, &c, &p, &t, prof && *prof == '2' && i == 64)) break;
         }
         const double sms = 1000.0 * (now() - s0) / 120;
         const double skvb = (double)s->n_layer * s->nkv * 68.0 * (s->dim / s->nh) * 2.0 * 2.0;   /* 68 cached tokens on average */

@@ -88,7 +88,6 @@ struct cuda_state {
     int32_t *h_argmax;    /* pinned */
     /* graphs */
     cudaGraphExec_t gexec[2 * N_OUT_MODES];   /* per output mode, with a full cache and with unfilled sinks or slots */
-    int sparse;                 /* this step's cache has unfilled sinks or slots (crk_attn.skip_empty) */
     int decode_warm;
     int timing;
     float last_ms;
@@ -645,8 +644,10 @@ static void matvec_group(cuda_state *g, const dmat *ds, int n, int fused, const 
     for (int i = 0; i < n; i++) { matvec(g, &ds[i], x, 1, y + off, 0); off += ds[i].rows; }
 }
 
-/* Everything of one chunk after the staging upload (also what a decode graph captures). */
-static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay, int U_bound, float *out_host_all) {
+/* Everything of one chunk after the staging upload (also what a decode graph captures).
+ * sparse: the cache has unfilled sinks or slots (crk_attn.skip_empty; decode graphs are kept
+ * per value). */
+static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay, int U_bound, int sparse, float *out_host_all) {
     const hparams *hp = &g->hp;
     const int dim = hp->dim, hd = hp->head_dim, nkv = hp->n_kv, ffn = hp->ffn;
     const int qd = g->qd, kvd = g->kvd, qkvw = qd + 2 * kvd;
@@ -692,7 +693,7 @@ static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay,
             .r = r, .r_stride = g->r_stride, .work = g->work, .mode = g->attn_mode,
             .kbuf = g->kbuf, .vbuf = g->vbuf, .kdst = g->kdst, .kv_rows = g->kv_rows,
             .probe = decode && g->probe_on && l >= g->probe_l0 && l < g->probe_l1 ? g->probe : NULL,
-            .og = g->og + (size_t)l * nkv * g->N, .skip_empty = decode && g->sparse,
+            .og = g->og + (size_t)l * nkv * g->N, .skip_empty = decode && sparse,
         };
         if (decode && crk_attn_decode_fuses_qkv(&aa)) {   /* the attention post-processes q/k/v itself */
             aa.fuse_qkv = 1;
@@ -814,14 +815,14 @@ int cuda_forward(cuda_state *g, const cascade_ctrl *pre, const cascade_plan *pla
     const int U_bound = L == 1 ? imin(g->C, g->N) : U;
 
     if (g->timing) CUDA_CHECK(cudaEventRecord(g->ev0, g->st));
-    g->sparse = pre->n_sinks < g->S || cascade_total_stored(pre) < g->N;
-    const int mi = mode_index(out_mode) + (g->sparse ? N_OUT_MODES : 0);
+    const int sparse = pre->n_sinks < g->S || cascade_total_stored(pre) < g->N;
+    const int mi = mode_index(out_mode) + (sparse ? N_OUT_MODES : 0);
     const int use_graph = L == 1 && g->opts.graph && g->decode_warm && !g->probe_on;
     if (use_graph && !g->gexec[mi]) {
         cudaGraph_t graph;
         CUDA_CHECK(cudaStreamBeginCapture(g->st, cudaStreamCaptureModeThreadLocal));
         CUDA_CHECK(cudaMemcpyAsync(g->d_stage, g->h_stage, lay.total, cudaMemcpyHostToDevice, g->st));
-        enqueue(g, 1, out_mode, &lay, U_bound, NULL);
+        enqueue(g, 1, out_mode, &lay, U_bound, sparse, NULL);
         CUDA_CHECK(cudaStreamEndCapture(g->st, &graph));
         CUDA_CHECK(cudaGraphInstantiate(&g->gexec[mi], graph, 0));
         CUDA_CHECK(cudaGraphDestroy(graph));
@@ -832,7 +833,7 @@ int cuda_forward(cuda_state *g, const cascade_ctrl *pre, const cascade_plan *pla
     } else {
         CUDA_CHECK(cudaMemcpyAsync(g->d_stage, g->h_stage, lay.total, cudaMemcpyHostToDevice, g->st));
         CUDA_CHECK(cudaEventRecord(g->ev_stage, g->st));
-        enqueue(g, L, out_mode, &lay, U_bound, out_mode == CR_OUT_ALL && L > 1 ? out : NULL);
+        enqueue(g, L, out_mode, &lay, U_bound, sparse, out_mode == CR_OUT_ALL && L > 1 ? out : NULL);
         if (L == 1) g->decode_warm = 1;
     }
     if (g->timing) {

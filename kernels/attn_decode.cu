@@ -820,11 +820,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
                     qv[kk].x += b.x; qv[kk].y += b.y; qv[kk].z += b.z; qv[kk].w += b.w;
                 }
             }
-            auto rot = [&](float &x0, float &x1, int p) {   /* crk_qkv_post's arithmetic */
-                const float c = cs[2 * p], s = cs[2 * p + 1], y0 = x0, y1 = x1;
-                x0 = y0 * c - y1 * s;
-                x1 = y0 * s + y1 * c;
-            };
+            auto rot = [&](float &x0, float &x1, int p) { crk_rope_pair(x0, x1, cs[2 * p], cs[2 * p + 1]); };
 #pragma unroll
             for (int kk = 0; kk < NKK; kk++) {
                 const int d0 = 32 * (kk >> 1) + 4 * (kk & 1) + 8 * t;

@@ -32,6 +32,14 @@ __device__ __forceinline__ float crk_warp_max(float v) {
 
 static inline unsigned crk_cdiv(size_t a, size_t b) { return (unsigned)((a + b - 1) / b); }
 
+/* One RoPE pair of a query in fp32 (rope_rotate's arithmetic in engine/attn_cpu.c): crk_qkv_post
+ * and the decode attention's fused post-processing both use it, so their results are identical. */
+__device__ __forceinline__ void crk_rope_pair(float &x0, float &x1, float c, float s) {
+    const float y0 = x0, y1 = x1;
+    x0 = y0 * c - y1 * s;
+    x1 = y0 * s + y1 * c;
+}
+
 /* ---- programmatic dependent launch (the decode step's chain of small kernels) ----
  * crk_launch(pdl = true, ...) starts a kernel that may begin while the stream's previous
  * kernel still runs (where crk_pdl_enabled(): CRK_PDL=0 or crk_set_pdl(0) turns it off).

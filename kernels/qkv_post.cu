@@ -28,10 +28,9 @@ __global__ void qkv_post_k(crk_qkv_args a) {
         int h = i / rp, p = i % rp;
         int ia = a.neox ? p : 2 * p, ib = a.neox ? p + rp : 2 * p + 1;
         float *x = q + (size_t)h * a.hd;
-        float c = cs[2 * p], s = cs[2 * p + 1];
         float x0 = x[ia], x1 = x[ib];
-        x[ia] = x0 * c - x1 * s;
-        x[ib] = x0 * s + x1 * c;
+        crk_rope_pair(x0, x1, cs[2 * p], cs[2 * p + 1]);
+        x[ia] = x0; x[ib] = x1;
     }
     if (a.q16) {
         __syncthreads();

@@ -54,8 +54,8 @@ int state_init(cr_state *s, const cr_model *m, const cascade_cfg *cfg, int max_L
     int pairs = hp->rope_dim / 2;
     s->rope_cs = xcalloc((size_t)s->rope_max * pairs * 2, 4, &fail);
     s->tp = tp_create(n_threads > 0 ? n_threads : tp_default_threads());
-    /* per thread: rN [N], r [S+N+L], then the attention scratch */
-    s->tscratch_floats = attn_scratch_floats(S, N, max_L, hp->head_dim, hp->n_head / hp->n_kv) + (size_t)N + (size_t)(S + N + max_L);
+    /* per thread: r [S+N+L], then the attention scratch */
+    s->tscratch_floats = attn_scratch_floats(S, N, max_L, hp->head_dim, hp->n_head / hp->n_kv) + (size_t)(S + N + max_L);
     s->tscratch = xcalloc((size_t)tp_threads(s->tp) * s->tscratch_floats, 4, &fail);
     s->heads = xcalloc((size_t)hp->n_layer * hp->n_kv, sizeof *s->heads, &fail);
     if (fail || !s->tp) { snprintf(err, errlen, "out of memory allocating the inference state (cache %d+%d, stride %d)", S, N, max_L); state_free(s); return -1; }
@@ -162,8 +162,7 @@ static void attn_task(void *p, int64_t h0, int64_t h1, int tid) {
     const hparams *hp = &s->m->hp;
     int hd = hp->head_dim, n_rep = hp->n_head / hp->n_kv, N = s->ctrl.cfg.N;
     float *scr = s->tscratch + (size_t)tid * s->tscratch_floats;
-    float *rN = scr;                         /* [N] slot scores for this head */
-    float *r = rN + N;                       /* [S + N + L] */
+    float *r = scr;                          /* [S + N + L] */
     float *rest = r + s->ctrl.cfg.S + N + s->max_L;
     for (int64_t h = h0; h < h1; h++) {
         cascade_head *ch = &s->heads[(size_t)c->layer * hp->n_kv + h];
@@ -182,9 +181,10 @@ static void attn_task(void *p, int64_t h0, int64_t h1, int tid) {
             probe_slots(s->probe, c->layer, (int)h, ch->og, s->vslots, c->nv);
         }
         attn_chunk_cpu(&a);
-        memset(rN, 0, sizeof(float) * N);
-        for (int i = 0; i < c->nv; i++) rN[s->vslots[i]] = r[c->n_sinks + i];
-        cascade_ema_update(ch->score, N, c->decay, rN);
+        /* EMA over the slots: an unfilled slot keeps score 0 (0 * decay + 0), so only the
+         * filled ones are updated; all N in place once the cache is full (vslots = 0..N-1) */
+        if (c->nv == N) cascade_ema_update(ch->score, N, c->decay, r + c->n_sinks);
+        else for (int i = 0; i < c->nv; i++) ch->score[s->vslots[i]] = fmaf(c->decay, ch->score[s->vslots[i]], r[c->n_sinks + i]);
         float *sn = s->s_new + (size_t)h * s->max_L;
         for (int j = 0; j < c->L; j++) sn[j] = r[c->n_sinks + c->nv + j];
         /* the chunk into this head's cache (only this head's state: no barrier needed) */

@@ -33,11 +33,14 @@ __device__ __forceinline__ float crk_warp_max(float v) {
 static inline unsigned crk_cdiv(size_t a, size_t b) { return (unsigned)((a + b - 1) / b); }
 
 /* One RoPE pair of a query in fp32 (rope_rotate's arithmetic in engine/attn_cpu.c): crk_qkv_post
- * and the decode attention's fused post-processing both use it, so their results are identical. */
+ * and the decode attention's fused post-processing both use it, so their results are identical.
+ * Explicit roundings: with plain operators ptxas may contract a product into an FMA in one
+ * kernel and not in the other (it did once the loads around it moved: the fused and unfused
+ * decode differed from step 13 on). */
 __device__ __forceinline__ void crk_rope_pair(float &x0, float &x1, float c, float s) {
     const float y0 = x0, y1 = x1;
-    x0 = y0 * c - y1 * s;
-    x1 = y0 * s + y1 * c;
+    x0 = __fsub_rn(__fmul_rn(y0, c), __fmul_rn(y1, s));
+    x1 = __fmaf_rn(y1, c, __fmul_rn(y0, s));
 }
 
 /* ---- programmatic dependent launch (the decode step's chain of small kernels) ----

@@ -92,3 +92,9 @@ int nccl_allreduce_sum_f32(cr_nccl *c, float *const *bufs, size_t count, void *c
     if (r != ncclSuccess) { snprintf(err, errlen, "NCCL all-reduce of %zu floats over %d GPUs: %s", count, c->n, why(c, r)); return -1; }
     return 0;
 }
+
+int nccl_allreduce_sum_f32_rank(cr_nccl *c, int rank, float *buf, size_t count, void *stream, char *err, size_t errlen) {
+    ncclResult_t r = c->all_reduce(buf, buf, count, ncclFloat32, ncclSum, c->comm[rank], (cudaStream_t)stream);
+    if (r != ncclSuccess) { snprintf(err, errlen, "NCCL all-reduce of %zu floats, rank %d of %d: %s", count, rank, c->n, why(c, r)); return -1; }
+    return 0;
+}

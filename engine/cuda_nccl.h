@@ -22,4 +22,7 @@ const char *nccl_describe(const cr_nccl *c);
  * reduced on streams[r] (cudaStream_t; NULL = the default stream). Returns 0, or -1 + err.
  * The call only enqueues: synchronize the streams before reading the results. */
 int nccl_allreduce_sum_f32(cr_nccl *c, float *const *bufs, size_t count, void *const *streams, char *err, size_t errlen);
+/* The same for one rank, from the thread that drives it (one thread per GPU: each calls this
+ * with its own rank, concurrently, on its device's stream). 0, or -1 + err. */
+int      nccl_allreduce_sum_f32_rank(cr_nccl *c, int rank, float *buf, size_t count, void *stream, char *err, size_t errlen);
 #endif

@@ -13,6 +13,7 @@
 #include "state.h"
 #include "quant.h"
 #include "gguf.h"
+#include "model_shard.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,7 +177,8 @@ static int needs_operand(const dmat *d) {
 
 static void init_dmat(cuda_state *g, dmat *d, const wmat *w) {
     memset(d, 0, sizeof *d);
-    d->type = w->type; d->rows = w->rows; d->cols = w->cols; d->row_bytes = w->row_bytes;
+    d->type = w->type; d->rows = w->rows; d->cols = w->cols;
+    d->row_bytes = wmat_packed_row_bytes(w);   /* a column slice (model_shard.h) is stored packed */
     d->f32 = gemm_f32(g, w->type);
 }
 
@@ -194,6 +196,8 @@ static void upload_mat(cuda_state *g, dmat *d, const wmat *w, uint64_t seed) {
         float scale = 1.0f / sqrtf((float)d->cols);
         crk_fill_random(d->raw, d->type, d->rows, d->cols, d->row_bytes, seed, scale * 1.7f, g->st);
         CUDA_LAUNCHED();
+    } else if (w->row_bytes != d->row_bytes) {   /* a column slice: rows of d->row_bytes every w->row_bytes */
+        CUDA_CHECK(cudaMemcpy2D(d->raw, d->row_bytes, w->data, w->row_bytes, d->row_bytes, (size_t)d->rows, cudaMemcpyHostToDevice));
     } else {
         CUDA_CHECK(cudaMemcpy(d->raw, w->data, bytes, cudaMemcpyHostToDevice));
     }
@@ -239,7 +243,7 @@ cuda_state *cuda_state_create_ex(const cr_model *m, const cascade_ctrl *ctrl, in
     if (g->qd > g->wide) g->wide = g->qd;
     const char *tm = getenv("CR_CUDA_TIMING");
     g->timing = tm && *tm == '1';
-    CUDA_CHECK(cudaSetDevice(0));
+    CUDA_CHECK(cudaSetDevice(opts->device));
     CUDA_CHECK(cudaStreamCreateWithFlags(&g->st, cudaStreamNonBlocking));
     CUBLAS_CHECK(cublasCreate(&g->cb));
     CUBLAS_CHECK(cublasSetStream(g->cb, g->st));
@@ -513,7 +517,7 @@ cuda_state *cuda_state_create_ex(const cr_model *m, const cascade_ctrl *ctrl, in
     cuda_state_reset(g);
     CUDA_CHECK(cudaDeviceSynchronize());
     struct cudaDeviceProp p;
-    CUDA_CHECK(cudaGetDeviceProperties(&p, 0));
+    CUDA_CHECK(cudaGetDeviceProperties(&p, opts->device));
     snprintf(g->desc, sizeof g->desc, "%s: weights %s (%.2f GiB on the GPU), GEMM %s, attention %s, cache %.2f GiB",
              p.name, resident ? "resident bf16" : "streamed per layer", g->dev_bytes / 1073741824.0,
              all_f32 ? "fp32" : g->opts.gemm == CUDA_GEMM_FP32 ? "fp32" : "bf16/fp32-accumulate",
@@ -523,6 +527,7 @@ cuda_state *cuda_state_create_ex(const cr_model *m, const cascade_ctrl *ctrl, in
 
 void cuda_state_free(cuda_state *g) {
     if (!g) return;
+    cudaSetDevice(g->opts.device);
     for (int i = 0; i < 2 * N_OUT_MODES; i++) if (g->gexec[i]) cudaGraphExecDestroy(g->gexec[i]);
     if (g->lw) {
         for (int l = 0; l < g->hp.n_layer; l++) {
@@ -557,6 +562,7 @@ void cuda_state_free(cuda_state *g) {
 }
 
 void cuda_state_reset(cuda_state *g) {
+    CUDA_CHECK(cudaSetDevice(g->opts.device));
     const size_t nh = (size_t)g->hp.n_layer * g->hp.n_kv, hd = (size_t)g->hp.head_dim;
     if (g->S) {
         CUDA_CHECK(cudaMemsetAsync(g->sink_k, 0, nh * g->S * hd * 2, g->st));
@@ -644,6 +650,13 @@ static void matvec_group(cuda_state *g, const dmat *ds, int n, int fused, const 
     for (int i = 0; i < n; i++) { matvec(g, &ds[i], x, 1, y + off, 0); off += ds[i].rows; }
 }
 
+/* Tensor parallelism: x[L][dim] summed over the ranks in place. */
+static void tp_allreduce(cuda_state *g, int L) {
+    if (!g->opts.allreduce) return;
+    if (g->opts.allreduce(g->opts.tp_ctx, g->opts.tp_rank, g->x, (size_t)L * g->hp.dim, (void *)g->st))
+    { fprintf(stderr, "%s:%d: tensor-parallel all-reduce failed (rank %d)\n", __FILE__, __LINE__, g->opts.tp_rank); abort(); }
+}
+
 /* Everything of one chunk after the staging upload (also what a decode graph captures).
  * sparse: the cache has unfilled sinks or slots (crk_attn.skip_empty; decode graphs are kept
  * per value). */
@@ -661,6 +674,7 @@ static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay,
     const int32_t *dsinks = (const int32_t *)(g->d_stage + lay->sinks);
     const int decode = L == 1;
     const int fast_attn = !decode && g->kbuf && g->attn_mode != CRK_ATTN_PRECISE && crk_attn_fast_ok(hd, hp->rope_dim / 2);
+    const int acc = g->opts.tp_rank == 0;   /* the row-parallel products: add to the residual, or (ranks > 0) replace it */
 
     crk_slot_pos(dst, g->N, g->slot_pos, g->st); CUDA_LAUNCHED();
     crk_embed(g->tok.raw, g->tok.type, g->tok.row_bytes, dim, dtok, L, g->x, g->st); CUDA_LAUNCHED();
@@ -706,22 +720,24 @@ static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay,
         else crk_attn_chunk(&aa, g->st);
         CUDA_LAUNCHED();
         if (decode) {
-            matvec(g, &W[M_O], g->att, 1, g->x, 1);   /* q8 of att written by the attention */
+            matvec(g, &W[M_O], g->att, 1, g->x, acc);   /* q8 of att written by the attention */
         } else {
-            gemm_group(g, &W[M_O], 1, 0, g->att, g->att16, L, g->x, dim, 1.0f);
+            gemm_group(g, &W[M_O], 1, 0, g->att, g->att16, L, g->x, dim, (float)acc);
         }
+        tp_allreduce(g, L);
         /* feed-forward block */
         if (decode) {
             crk_rmsnorm(g->x, g->ffn_norm[l], 1, dim, hp->eps, g->xb, NULL, any_q8(&W[M_GATE], 2) ? g->xq : NULL, g->st); CUDA_LAUNCHED();
             matvec_group(g, &W[M_GATE], 2, g->gu_mv, g->xb, g->gu);
             crk_swiglu(g->gu, 1, ffn, g->hb, NULL, quant_uses_q8(W[M_DOWN].type) ? g->xq : NULL, g->st); CUDA_LAUNCHED();
-            matvec(g, &W[M_DOWN], g->hb, 1, g->x, 1);
+            matvec(g, &W[M_DOWN], g->hb, 1, g->x, acc);
         } else {
             crk_rmsnorm(g->x, g->ffn_norm[l], L, dim, hp->eps, g->xb, g->xb16, NULL, g->st); CUDA_LAUNCHED();
             gemm_group(g, &W[M_GATE], 2, g->gu_fuse, g->xb, g->xb16, L, g->gu, 2 * ffn, 0.0f);
             crk_swiglu(g->gu, L, ffn, g->hb, W[M_DOWN].f32 ? NULL : g->hb16, NULL, g->st); CUDA_LAUNCHED();
-            gemm_group(g, &W[M_DOWN], 1, 0, g->hb, g->hb16, L, g->x, dim, 1.0f);
+            gemm_group(g, &W[M_DOWN], 1, 0, g->hb, g->hb16, L, g->x, dim, (float)acc);
         }
+        tp_allreduce(g, L);
     }
     /* cascade update of every (layer, KV head) */
     crk_resolve_args ra = {
@@ -778,6 +794,7 @@ static int mode_index(int out_mode) {
 int cuda_forward(cuda_state *g, const cascade_ctrl *pre, const cascade_plan *plan, const int32_t *tok, int L,
                  int out_mode, const int32_t *targets, float *out, char *err, size_t errlen) {
     const hparams *hp = &g->hp;
+    CUDA_CHECK(cudaSetDevice(g->opts.device));   /* the calling thread's current device */
     if (L < 1 || L > g->max_L) { snprintf(err, errlen, "chunk of %d tokens (stride is %d)", L, g->max_L); return -1; }
     if (!plan || plan->L != L) { snprintf(err, errlen, "CUDA: plan of %d tokens for a chunk of %d", plan ? plan->L : -1, L); return -1; }
     if (out_mode != CR_OUT_NONE && out_mode != CR_OUT_LAST && out_mode != CR_OUT_ALL && out_mode != CR_OUT_NLL && out_mode != CUDA_OUT_ARGMAX) {
@@ -853,6 +870,7 @@ int cuda_forward(cuda_state *g, const cascade_ctrl *pre, const cascade_plan *pla
 }
 
 int cuda_probe_set(cuda_state *g, int on, int layer_from, int layer_to, int64_t cap, char *err, size_t n) {
+    CUDA_CHECK(cudaSetDevice(g->opts.device));
     if (on && cap > g->probe_cap) {
         int64_t c = cap < 4096 ? 4096 : cap + cap / 4;
         float *p = NULL;
@@ -876,6 +894,7 @@ int cuda_probe_set(cuda_state *g, int on, int layer_from, int layer_to, int64_t 
 }
 
 int cuda_probe_take(cuda_state *g, float *host, int64_t n) {
+    CUDA_CHECK(cudaSetDevice(g->opts.device));
     if (!g->probe) { memset(host, 0, (size_t)n * 4); return 0; }
     if (n > g->probe_cap) { memset(host + g->probe_cap, 0, (size_t)(n - g->probe_cap) * 4); n = g->probe_cap; }
     CUDA_CHECK(cudaStreamSynchronize(g->st));
@@ -885,12 +904,14 @@ int cuda_probe_take(cuda_state *g, float *host, int64_t n) {
 }
 
 int cuda_sync(cuda_state *g, char *err, size_t n) {
+    CUDA_CHECK(cudaSetDevice(g->opts.device));
     cudaError_t e = cudaStreamSynchronize(g->st);
     if (e != cudaSuccess) { snprintf(err, n, "CUDA: %s", cudaGetErrorString(e)); return -1; }
     return 0;
 }
 
 int cuda_state_download(cuda_state *g, cascade_head *heads) {
+    CUDA_CHECK(cudaSetDevice(g->opts.device));
     CUDA_CHECK(cudaStreamSynchronize(g->st));
     const size_t nh = (size_t)g->hp.n_layer * g->hp.n_kv, hd = (size_t)g->hp.head_dim, S = (size_t)g->S, N = (size_t)g->N;
     for (size_t i = 0; i < nh; i++) {
@@ -908,6 +929,7 @@ int cuda_state_download(cuda_state *g, cascade_head *heads) {
 }
 
 int cuda_state_upload(cuda_state *g, const cascade_head *heads) {
+    CUDA_CHECK(cudaSetDevice(g->opts.device));
     CUDA_CHECK(cudaStreamSynchronize(g->st));
     const size_t nh = (size_t)g->hp.n_layer * g->hp.n_kv, hd = (size_t)g->hp.head_dim, S = (size_t)g->S, N = (size_t)g->N;
     for (size_t i = 0; i < nh; i++) {

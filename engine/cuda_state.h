@@ -29,6 +29,15 @@ typedef struct {
     int random_weights;  /* benchmarks: fill the matrices with random values on the GPU instead
                             of uploading the model's data (norms and biases still come from m) */
     uint64_t seed;
+    int device;          /* CUDA device of this state (default 0) */
+    /* tensor parallelism (engine/cuda_tp.h): this state is rank tp_rank of a sharded model
+     * (model_shard.h); after the attention output and the FFN down projections, rank 0 adds
+     * its partial product to the residual and the other ranks write theirs over it, then
+     * allreduce(tp_ctx, rank, x, floats, stream) sums x over the ranks in place (on the
+     * state's cudaStream_t, before it returns or in stream order). NULL: one GPU. */
+    int tp_rank;
+    int (*allreduce)(void *tp_ctx, int rank, float *x, size_t floats, void *stream);
+    void *tp_ctx;
 } cuda_opts;
 void cuda_opts_default(cuda_opts *o);
 

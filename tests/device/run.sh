@@ -17,12 +17,13 @@ export LD_LIBRARY_PATH=$PWD/.carry/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export CR_SHARED=.carry CR_BUILD=build
 OUT=${OUT:-/tmp}
 make -j16 CUDA=1 UI_LIBS="-lncursesw -ltinfo" EXTRA_CFLAGS=-I.carry/include LDFLAGS="-pthread -L.carry/lib" \
-     build/tests/cuda_kernels build/tests/cuda_e2e build/tests/cuda_nccl build/tests/app_autosave_gpu build/bench/cuda_bench build/bench/resume_gpu build/bench/grep cascade-read > $OUT/build.log 2>&1 \
+     build/tests/cuda_kernels build/tests/cuda_e2e build/tests/cuda_nccl build/tests/cuda_tp build/tests/app_autosave_gpu build/bench/cuda_bench build/bench/resume_gpu build/bench/grep cascade-read > $OUT/build.log 2>&1 \
   || { grep -E "error|cannot" $OUT/build.log | head; exit 1; }
 if [ "$1" = exec ]; then shift; "$@"; exit $?; fi
 build/tests/cuda_kernels 2>&1 | tee $OUT/cuda_kernels.txt | grep -E "FAIL|passed"
 build/tests/cuda_e2e 2>&1 | tee $OUT/cuda_e2e.txt | grep -E "FAIL|SKIP|passed"
 build/tests/cuda_nccl 2>&1 | tee $OUT/cuda_nccl.txt | grep -E "FAIL|SKIP|passed|NCCL"
+build/tests/cuda_tp 2>&1 | tee $OUT/cuda_tp.txt | grep -E "FAIL|SKIP|passed|ranks|tensor|NCCL"
 build/tests/app_autosave_gpu 2>&1 | tee $OUT/app_autosave_gpu.txt
 if [ -n "$CR_DEV_EXTRA" ]; then
   [ -z "$CR_DEV_NO1B" ] && build/bench/resume_gpu --shape 1b 2>&1 | tee $OUT/resume_gpu_1b.txt

@@ -48,6 +48,7 @@ void cli_usage(FILE *f) {
 "  --tokenizer FILE       sentencepiece tokenizer.model instead of the GGUF vocabulary\n"
 "  --chat-template NAME   llama2, llama3, chatml, mistral, phi3 or raw (default: from the GGUF)\n"
 "  --device cpu|cuda|auto where to run (default auto: the GPU when present)\n"
+"  --gpus N               split the model over GPUs 0..N-1 (tensor parallel, NCCL)\n"
 "  -t, --threads N        CPU threads (default: all cores)\n"
 "\n"
 "Cascading cache (defaults depend on the model's context length, see --info):\n"
@@ -115,6 +116,7 @@ int cli_parse(cr_opts *o, int argc, char **argv) {
         else if (IS("--tokenizer")) { NEED(); o->tokenizer = v; }
         else if (IS("--chat-template")) { NEED(); if (chat_kind_from_name(v) < 0) return bad("unknown --chat-template (llama2, llama3, chatml, mistral, phi3, raw)", v); o->chat_template = v; }
         else if (IS("--device")) { NEED(); if (strcmp(v, "cpu") && strcmp(v, "cuda") && strcmp(v, "auto")) return bad("--device must be cpu, cuda or auto", v); o->device = v; }
+        else if (IS("--gpus")) { NEED(); if (parse_int(v, 1, 64, &o->gpus)) return bad("--gpus must be 1 to 64", v); }
         else if (IS("-t") || IS("--threads")) { NEED(); if (parse_int(v, 1, 1024, &o->threads)) return bad("invalid --threads", v); }
         else if (IS("--generate")) { NEED(); o->mode = MODE_GENERATE; o->prompt = v; }
         else if (IS("--perplexity")) { NEED(); o->mode = MODE_PERPLEXITY; o->ppl_file = v; }

@@ -21,6 +21,7 @@ typedef struct {
     int n_predict;
     int max_tokens;              /* --perplexity: stop after this many (0 = all) */
     int threads;
+    int gpus;                    /* --gpus: tensor parallel over this many GPUs (0 = 1) */
     int verbose, quiet, json, map, no_strip;
     sampler_cfg samp;
     /* cache: -1 = model default */

@@ -754,7 +754,7 @@ void reader_wait_saves(cr_reader *r) { if (r) bg_join(r); }
 /* An autosave: in the background when the cache is on the GPU (the GPU reads on while the
  * CPU compresses), otherwise now. */
 static int autosave(cr_reader *r, const char *path, char *err, size_t errlen) {
-    if (!r->s->st.gpu) return reader_save(r, path, err, errlen);
+    if (!state_on_gpu(&r->s->st)) return reader_save(r, path, err, errlen);
     bg_join(r);
     bg_save *b = &r->bg;
     memset(b, 0, sizeof *b);
@@ -786,13 +786,14 @@ static int autosave(cr_reader *r, const char *path, char *err, size_t errlen) {
 cr_reader *reader_resume(cr_session *s, const char *path, const cr_reader_cb *cb, char *err, size_t errlen) {
     if (!s || !s->has_state) { ferr(err, errlen, "%s: the session has no inference state", path); return NULL; }
     snap_content c;
-    const int was_gpu = s->st.gpu != NULL;
+    const int was_gpus = state_gpu_ranks(&s->st);
     if (snapshot_load(path, &s->model, &c, &s->st, err, errlen)) return NULL;
     s->stride = s->st.max_L;
     /* the cache was written on the host: upload it (in place), or move the re-initialized
      * state back to the GPU the session was using */
     char derr[512];
-    if ((s->st.gpu ? state_sync_device(&s->st, derr, sizeof derr) : was_gpu ? state_use_cuda(&s->st, derr, sizeof derr) : 0)) {
+    if ((state_on_gpu(&s->st) ? state_sync_device(&s->st, derr, sizeof derr)
+         : was_gpus ? state_use_cuda_ranks(&s->st, was_gpus, derr, sizeof derr) : 0)) {
         ferr(err, errlen, "%s: %s", path, derr);
         snap_content_free(&c);
         return NULL;

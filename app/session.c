@@ -39,8 +39,12 @@ int session_open(cr_session *s, const cr_opts *o, int with_state) {
         fprintf(stderr, "cascade-read: %s\n", err); session_close(s); return CR_EXIT_MODEL;
     }
     s->has_state = 1;
-    /* --device: cuda must work; auto takes the GPU when one is usable */
-    if (session_wants_gpu(o) && state_use_cuda(&s->st, err, sizeof err)) {
+    /* --device: cuda must work; auto takes the GPU when one is usable; --gpus N: N of them */
+    if (o->gpus > 1 && !session_wants_gpu(o)) {
+        fprintf(stderr, "cascade-read: --gpus %d needs --device cuda (or auto with a usable GPU)\n", o->gpus);
+        session_close(s); return CR_EXIT_USAGE;
+    }
+    if (session_wants_gpu(o) && state_use_cuda_ranks(&s->st, o->gpus > 1 ? o->gpus : 1, err, sizeof err)) {
         fprintf(stderr, "cascade-read: %s\n", err); session_close(s); return CR_EXIT_MODEL;
     }
     if (o->verbose) fprintf(stderr, "device: %s\n", state_device_name(&s->st));

@@ -74,9 +74,7 @@ int state_init(cr_state *s, const cr_model *m, const cascade_cfg *cfg, int max_L
 }
 
 void state_free(cr_state *s) {
-#ifdef CR_CUDA
-    if (s->gpu) cuda_state_free(s->gpu);
-#endif
+    state_gpu_free(s);
     if (s->heads && s->m)
         for (int i = 0; i < s->m->hp.n_layer * s->m->hp.n_kv; i++) cascade_head_free(&s->heads[i]);
     free(s->heads);
@@ -90,10 +88,7 @@ void state_free(cr_state *s) {
 
 void state_reset(cr_state *s) {
     cascade_ctrl_reset(&s->ctrl);
-#ifdef CR_CUDA
-    if (s->gpu) cuda_state_reset(s->gpu);
-    s->heads_stale = 0;
-#endif
+    state_gpu_reset(s);
     int S = s->ctrl.cfg.S, N = s->ctrl.cfg.N;
     for (int i = 0; i < s->m->hp.n_layer * s->m->hp.n_kv; i++) {
         cascade_head *h = &s->heads[i];
@@ -108,7 +103,7 @@ int state_set_tp_sim(cr_state *s, int n, char *err, size_t errlen) {
     const hparams *hp = &s->m->hp;
     free(s->tp_x); free(s->tp_part); s->tp_x = s->tp_part = NULL; s->tp_sim = 0;
     if (n <= 1) return 0;
-    if (s->gpu) { snprintf(err, errlen, "the tensor-parallel simulation runs on the CPU"); return -1; }
+    if (state_on_gpu(s)) { snprintf(err, errlen, "the tensor-parallel simulation runs on the CPU"); return -1; }
     if (hp->n_head % n || hp->n_kv % n || hp->ffn % n) {
         snprintf(err, errlen, "%d ranks do not divide %d query heads, %d KV heads and %d FFN columns", n, hp->n_head, hp->n_kv, hp->ffn);
         return -1;
@@ -245,7 +240,7 @@ int forward(cr_state *s, const int32_t *tok, int L, int out_mode, const int32_t 
     if (L < 1 || L > s->max_L) { snprintf(err, errlen, "chunk of %d tokens (stride is %d)", L, s->max_L); return -1; }
     for (int t = 0; t < L; t++)
         if (tok[t] < 0 || tok[t] >= hp->n_vocab) { snprintf(err, errlen, "token id %d out of range (vocabulary %d)", tok[t], hp->n_vocab); return -1; }
-    if (s->gpu) return forward_gpu(s, tok, L, out_mode, targets, out, err, errlen);
+    if (state_on_gpu(s)) return forward_gpu(s, tok, L, out_mode, targets, out, err, errlen);
     const int dim = hp->dim;
     /* cache state at the chunk's start, then the insertion plan */
     int nv = cascade_positions(&s->ctrl, s->slot_pos);

@@ -11,11 +11,13 @@
 enum cr_out { CR_OUT_NONE, CR_OUT_LAST, CR_OUT_ALL, CR_OUT_NLL };
 
 struct cuda_state;
+struct cuda_tp;
 
 typedef struct cr_state {
     const cr_model *m;
     struct cuda_state *gpu;    /* non-NULL: forward() runs on the GPU (state_device.c); the
                                 * cache lives there and `heads` is a host mirror */
+    struct cuda_tp *gpu_tp;    /* or several GPUs, tensor parallel (engine/cuda_tp.h); gpu is NULL then */
     int heads_stale;           /* the GPU cache changed since the mirror was last synced */
     cascade_ctrl ctrl;
     cascade_plan plan;
@@ -64,6 +66,14 @@ int forward(cr_state *s, const int32_t *tok, int L, int out_mode, const int32_t 
  * no usable GPU is present, or it does not fit (the message says what was requested and
  * what is free, and which --cache would fit). */
 int  state_use_cuda(cr_state *s, char *err, size_t errlen);
+/* The same over n GPUs (devices 0..n-1), tensor parallel; n = 1 is state_use_cuda. With
+ * CR_GPUS_SIMULATE=1 in the environment every rank lives on GPU 0 (a check of the sharding on
+ * one GPU, see cuda_tp.h). */
+int  state_use_cuda_ranks(cr_state *s, int n, char *err, size_t errlen);
+int  state_on_gpu(const cr_state *s);              /* forward() runs on one GPU or several */
+int  state_gpu_ranks(const cr_state *s);           /* 0 on the CPU, else the number of GPUs */
+void state_gpu_free(cr_state *s);                  /* back to the CPU engine (state_free, state_init) */
+void state_gpu_reset(cr_state *s);                 /* empty the GPU cache (state_reset) */
 int  state_cuda_available(char *desc, size_t n);   /* usable GPUs (0 without CUDA) */
 const char *state_device_name(const cr_state *s);  /* "cpu" or the GPU's description */
 /* Bring the host mirror (s->heads) up to date with the GPU before reading it (snapshots,

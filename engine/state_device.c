@@ -9,6 +9,7 @@
 #include <string.h>
 #ifdef CR_CUDA
 #include "cuda_state.h"
+#include "cuda_tp.h"
 #endif
 
 int state_cuda_available(char *desc, size_t n) {
@@ -20,18 +21,75 @@ int state_cuda_available(char *desc, size_t n) {
 #endif
 }
 
+int state_on_gpu(const cr_state *s) { return s->gpu != NULL || s->gpu_tp != NULL; }
+
+int state_gpu_ranks(const cr_state *s) {
+#ifdef CR_CUDA
+    if (s->gpu_tp) return cuda_tp_ranks(s->gpu_tp);
+#endif
+    return s->gpu != NULL;
+}
+
+void state_gpu_free(cr_state *s) {
+#ifdef CR_CUDA
+    if (s->gpu) cuda_state_free(s->gpu);
+    if (s->gpu_tp) cuda_tp_free(s->gpu_tp);
+#endif
+    s->gpu = NULL; s->gpu_tp = NULL;
+}
+
+void state_gpu_reset(cr_state *s) {
+#ifdef CR_CUDA
+    if (s->gpu) cuda_state_reset(s->gpu);
+    if (s->gpu_tp) cuda_tp_reset(s->gpu_tp);
+#endif
+    s->heads_stale = 0;
+}
+
 const char *state_device_name(const cr_state *s) {
 #ifdef CR_CUDA
     if (s->gpu) return cuda_state_describe(s->gpu);
+    if (s->gpu_tp) return cuda_tp_describe(s->gpu_tp);
 #else
     (void)s;
 #endif
     return "cpu";
 }
 
+int state_use_cuda_ranks(cr_state *s, int n, char *err, size_t errlen) {
+    if (n <= 1) return state_use_cuda(s, err, errlen);
+#ifdef CR_CUDA
+    if (state_gpu_ranks(s) == n) return 0;
+    if (state_on_gpu(s)) { snprintf(err, errlen, "the state is already on %d GPU(s)", state_gpu_ranks(s)); return -1; }
+    char desc[256];
+    int have = cuda_device_info(desc, sizeof desc);
+    if (have < 1) { snprintf(err, errlen, "no usable GPU: %s", desc); return -1; }
+    const char *sim = getenv("CR_GPUS_SIMULATE");
+    const int simulate = sim && *sim == '1';
+    if (!simulate && have < n) { snprintf(err, errlen, "--gpus %d: only %d usable GPU%s (%s)", n, have, have > 1 ? "s" : "", desc); return -1; }
+    int devs[64];
+    if (n > 64) { snprintf(err, errlen, "--gpus %d: at most 64", n); return -1; }
+    for (int i = 0; i < n; i++) devs[i] = i;
+    cuda_opts o; cuda_opts_default(&o);
+    char e2[768];
+    cuda_tp *t = cuda_tp_create(s->m, &s->ctrl, s->max_L, &o, n, simulate ? NULL : devs, e2, sizeof e2);
+    if (!t) { snprintf(err, errlen, "--gpus %d: %s", n, e2); return -1; }
+    if (s->ctrl.seen > 0 && cuda_tp_upload(t, s->heads)) {
+        snprintf(err, errlen, "cannot upload the cache to the GPUs");
+        cuda_tp_free(t); return -1;
+    }
+    s->gpu_tp = t; s->heads_stale = 0;
+    return 0;
+#else
+    snprintf(err, errlen, "this build has no CUDA support (rebuild with nvcc on PATH, or use --device cpu)");
+    return -1;
+#endif
+}
+
 int state_use_cuda(cr_state *s, char *err, size_t errlen) {
 #ifdef CR_CUDA
     if (s->gpu) return 0;
+    if (s->gpu_tp) { snprintf(err, errlen, "the state is on %d GPUs", cuda_tp_ranks(s->gpu_tp)); return -1; }
     char desc[256];
     if (cuda_device_info(desc, sizeof desc) < 1) { snprintf(err, errlen, "no usable GPU: %s", desc); return -1; }
     cuda_state *g = cuda_state_create(s->m, &s->ctrl, s->max_L, err, errlen);
@@ -51,6 +109,10 @@ int state_use_cuda(cr_state *s, char *err, size_t errlen) {
 
 int state_sync_host(cr_state *s, char *err, size_t errlen) {
 #ifdef CR_CUDA
+    if (s->gpu_tp && s->heads_stale) {
+        if (cuda_tp_download(s->gpu_tp, s->heads)) { snprintf(err, errlen, "cannot copy the cache from the GPUs"); return -1; }
+        s->heads_stale = 0;
+    }
     if (!s->gpu || !s->heads_stale) return 0;
     if (cuda_sync(s->gpu, err, errlen)) return -1;
     if (cuda_state_download(s->gpu, s->heads)) { snprintf(err, errlen, "cannot copy the cache from the GPU"); return -1; }
@@ -63,6 +125,11 @@ int state_sync_host(cr_state *s, char *err, size_t errlen) {
 
 int state_sync_device(cr_state *s, char *err, size_t errlen) {
 #ifdef CR_CUDA
+    if (s->gpu_tp) {
+        if (cuda_tp_upload(s->gpu_tp, s->heads)) { snprintf(err, errlen, "cannot copy the cache to the GPUs"); return -1; }
+        s->heads_stale = 0;
+        return 0;
+    }
     if (!s->gpu) return 0;
     if (cuda_state_upload(s->gpu, s->heads)) { snprintf(err, errlen, "cannot copy the cache to the GPU"); return -1; }
     s->heads_stale = 0;
@@ -112,6 +179,14 @@ static int gpu_probed(cr_state *s, const int32_t *tok, int L, int out_mode, floa
 
 int forward_gpu(cr_state *s, const int32_t *tok, int L, int out_mode, const int32_t *targets, float *out, char *err, size_t errlen) {
 #ifdef CR_CUDA
+    if (s->gpu_tp) {
+        if (s->probe) { snprintf(err, errlen, "the attention probe (citations, grep) runs on one GPU: use --gpus 1"); return -1; }
+        cascade_ctrl pre = s->ctrl;
+        if (cascade_plan_chunk(&s->ctrl, L, &s->plan, err, errlen)) return -1;
+        s->heads_stale = 1;
+        if (cuda_tp_forward(s->gpu_tp, &pre, &s->plan, tok, L, out_mode, targets, out, err, errlen)) { s->ctrl = pre; return -1; }
+        return 0;
+    }
     if (s->probe) return gpu_probed(s, tok, L, out_mode, out, err, errlen);
     cascade_ctrl pre = s->ctrl;
     if (cascade_plan_chunk(&s->ctrl, L, &s->plan, err, errlen)) return -1;

@@ -192,6 +192,75 @@ static void test_tp_q4_k_qwen2(void) {
     run_model("q4k", "--arch qwen2 --type Q4_K --dim 512 --layers 2 --heads 8 --kv-heads 4 --ffn 1024 --vocab 512 --ctx 2048 --seed 5", ranks, 2, 5e-2);
 }
 
+/* The application's path: cr_state on 2 simulated GPUs (state_use_cuda_ranks,
+ * CR_GPUS_SIMULATE=1), its cache taken to the host as a snapshot takes it (state_sync_host)
+ * and put into states on 1 GPU and on 4 simulated GPUs (state_sync_device, as a resumed
+ * snapshot): all three continue with the same logits. */
+static void copy_cache(cr_state *dst, const cr_state *src) {
+    const int nh = src->m->hp.n_layer * src->m->hp.n_kv, D = src->m->hp.head_dim, S = src->ctrl.cfg.S, N = src->ctrl.cfg.N;
+    dst->ctrl = src->ctrl;
+    for (int i = 0; i < nh; i++) {
+        const cascade_head *a = &src->heads[i];
+        cascade_head *b = &dst->heads[i];
+        memcpy(b->sink_k, a->sink_k, 2 * (size_t)S * D); memcpy(b->sink_v, a->sink_v, 2 * (size_t)S * D);
+        memcpy(b->k, a->k, 2 * (size_t)N * D); memcpy(b->v, a->v, 2 * (size_t)N * D);
+        memcpy(b->score, a->score, 4 * (size_t)N); memcpy(b->og, a->og, 8 * (size_t)N);
+    }
+}
+
+static void test_state_gpus_resume(void) {
+    if (!gpu_ok) T_SKIP("no usable GPU (%s)", gpu_desc);
+    if (system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1")) PY = "python3";
+    if (system("python3 -c 'import numpy' >/dev/null 2>&1") && PY[0] != '/') T_SKIP("numpy is missing");
+    char path[256], cmd[1024], err[512];
+    snprintf(path, sizeof path, "%s/resume.gguf", tmpdir);
+    snprintf(cmd, sizeof cmd, "%s tests/tools/mkmodel.py --out %s --type F32 --dim 128 --layers 2 --heads 4 --kv-heads 4 --ffn 256 --vocab 512 --ctx 2048 --seed 9 >/dev/null", PY, path);
+    T_CHECKF(system(cmd) == 0, "%s", cmd);
+    cr_model m;
+    T_CHECKF(model_load(&m, path, err, sizeof err) == 0, "%s", err);
+    cascade_cfg cfg; cascade_cfg_default(&cfg);
+    cfg.S = 4; cfg.N = 128; cfg.C = 4;
+    const int L = 32, V = m.hp.n_vocab, ranks[3] = {2, 1, 4};
+    setenv("CR_GPUS_SIMULATE", "1", 1);
+    cr_state st[3];
+    for (int i = 0; i < 3; i++) {
+        T_CHECKF(state_init(&st[i], &m, &cfg, L, 2, err, sizeof err) == 0, "%s", err);
+        T_CHECKF(state_use_cuda_ranks(&st[i], ranks[i], err, sizeof err) == 0, "%s", err);
+        T_CHECK(state_gpu_ranks(&st[i]) == ranks[i]);
+    }
+    printf("     %s\n", state_device_name(&st[0]));
+    T_CHECK(strstr(state_device_name(&st[0]), "tensor parallel") != NULL);
+    float *l[3];
+    for (int i = 0; i < 3; i++) l[i] = malloc(sizeof(float) * V);
+    int32_t tok[32];
+    uint32_t x = 3;
+    for (int c = 0; c < 20; c++) {
+        for (int j = 0; j < L; j++) { x = x * 1664525u + 1013904223u; tok[j] = 3 + (int32_t)((x >> 9) % (uint32_t)(V - 3)); }
+        T_CHECKF(forward(&st[0], tok, L, CR_OUT_NONE, NULL, NULL, err, sizeof err) == 0, "%s", err);
+    }
+    T_CHECKF(state_sync_host(&st[0], err, sizeof err) == 0, "%s", err);
+    for (int i = 1; i < 3; i++) {
+        copy_cache(&st[i], &st[0]);
+        T_CHECKF(state_sync_device(&st[i], err, sizeof err) == 0, "%s", err);
+    }
+    double worst[3] = {0};
+    for (int c = 0; c < 10 + 16; c++) {
+        int n = c < 10 ? L : 1;
+        if (c < 10) for (int j = 0; j < L; j++) { x = x * 1664525u + 1013904223u; tok[j] = 3 + (int32_t)((x >> 9) % (uint32_t)(V - 3)); }
+        for (int i = 0; i < 3; i++) T_CHECKF(forward(&st[i], tok, n, CR_OUT_LAST, NULL, l[i], err, sizeof err) == 0, "%s", err);
+        double sd = sd_of(l[0], V);
+        for (int i = 1; i < 3; i++)
+            for (int v = 0; v < V; v++) { double d = fabs((double)l[i][v] - l[0][v]) / sd; if (!(d <= worst[i])) worst[i] = d; }
+        tok[0] = argmax(l[0], V);
+    }
+    printf("     640 tokens on 2 simulated GPUs, then the cache continued there, on 1 GPU and on 4: max |logit diff| / sd %.2e (1 GPU), %.2e (4)\n",
+           worst[1], worst[2]);
+    T_CHECKF(worst[1] <= 1e-3 && worst[2] <= 1e-3, "%.3e %.3e", worst[1], worst[2]);
+    unsetenv("CR_GPUS_SIMULATE");
+    for (int i = 0; i < 3; i++) { state_free(&st[i]); free(l[i]); }
+    model_free(&m);
+}
+
 int main(void) {
     gpu_ok = cuda_device_info(gpu_desc, sizeof gpu_desc) > 0;
     if (gpu_ok) printf("     device: %s\n", gpu_desc);
@@ -199,6 +268,7 @@ int main(void) {
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
     T_RUN(test_tp_f32);
     T_RUN(test_tp_q4_k_qwen2);
+    T_RUN(test_state_gpus_resume);
     char cmd[128]; snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd)) {}
     return t_summary();

@@ -26,6 +26,7 @@ int main(void) { printf("SKIP cuda_bench: built without CUDA (CUDA=0)\n"); retur
 #include "cuda_iface.h"
 #include "cuda_plan.h"
 #include "cuda_state.h"
+#include "cuda_tp.h"
 #include "cuda_util.h"
 #include "cascade.h"
 #include "gguf.h"
@@ -319,15 +320,42 @@ static double d2d_bandwidth(void) {
 
 static double g_bw;
 
+/* The model on one GPU, or (CR_BENCH_GPUS=N, issue 10) tensor parallel over GPUs 0..N-1 (with
+ * CR_GPUS_SIMULATE=1 every rank on GPU 0; N=1 over NCCL measures the all-reduce's cost alone). */
+typedef struct { cuda_state *g; cuda_tp *t; } bk;
+static int bk_gpus(void) { const char *e = getenv("CR_BENCH_GPUS"); return e ? atoi(e) : 0; }
+static int bk_create(bk *b, const cr_model *m, const cascade_ctrl *c, int stride, const cuda_opts *o, char *err, size_t n) {
+    memset(b, 0, sizeof *b);
+    const int ng = bk_gpus();
+    if (ng < 1) { b->g = cuda_state_create_ex(m, c, stride, o, err, n); return b->g ? 0 : -1; }
+    int devs[64];
+    for (int i = 0; i < ng && i < 64; i++) devs[i] = i;
+    const char *sim = getenv("CR_GPUS_SIMULATE");
+    b->t = cuda_tp_create(m, c, stride, o, ng, sim && *sim == '1' ? NULL : devs, err, n);
+    return b->t ? 0 : -1;
+}
+static int bk_forward(bk *b, const cascade_ctrl *pre, const cascade_plan *p, const int32_t *tok, int L, int mode, float *out, char *err, size_t n) {
+    return b->g ? cuda_forward(b->g, pre, p, tok, L, mode, NULL, out, err, n) : cuda_tp_forward(b->t, pre, p, tok, L, mode, NULL, out, err, n);
+}
+/* cuda_tp_forward returns after every rank but rank 0 has finished; rank 0 is synchronized
+ * by the outputs of the next decode step, or here */
+static int bk_sync(bk *b, char *err, size_t n) {
+    if (b->g) return cuda_sync(b->g, err, n);
+    return 0;
+}
+static const char *bk_describe(const bk *b) { return b->g ? cuda_state_describe(b->g) : cuda_tp_describe(b->t); }
+static void bk_reset(bk *b) { if (b->g) cuda_state_reset(b->g); else cuda_tp_reset(b->t); }
+static void bk_free(bk *b) { cuda_state_free(b->g); cuda_tp_free(b->t); }
+
 /* One greedy decode step: plan the token, run it (between cudaProfilerStart / Stop when prof),
  * the argmax becomes the next token. Nonzero after printing the error. */
-static int decode_step(cuda_state *g, cascade_ctrl *c, cascade_plan *p, int32_t *t, int prof) {
+static int decode_step(bk *g, cascade_ctrl *c, cascade_plan *p, int32_t *t, int prof) {
     char err[600];
     float f;
     cascade_ctrl pre = *c;
     cascade_plan_chunk(c, 1, p, err, sizeof err);
     if (prof) CUDA_CHECK(cudaProfilerStart());
-    const int rc = cuda_forward(g, &pre, p, t, 1, CUDA_OUT_ARGMAX, NULL, &f, err, sizeof err);
+    const int rc = bk_forward(g, &pre, p, t, 1, CUDA_OUT_ARGMAX, &f, err, sizeof err);
     if (prof) CUDA_CHECK(cudaProfilerStop());
     if (rc) { printf("   %s\n", err); return -1; }
     *t = (int32_t)f;
@@ -350,8 +378,8 @@ static void bench_model(const shape *s, uint32_t type, int weights_mode, int str
     cuda_opts o; cuda_opts_default(&o);
     o.random_weights = 1; o.weights = weights_mode;
     double t0 = now();
-    cuda_state *g = cuda_state_create_ex(&m, &c, stride, &o, err, sizeof err);
-    if (!g) { printf("   %s %s: %s\n", s->name, ggml_type_name(type), err); free_fake(&m); return; }
+    bk gb, *g = &gb;
+    if (bk_create(g, &m, &c, stride, &o, err, sizeof err)) { printf("   %s %s: %s\n", s->name, ggml_type_name(type), err); free_fake(&m); return; }
     double t1 = now();
     cascade_plan p; memset(&p, 0, sizeof p);
     int32_t *tok = malloc(sizeof(int32_t) * stride);
@@ -360,18 +388,20 @@ static void bench_model(const shape *s, uint32_t type, int weights_mode, int str
     const int fill = (cfg.N + cfg.S + stride - 1) / stride + 1, timed = 2;
     double ts = 0;
     for (int k = 0; k < fill + timed; k++) {
-        if (k == fill) { if (cuda_sync(g, err, sizeof err)) { printf("   %s\n", err); break; } ts = now(); }
+        const int last = k == fill + timed - 1;   /* several GPUs: logits, so that rank 0 has finished too */
+        if (k == fill) { if (bk_sync(g, err, sizeof err)) { printf("   %s\n", err); break; } ts = now(); }
         cascade_ctrl pre = c;
         cascade_plan_chunk(&c, stride, &p, err, sizeof err);
-        if (cuda_forward(g, &pre, &p, tok, stride, CR_OUT_NONE, NULL, NULL, err, sizeof err)) { printf("   %s\n", err); break; }
+        float f;
+        if (bk_forward(g, &pre, &p, tok, stride, g->t && (last || k == fill - 1) ? CUDA_OUT_ARGMAX : CR_OUT_NONE, &f, err, sizeof err)) { printf("   %s\n", err); break; }
     }
-    cuda_sync(g, err, sizeof err);
+    bk_sync(g, err, sizeof err);
     double te = now();
     double tps = timed * stride / (te - ts);
     double flops = 2.0 * ((double)s->n_layer * ((double)s->dim * (s->nh + 2 * s->nkv) * (s->dim / s->nh) + (double)s->dim * s->dim + 3.0 * s->dim * s->ffn));
     printf("   %-13s %-5s %-9s stride %d: prefill %8.0f tok/s (full cache N=%d: 1M tokens in %.0f s; %.0f GEMM TFLOP/s-equivalent; setup %.1f s)\n", s->name,
            ggml_type_name(type), weights_mode == CUDA_WEIGHTS_STREAM ? "streamed" : "resident", stride, tps, cfg.N, 1048576.0 / tps, tps * flops / 1e12, t1 - t0);
-    printf("      %s\n", cuda_state_describe(g));
+    printf("      %s\n", bk_describe(g));
     fflush(stdout);
     if (do_decode) {
         int32_t t = 1;
@@ -401,17 +431,19 @@ static void bench_model(const shape *s, uint32_t type, int weights_mode, int str
                ms, 1000.0 / ms, roof * 1000, wb / 1e9, kvb / 1e9, g_bw / 1e9, 100.0 * roof * 1000 / ms);
         /* the GPU's own time per step (events around the graph launch): the rest is the host's
          * plan, launch and synchronization, which a pipelined decode could hide */
-        cuda_state_set_timing(g, 1);
-        double gms = 0;
-        for (int i = 0; i < 16; i++) {
-            if (decode_step(g, &c, &p, &t, 0)) break;
-            gms += cuda_state_last_ms(g);
+        if (g->g) {
+            cuda_state_set_timing(g->g, 1);
+            double gms = 0;
+            for (int i = 0; i < 16; i++) {
+                if (decode_step(g, &c, &p, &t, 0)) break;
+                gms += cuda_state_last_ms(g->g);
+            }
+            cuda_state_set_timing(g->g, 0);
+            printf("      decode on the GPU (events): %.3f ms/token; host gap %.3f ms/token\n", gms / 16, ms - gms / 16);
         }
-        cuda_state_set_timing(g, 0);
-        printf("      decode on the GPU (events): %.3f ms/token; host gap %.3f ms/token\n", gms / 16, ms - gms / 16);
         /* the conditions of llama-bench's tg128 (ik_llama.cpp's figures in issue 5): 128 tokens
          * generated from an empty cache; timed are tokens 8 .. 127 (graph captured at the 2nd) */
-        cuda_state_reset(g);
+        bk_reset(g);
         cascade_ctrl_reset(&c);
         double s0 = 0;
         for (int i = 0; i < 128; i++) {
@@ -427,7 +459,7 @@ static void bench_model(const shape *s, uint32_t type, int weights_mode, int str
     }
     cascade_plan_free(&p);
     free(tok);
-    cuda_state_free(g);
+    bk_free(g);
     free_fake(&m);
 }
 

@@ -8,6 +8,8 @@
  * 3000 tokens through a small cascade (many evictions). */
 #include "t.h"
 #include "state.h"
+#include "matmul.h"
+#include "model_shard.h"
 #include <unistd.h>
 
 #define PY "/usr/bin/python3"
@@ -55,6 +57,55 @@ static void run_model(const char *name, const char *args, double tol) {
     }
     /* what does not divide is refused */
     T_CHECK(state_set_tp_sim(&st[0], 3, err, sizeof err) == -1 && strstr(err, "divide"));
+    /* model_shard (the CUDA backend's ranks, engine/cuda_tp.c): rank r's q, k, v, gate, up rows
+     * are the matching rows of the whole model's (the same products bit for bit), and the
+     * column slices of o and down sum over the ranks to the whole product */
+    {
+        threadpool *tp = tp_create(2);
+        const layer_w *W = &m.layers[m.hp.n_layer - 1];
+        const int64_t K = W->down.cols > W->o.cols ? W->down.cols : W->o.cols;
+        float *x = malloc(sizeof(float) * K), *yf = malloc(sizeof(float) * K * 4), *ys = malloc(sizeof(float) * K * 4), *acc = malloc(sizeof(float) * K);
+        q8_block *xq = malloc(sizeof(q8_block) * (K / 32 + 1));
+        for (int64_t i = 0; i < K; i++) x[i] = (float)((i * 7919) % 2001) / 1000.0f - 1.0f;
+        for (int n = 2; n <= 4; n += 2) {
+            cr_model sh;
+            for (int r = 0; r < n; r++) {
+                T_CHECKF(model_shard(&m, r, n, &sh, err, sizeof err) == 0, "%s", err);
+                T_CHECK(sh.hp.n_head == m.hp.n_head / n && sh.hp.n_kv == m.hp.n_kv / n && sh.hp.ffn == m.hp.ffn / n);
+                const layer_w *S = &sh.layers[m.hp.n_layer - 1];
+                const wmat *rw[5] = {&W->q, &W->k, &W->v, &W->gate, &W->up}, *rs[5] = {&S->q, &S->k, &S->v, &S->gate, &S->up};
+                for (int i = 0; i < 5; i++) {
+                    matmul(tp, rw[i], x, 1, yf, xq);
+                    matmul(tp, rs[i], x, 1, ys, xq);
+                    T_CHECK(rs[i]->rows * n == rw[i]->rows && rs[i]->cols == rw[i]->cols);
+                    T_CHECKF(!memcmp(ys, yf + r * rs[i]->rows, sizeof(float) * rs[i]->rows), "%s, %d ranks, rank %d: row slice %d", name, n, r, i);
+                }
+                model_shard_free(&sh);
+            }
+            const wmat *cw[2] = {&W->o, &W->down};
+            for (int i = 0; i < 2; i++) {
+                const int64_t R = cw[i]->rows, ks = cw[i]->cols / n;
+                matmul(tp, cw[i], x, 1, yf, xq);
+                for (int64_t j = 0; j < R; j++) acc[j] = 0;
+                double mx = 0, ref = 0;
+                for (int r = 0; r < n; r++) {
+                    T_CHECK(model_shard(&m, r, n, &sh, err, sizeof err) == 0);
+                    const wmat *c = i ? &sh.layers[m.hp.n_layer - 1].down : &sh.layers[m.hp.n_layer - 1].o;
+                    T_CHECK(c->cols == ks && c->row_bytes == cw[i]->row_bytes && wmat_packed_row_bytes(c) * n == cw[i]->row_bytes);
+                    matmul(tp, c, x + r * ks, 1, ys, xq);
+                    for (int64_t j = 0; j < R; j++) acc[j] += ys[j];
+                    model_shard_free(&sh);
+                }
+                for (int64_t j = 0; j < R; j++) { mx = fmax(mx, fabs((double)acc[j] - yf[j])); ref = fmax(ref, fabs((double)yf[j])); }
+                printf("     %-5s %d ranks: column slices of %s sum to the whole product within %.2e of max |y| %.2f\n", name, n, i ? "down" : "o", mx, ref);
+                T_CHECKF(mx <= 1e-4 * ref, "%s, %d ranks, %s: %.3e of %.3e", name, n, i ? "down" : "o", mx, ref);
+            }
+        }
+        cr_model sh3;
+        T_CHECK(model_shard(&m, 0, 3, &sh3, err, sizeof err) == -1 && strstr(err, "divide"));
+        free(x); free(yf); free(ys); free(acc); free(xq);
+        tp_destroy(tp);
+    }
     for (int i = 0; i < 3; i++) { state_free(&st[i]); free(lg[i]); }
     model_free(&m);
 }

@@ -203,24 +203,18 @@ static cascade_head *rank_heads(const cuda_tp *t, const cascade_head *heads, int
     return h;
 }
 
-int cuda_tp_download(cuda_tp *t, cascade_head *heads) {
+/* every rank's heads from / to their places in heads (cascade_head holds pointers: the copies
+ * in h alias the caller's buffers) */
+static int move_cache(cuda_tp *t, const cascade_head *heads, int upload) {
     for (int r = 0; r < t->n; r++) {
         cascade_head *h = rank_heads(t, heads, r);
         if (!h) return -1;
-        int rc = cuda_state_download(t->g[r], h);
+        int rc = upload ? cuda_state_upload(t->g[r], h) : cuda_state_download(t->g[r], h);
         free(h);
         if (rc) return -1;
     }
     return 0;
 }
 
-int cuda_tp_upload(cuda_tp *t, const cascade_head *heads) {
-    for (int r = 0; r < t->n; r++) {
-        cascade_head *h = rank_heads(t, heads, r);
-        if (!h) return -1;
-        int rc = cuda_state_upload(t->g[r], h);
-        free(h);
-        if (rc) return -1;
-    }
-    return 0;
-}
+int cuda_tp_download(cuda_tp *t, cascade_head *heads) { return move_cache(t, heads, 0); }
+int cuda_tp_upload(cuda_tp *t, const cascade_head *heads) { return move_cache(t, heads, 1); }

@@ -264,6 +264,7 @@ cuda_state *cuda_state_create_ex(const cr_model *m, const cascade_ctrl *ctrl, in
     init_dmat(g, &g->tok, &m->tok_embd);
     g->out_shared = m->output.data == m->tok_embd.data && m->output.type == m->tok_embd.type;
     init_dmat(g, &g->out, &m->output);
+    if (opts->no_output) { g->out.rows = 0; g->out_shared = 0; }   /* never allocated, never read */
     size_t raw_bytes = (size_t)g->tok.rows * g->tok.row_bytes + (g->out_shared ? 0 : (size_t)g->out.rows * g->out.row_bytes);
     size_t res_bytes = 0, wsp_need = 0;
     g->qkv_fuse = g->gu_fuse = 1;
@@ -311,7 +312,7 @@ cuda_state *cuda_state_create_ex(const cr_model *m, const cascade_ctrl *ctrl, in
     g->r_stride = (size_t)S + N + Lm;
     size_t V = (size_t)hp->n_vocab;
     g->logits_rows = (int)(((size_t)64 << 20) / (4 * V));
-    if (g->logits_rows < 1) g->logits_rows = 1;
+    if (g->logits_rows < 1 || opts->no_output) g->logits_rows = 1;
     if (g->logits_rows > max_L) g->logits_rows = max_L;
     const int pairs = hp->rope_dim / 2;
     const int64_t rope_max = (int64_t)S + N + max_L + 1;
@@ -416,7 +417,7 @@ cuda_state *cuda_state_create_ex(const cr_model *m, const cascade_ctrl *ctrl, in
         g->tok.raw = dalloc(&ac, (size_t)g->tok.rows * g->tok.row_bytes);
         if (g->tok.raw) upload_mat(g, &g->tok, &m->tok_embd, opts->seed * 1000003u + 1);
         if (g->out_shared) g->out.raw = g->tok.raw;
-        else if (!ac.oom) {
+        else if (!ac.oom && g->out.rows) {
             g->out.raw = dalloc(&ac, (size_t)g->out.rows * g->out.row_bytes);
             if (g->out.raw) upload_mat(g, &g->out, &m->output, opts->seed * 1000003u + 2);
         }
@@ -457,7 +458,7 @@ cuda_state *cuda_state_create_ex(const cr_model *m, const cascade_ctrl *ctrl, in
                 CUDA_LAUNCHED();
             }
         }
-        if (!ac.oom && needs_operand(&g->out)) {
+        if (!ac.oom && g->out.rows && needs_operand(&g->out)) {
             g->out.res = dalloc(&ac, (size_t)g->out.rows * g->out.cols * op_elem(&g->out));
             if (g->out.res) { crk_dequant(g->out.raw, g->out.type, g->out.rows, g->out.cols, g->out.row_bytes, g->out.res, !g->out.f32, g->st); CUDA_LAUNCHED(); }
         }
@@ -801,6 +802,7 @@ int cuda_forward(cuda_state *g, const cascade_ctrl *pre, const cascade_plan *pla
         snprintf(err, errlen, "CUDA: unknown output mode %d", out_mode); return -1;
     }
     if (out_mode == CR_OUT_NLL && !targets) { snprintf(err, errlen, "CUDA: NLL needs targets"); return -1; }
+    if (out_mode != CR_OUT_NONE && g->opts.no_output) { snprintf(err, errlen, "CUDA: this GPU holds no output matrix (a tensor-parallel rank > 0)"); return -1; }
     for (int t = 0; t < L; t++)
         if (tok[t] < 0 || tok[t] >= hp->n_vocab) { snprintf(err, errlen, "token id %d out of range (vocabulary %d)", tok[t], hp->n_vocab); return -1; }
     if (plan->n_ops > L * g->C) { snprintf(err, errlen, "CUDA: plan has %d ops for %d tokens", plan->n_ops, L); return -1; }

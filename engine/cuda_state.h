@@ -36,6 +36,8 @@ typedef struct {
      * allreduce(tp_ctx, rank, x, floats, stream) sums x over the ranks in place (on the
      * state's cudaStream_t, before it returns or in stream order). NULL: one GPU. */
     int tp_rank;
+    int no_output;       /* 1: no output matrix or logits on this GPU (tensor-parallel ranks > 0,
+                            which never compute outputs); cuda_forward then takes only CR_OUT_NONE */
     int (*allreduce)(void *tp_ctx, int rank, float *x, size_t floats, void *stream);
     void *tp_ctx;
 } cuda_opts;

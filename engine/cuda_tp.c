@@ -143,6 +143,7 @@ cuda_tp *cuda_tp_create(const cr_model *m, const cascade_ctrl *ctrl, int max_L, 
         cuda_opts ro = *o;
         ro.device = t->devs[r];
         ro.tp_rank = r;
+        ro.no_output = r > 0;   /* rank 0 computes every output */
         if (n > 1 || !t->sim) {
             ro.allreduce = t->sim ? sim_allreduce : nccl_allreduce;
             ro.tp_ctx = t;

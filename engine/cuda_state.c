@@ -654,8 +654,10 @@ static void matvec_group(cuda_state *g, const dmat *ds, int n, int fused, const 
 /* Tensor parallelism: x[L][dim] summed over the ranks in place. */
 static void tp_allreduce(cuda_state *g, int L) {
     if (!g->opts.allreduce) return;
-    if (g->opts.allreduce(g->opts.tp_ctx, g->opts.tp_rank, g->x, (size_t)L * g->hp.dim, (void *)g->st))
-    { fprintf(stderr, "%s:%d: tensor-parallel all-reduce failed (rank %d)\n", __FILE__, __LINE__, g->opts.tp_rank); abort(); }
+    if (g->opts.allreduce(g->opts.tp_ctx, g->opts.tp_rank, g->x, (size_t)L * g->hp.dim, (void *)g->st)) {
+        fprintf(stderr, "%s:%d: tensor-parallel all-reduce failed (rank %d)\n", __FILE__, __LINE__, g->opts.tp_rank);
+        abort();
+    }
 }
 
 /* Everything of one chunk after the staging upload (also what a decode graph captures).

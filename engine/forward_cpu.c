@@ -3,6 +3,7 @@
 #include "state.h"
 #include "attn_cpu.h"
 #include "attn_probe.h"
+#include "model_shard.h"
 #include "matmul.h"
 #include "vexp.h"
 #include <math.h>
@@ -104,17 +105,8 @@ int state_set_tp_sim(cr_state *s, int n, char *err, size_t errlen) {
     free(s->tp_x); free(s->tp_part); s->tp_x = s->tp_part = NULL; s->tp_sim = 0;
     if (n <= 1) return 0;
     if (state_on_gpu(s)) { snprintf(err, errlen, "the tensor-parallel simulation runs on the CPU"); return -1; }
-    if (hp->n_head % n || hp->n_kv % n || hp->ffn % n) {
-        snprintf(err, errlen, "%d ranks do not divide %d query heads, %d KV heads and %d FFN columns", n, hp->n_head, hp->n_kv, hp->ffn);
-        return -1;
-    }
-    const layer_w *W = &s->m->layers[0];
-    int64_t qs = (int64_t)hp->n_head * hp->head_dim / n, fs = hp->ffn / n;
-    if (qs % (int64_t)ggml_blck_size(W->o.type) || fs % (int64_t)ggml_blck_size(W->down.type)) {
-        snprintf(err, errlen, "slices of %lld and %lld columns are not whole %s / %s blocks", (long long)qs, (long long)fs,
-                 ggml_type_name(W->o.type), ggml_type_name(W->down.type));
-        return -1;
-    }
+    if (model_shard_check(s->m, n, err, errlen)) return -1;
+    const int64_t qs = (int64_t)hp->n_head * hp->head_dim / n, fs = hp->ffn / n;
     int64_t wide = qs > fs ? qs : fs;
     s->tp_x = malloc(sizeof(float) * (size_t)s->max_L * wide);
     s->tp_part = malloc(sizeof(float) * (size_t)s->max_L * hp->dim);
@@ -130,9 +122,7 @@ static void matmul_rowpar(cr_state *s, const wmat *W, const float *x, int L, flo
     if (n <= 1) { matmul(s->tp, W, x, L, y, s->xq); return; }
     const int64_t K = W->cols, ks = K / n, R = W->rows;
     for (int r = 0; r < n; r++) {
-        wmat v = *W;
-        v.data = (const uint8_t *)W->data + ggml_row_size(W->type, (uint64_t)(r * ks));
-        v.cols = ks;
+        const wmat v = wmat_cols(W, r * ks, ks);
         for (int t = 0; t < L; t++) memcpy(s->tp_x + (size_t)t * ks, x + (size_t)t * K + (size_t)r * ks, sizeof(float) * (size_t)ks);
         matmul(s->tp, &v, s->tp_x, L, r == 0 ? y : s->tp_part, s->xq);
         if (r > 0) for (size_t i = 0; i < (size_t)L * R; i++) y[i] += s->tp_part[i];   /* the all-reduce */

@@ -13,32 +13,38 @@ static wmat rows_of(const wmat *w, int64_t r0, int64_t nr) {
     return v;
 }
 
-/* columns [c0, c0 + nc) of every row (row stride stays w->row_bytes) */
-static wmat cols_of(const wmat *w, int64_t c0, int64_t nc) {
+wmat wmat_cols(const wmat *w, int64_t c0, int64_t nc) {
     wmat v = *w;
     v.data = (const uint8_t *)w->data + ggml_row_size(w->type, (uint64_t)c0);
     v.cols = nc;
     return v;
 }
 
-int model_shard(const cr_model *m, int rank, int n, cr_model *out, char *err, size_t errlen) {
+int model_shard_check(const cr_model *m, int n, char *err, size_t errlen) {
     const hparams *hp = &m->hp;
-    memset(out, 0, sizeof *out);
-    if (n < 1 || rank < 0 || rank >= n) { snprintf(err, errlen, "rank %d of %d", rank, n); return -1; }
+    if (n < 1) { snprintf(err, errlen, "%d ranks", n); return -1; }
     if (hp->n_head % n || hp->n_kv % n || hp->ffn % n) {
-        snprintf(err, errlen, "%d GPUs do not divide %d query heads, %d KV heads and %d FFN columns", n, hp->n_head, hp->n_kv, hp->ffn);
+        snprintf(err, errlen, "%d ranks do not divide %d query heads, %d KV heads and %d FFN columns", n, hp->n_head, hp->n_kv, hp->ffn);
         return -1;
     }
-    const int64_t qs = (int64_t)hp->n_head * hp->head_dim / n, ks = (int64_t)hp->n_kv * hp->head_dim / n, fs = hp->ffn / n;
+    const int64_t qs = (int64_t)hp->n_head * hp->head_dim / n, fs = hp->ffn / n;
     for (int l = 0; l < hp->n_layer; l++) {
         const layer_w *W = &m->layers[l];
-        int64_t bo = ggml_blck_size(W->o.type), bd = ggml_blck_size(W->down.type);
-        if (qs % bo || fs % bd) {
-            snprintf(err, errlen, "%d GPUs: slices of %lld and %lld columns are not whole %s / %s blocks", n, (long long)qs,
+        if (qs % (int64_t)ggml_blck_size(W->o.type) || fs % (int64_t)ggml_blck_size(W->down.type)) {
+            snprintf(err, errlen, "%d ranks: slices of %lld and %lld columns are not whole %s / %s blocks", n, (long long)qs,
                      (long long)fs, ggml_type_name(W->o.type), ggml_type_name(W->down.type));
             return -1;
         }
     }
+    return 0;
+}
+
+int model_shard(const cr_model *m, int rank, int n, cr_model *out, char *err, size_t errlen) {
+    const hparams *hp = &m->hp;
+    memset(out, 0, sizeof *out);
+    if (model_shard_check(m, n, err, errlen)) return -1;
+    if (rank < 0 || rank >= n) { snprintf(err, errlen, "rank %d of %d", rank, n); return -1; }
+    const int64_t qs = (int64_t)hp->n_head * hp->head_dim / n, ks = (int64_t)hp->n_kv * hp->head_dim / n, fs = hp->ffn / n;
     *out = *m;
     memset(&out->g, 0, sizeof out->g);   /* the parent owns the file */
     out->hp.n_head = hp->n_head / n;
@@ -56,8 +62,8 @@ int model_shard(const cr_model *m, int rank, int n, cr_model *out, char *err, si
         S->v = rows_of(&W->v, rank * ks, ks);
         S->gate = rows_of(&W->gate, rank * fs, fs);
         S->up = rows_of(&W->up, rank * fs, fs);
-        S->o = cols_of(&W->o, rank * qs, qs);
-        S->down = cols_of(&W->down, rank * fs, fs);
+        S->o = wmat_cols(&W->o, rank * qs, qs);
+        S->down = wmat_cols(&W->down, rank * fs, fs);
         if (W->bq) S->bq = W->bq + rank * qs;
         if (W->bk) S->bk = W->bk + rank * ks;
         if (W->bv) S->bv = W->bv + rank * ks;

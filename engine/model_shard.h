@@ -15,6 +15,10 @@
  * quantization blocks. Free with model_shard_free (m must outlive out). */
 int  model_shard(const cr_model *m, int rank, int n, cr_model *out, char *err, size_t errlen);
 void model_shard_free(cr_model *out);
+/* Whether n ranks can split m (model_shard's checks): 0, or -1 with err. */
+int  model_shard_check(const cr_model *m, int n, char *err, size_t errlen);
+/* Columns [c0, c0 + nc) of every row of w (whole blocks; the row stride stays w->row_bytes). */
+wmat wmat_cols(const wmat *w, int64_t c0, int64_t nc);
 /* Bytes of one stored row of a (possibly column-sliced) matrix: what a packed copy holds. */
 size_t wmat_packed_row_bytes(const wmat *w);
 #endif

@@ -219,3 +219,22 @@ static int move_cache(cuda_tp *t, const cascade_head *heads, int upload) {
 
 int cuda_tp_download(cuda_tp *t, cascade_head *heads) { return move_cache(t, heads, 0); }
 int cuda_tp_upload(cuda_tp *t, const cascade_head *heads) { return move_cache(t, heads, 1); }
+
+int cuda_tp_probe_set(cuda_tp *t, int on, int layer_from, int layer_to, int64_t cap, char *err, size_t errlen) {
+    for (int r = 0; r < t->n; r++)
+        if (cuda_probe_set(t->g[r], on, layer_from, layer_to, cap, err, errlen)) return -1;
+    return 0;
+}
+
+int cuda_tp_probe_take(cuda_tp *t, float *host, int64_t n) {
+    if (cuda_probe_take(t->g[0], host, n)) return -1;
+    if (t->n == 1) return 0;
+    float *part = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    if (!part) return -1;
+    for (int r = 1; r < t->n; r++) {
+        if (cuda_probe_take(t->g[r], part, n)) { free(part); return -1; }
+        for (int64_t i = 0; i < n; i++) host[i] += part[i];
+    }
+    free(part);
+    return 0;
+}

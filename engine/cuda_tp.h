@@ -33,4 +33,8 @@ void cuda_tp_reset(cuda_tp *t);
 int  cuda_tp_download(cuda_tp *t, cascade_head *heads);
 int  cuda_tp_upload(cuda_tp *t, const cascade_head *heads);
 const char *cuda_tp_describe(const cuda_tp *t);
+/* The attention probe (cuda_probe_set / cuda_probe_take) on every rank; take sums the ranks'
+ * dense arrays (each holds its KV heads' share). */
+int  cuda_tp_probe_set(cuda_tp *t, int on, int layer_from, int layer_to, int64_t cap, char *err, size_t errlen);
+int  cuda_tp_probe_take(cuda_tp *t, float *host, int64_t n);
 #endif

@@ -140,18 +140,34 @@ int state_sync_device(cr_state *s, char *err, size_t errlen) {
 }
 
 #ifdef CR_CUDA
+/* the GPU backend of s: one GPU or several */
+static int dev_forward(cr_state *s, const cascade_ctrl *pre, const int32_t *tok, int L, int out_mode, const int32_t *targets, float *out,
+                       char *err, size_t errlen) {
+    if (s->gpu_tp) return cuda_tp_forward(s->gpu_tp, pre, &s->plan, tok, L, out_mode, targets, out, err, errlen);
+    return cuda_forward(s->gpu, pre, &s->plan, tok, L, out_mode, targets, out, err, errlen);
+}
+static int dev_probe_set(cr_state *s, int on, int l0, int l1, int64_t cap, char *err, size_t errlen) {
+    return s->gpu_tp ? cuda_tp_probe_set(s->gpu_tp, on, l0, l1, cap, err, errlen) : cuda_probe_set(s->gpu, on, l0, l1, cap, err, errlen);
+}
+static int dev_probe_take(cr_state *s, float *host, int64_t n) {
+    return s->gpu_tp ? cuda_tp_probe_take(s->gpu_tp, host, n) : cuda_probe_take(s->gpu, host, n);
+}
+
+/* One chunk: planned on the host, run on the GPU(s). On failure the control state is rolled
+ * back (the GPU cache may be partly updated: the caller treats this as fatal). */
 static int gpu_chunk(cr_state *s, const int32_t *tok, int L, int out_mode, const int32_t *targets, float *out, char *err, size_t errlen) {
     cascade_ctrl pre = s->ctrl;
     if (cascade_plan_chunk(&s->ctrl, L, &s->plan, err, errlen)) return -1;
     s->heads_stale = 1;
-    if (cuda_forward(s->gpu, &pre, &s->plan, tok, L, out_mode, targets, out, err, errlen)) { s->ctrl = pre; return -1; }
+    if (dev_forward(s, &pre, tok, L, out_mode, targets, out, err, errlen)) { s->ctrl = pre; return -1; }
     return 0;
 }
 
 /* With an attention probe attached, the chunk's counted queries (stream index >= q_from) run
  * as single-token steps, whose decode attention adds every key's probability into a dense
- * per-original-index array on the GPU; the array is taken once, after the last of them, and
- * folded into the probe. The uncounted head of the chunk runs as one chunk. */
+ * per-original-index array on the GPU (on several GPUs one per GPU, summed when taken); the
+ * array is taken once, after the last of them, and folded into the probe. The uncounted head
+ * of the chunk runs as one chunk. */
 static int gpu_probed(cr_state *s, const int32_t *tok, int L, int out_mode, float *out, char *err, size_t errlen) {
     cr_probe *pr = s->probe;
     if (out_mode != CR_OUT_NONE && out_mode != CR_OUT_LAST) {
@@ -165,13 +181,13 @@ static int gpu_probed(cr_state *s, const int32_t *tok, int L, int out_mode, floa
     const int64_t n = t0 + L;                  /* every original index the steps can see */
     float *dense = malloc((size_t)n * sizeof *dense);
     if (!dense) { snprintf(err, errlen, "out of memory in the attention probe"); return -1; }
-    int rc = cuda_probe_set(s->gpu, 1, pr->layer_from, pr->layer_to, n, err, errlen);
+    int rc = dev_probe_set(s, 1, pr->layer_from, pr->layer_to, n, err, errlen);
     for (int j = n_pre; j < L && rc == 0; j++)
         rc = gpu_chunk(s, tok + j, 1, j == L - 1 ? out_mode : CR_OUT_NONE, NULL, out, err, errlen);
-    if (rc == 0 && cuda_probe_take(s->gpu, dense, n)) { snprintf(err, errlen, "cannot copy the attention probe from the GPU"); rc = -1; }
+    if (rc == 0 && dev_probe_take(s, dense, n)) { snprintf(err, errlen, "cannot copy the attention probe from the GPU"); rc = -1; }
     if (rc == 0 && probe_add_dense(pr, dense, n, L - n_pre)) { snprintf(err, errlen, "out of memory in the attention probe"); rc = -1; }
     char e2[64];
-    cuda_probe_set(s->gpu, 0, 0, 0, 0, e2, sizeof e2);
+    dev_probe_set(s, 0, 0, 0, 0, e2, sizeof e2);
     free(dense);
     return rc;
 }
@@ -179,23 +195,8 @@ static int gpu_probed(cr_state *s, const int32_t *tok, int L, int out_mode, floa
 
 int forward_gpu(cr_state *s, const int32_t *tok, int L, int out_mode, const int32_t *targets, float *out, char *err, size_t errlen) {
 #ifdef CR_CUDA
-    if (s->gpu_tp) {
-        if (s->probe) { snprintf(err, errlen, "the attention probe (citations, grep) runs on one GPU: use --gpus 1"); return -1; }
-        cascade_ctrl pre = s->ctrl;
-        if (cascade_plan_chunk(&s->ctrl, L, &s->plan, err, errlen)) return -1;
-        s->heads_stale = 1;
-        if (cuda_tp_forward(s->gpu_tp, &pre, &s->plan, tok, L, out_mode, targets, out, err, errlen)) { s->ctrl = pre; return -1; }
-        return 0;
-    }
     if (s->probe) return gpu_probed(s, tok, L, out_mode, out, err, errlen);
-    cascade_ctrl pre = s->ctrl;
-    if (cascade_plan_chunk(&s->ctrl, L, &s->plan, err, errlen)) return -1;
-    s->heads_stale = 1;
-    if (cuda_forward(s->gpu, &pre, &s->plan, tok, L, out_mode, targets, out, err, errlen)) {
-        s->ctrl = pre;   /* the GPU cache may be partly updated: the caller treats this as fatal */
-        return -1;
-    }
-    return 0;
+    return gpu_chunk(s, tok, L, out_mode, targets, out, err, errlen);
 #else
     (void)s; (void)tok; (void)L; (void)out_mode; (void)targets; (void)out;
     snprintf(err, errlen, "this build has no CUDA support");

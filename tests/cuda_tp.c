@@ -18,6 +18,7 @@ int main(void) { T_RUN(test_cuda_tp); return t_summary(); }
 #include "cuda_state.h"
 #include "cuda_tp.h"
 #include "state.h"
+#include "attn_probe.h"
 #include <math.h>
 #include <unistd.h>
 
@@ -195,7 +196,8 @@ static void test_tp_q4_k_qwen2(void) {
 /* The application's path: cr_state on 2 simulated GPUs (state_use_cuda_ranks,
  * CR_GPUS_SIMULATE=1), its cache taken to the host as a snapshot takes it (state_sync_host)
  * and put into states on 1 GPU and on 4 simulated GPUs (state_sync_device, as a resumed
- * snapshot): all three continue with the same logits. */
+ * snapshot): all three continue with the same logits; and the attention probe gives the same
+ * weights on 2 GPUs as on 1. */
 static void copy_cache(cr_state *dst, const cr_state *src) {
     const int nh = src->m->hp.n_layer * src->m->hp.n_kv, D = src->m->hp.head_dim, S = src->ctrl.cfg.S, N = src->ctrl.cfg.N;
     dst->ctrl = src->ctrl;
@@ -256,6 +258,31 @@ static void test_state_gpus_resume(void) {
     printf("     640 tokens on 2 simulated GPUs, then the cache continued there, on 1 GPU and on 4: max |logit diff| / sd %.2e (1 GPU), %.2e (4)\n",
            worst[1], worst[2]);
     T_CHECKF(worst[1] <= 1e-3 && worst[2] <= 1e-3, "%.3e %.3e", worst[1], worst[2]);
+    /* the attention probe (citations, --grep) on 2 GPUs: the ranks' dense arrays summed, the
+     * same weights as on one GPU */
+    cr_probe p2, p1;
+    T_CHECKF(probe_init(&p2, &st[0], err, sizeof err) == 0, "%s", err);
+    T_CHECKF(probe_init(&p1, &st[1], err, sizeof err) == 0, "%s", err);
+    probe_attach(&st[0], &p2); probe_attach(&st[1], &p1);
+    for (int i = 0; i < 16; i++) {
+        for (int k = 0; k < 2; k++) T_CHECKF(forward(&st[k], tok, 1, CR_OUT_LAST, NULL, l[k], err, sizeof err) == 0, "%s", err);
+        tok[0] = argmax(l[0], V);
+    }
+    cr_probe_hit h2[10], h1[10];
+    T_CHECK(probe_top(&p2, h2, 10) == 10 && probe_top(&p1, h1, 10) == 10);
+    int same = 0;
+    double maxrel = 0;
+    for (int i = 0; i < 10; i++) {
+        for (int j = 0; j < 10; j++) same += h1[i].og == h2[j].og;
+        double rel = fabs(probe_weight(&p2, h1[i].og) - h1[i].w) / h1[i].w;
+        if (rel > maxrel) maxrel = rel;
+    }
+    printf("     probe over 16 decode steps: totals %.4f (2 GPUs) and %.4f (1); top-10 original indices shared %d/10, max rel weight diff %.2e\n",
+           probe_total(&p2), probe_total(&p1), same, maxrel);
+    T_CHECK(fabs(probe_total(&p2) - probe_total(&p1)) <= 1e-3 * probe_total(&p1));
+    T_CHECK(same >= 9 && maxrel < 1e-3);
+    probe_detach(&st[0]); probe_detach(&st[1]);
+    probe_free(&p2); probe_free(&p1);
     unsetenv("CR_GPUS_SIMULATE");
     for (int i = 0; i < 3; i++) { state_free(&st[i]); free(l[i]); }
     model_free(&m);

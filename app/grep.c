@@ -91,7 +91,7 @@ grep_ctx *grep_new(const cr_model *m, cr_tokenizer *tok, const grep_opts *o, cha
     cascade_cfg cfg; cascade_cfg_default(&cfg);
     cfg.policy = CR_POLICY_FULL; cfg.S = 4; cfg.N = g->W; cfg.C = 1;
     if (state_init(&g->st, m, &cfg, g->W, g->o.threads, err, errlen)) { free(g->chunk); g->chunk = NULL; grep_free(g); return NULL; }
-    if (g->o.gpu && state_use_cuda(&g->st, err, errlen)) { grep_free(g); return NULL; }
+    if (g->o.gpu && state_use_cuda_ranks(&g->st, g->o.gpu, err, errlen)) { grep_free(g); return NULL; }
     if (probe_init(&g->pr, &g->st, err, errlen)) { grep_free(g); return NULL; }
     probe_attach(&g->st, &g->pr);
     g->capwin = g->budget;

@@ -31,7 +31,7 @@ typedef struct grep_opts {
     int max_line_tokens;   /* a longer line is scored on its first tokens (default 96) */
     int threads;           /* 0 = all cores */
     volatile int *stop;    /* nonzero: grep_line returns 1 and stops (Ctrl-C); may be NULL */
-    int gpu;               /* 1: run the scoring passes on the GPU (state_use_cuda) */
+    int gpu;               /* GPUs for the scoring passes (state_use_cuda_ranks; --gpus), 0 = the CPU */
 } grep_opts;
 
 typedef struct grep_ctx_line { uint64_t line; char *text; } grep_ctx_line;

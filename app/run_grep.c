@@ -49,7 +49,7 @@ int run_grep(const cr_opts *o) {
     if (model_load(&m, o->model, err, sizeof err)) { fprintf(stderr, "cascade-read: %s\n", err); session_close(&s); return CR_EXIT_INPUT; }
     grep_opts go; grep_opts_default(&go);
     go.question = o->question; go.k = o->grep_k; go.context = o->grep_context;
-    go.threads = o->threads; go.stop = &run_stop; go.gpu = session_wants_gpu(o);
+    go.threads = o->threads; go.stop = &run_stop; go.gpu = session_wants_gpu(o) ? (o->gpus > 1 ? o->gpus : 1) : 0;
     if (o->stride > 0) go.window = o->stride;
     grep_ctx *g = grep_new(&m, s.tok, &go, err, sizeof err);
     if (!g) { fprintf(stderr, "cascade-read: %s\n", err); model_free(&m); session_close(&s); return CR_EXIT_INPUT; }

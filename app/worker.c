@@ -492,7 +492,7 @@ static int rb_summarize(void *ud, wk *w, char *err, size_t n) {
 static int rb_grep(void *ud, wk *w, const char *q, char *err, size_t n) {
     rb *b = ud;
     grep_opts go; grep_opts_default(&go);
-    go.question = q; go.k = 10; go.threads = b->o.threads; go.stop = wk_stop_flag(w); go.gpu = session_wants_gpu(&b->o);
+    go.question = q; go.k = 10; go.threads = b->o.threads; go.stop = wk_stop_flag(w); go.gpu = session_wants_gpu(&b->o) ? (b->o.gpus > 1 ? b->o.gpus : 1) : 0;
     const char **paths = calloc((size_t)b->npaths + 1, sizeof *paths);
     int *pdoc = calloc((size_t)b->npaths + 1, sizeof *pdoc);   /* grep input -> document index */
     int np = 0;

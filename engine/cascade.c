@@ -97,6 +97,12 @@ int cascade_cfg_equal(const cascade_cfg *a, const cascade_cfg *b) {
            x.eager_fill == y.eager_fill;
 }
 
+int cascade_ctrl_equal(const cascade_ctrl *a, const cascade_ctrl *b) {
+    if (a->seen != b->seen || a->n_sinks != b->n_sinks || a->W != b->W) return 0;
+    for (int i = 0; i < a->cfg.C; i++) if (a->stored[i] != b->stored[i] || a->start[i] != b->start[i]) return 0;
+    return 1;
+}
+
 void cascade_ctrl_reset(cascade_ctrl *c) {
     c->n_sinks = 0;
     c->seen = 0;

@@ -62,6 +62,8 @@ typedef struct {
  * 1 <= C <= CR_MAX_CASCADES with N % C == 0. SINK and FULL ignore cfg->C (forced to 1). */
 int  cascade_ctrl_init(cascade_ctrl *c, const cascade_cfg *cfg, char *err, size_t errlen);
 void cascade_ctrl_reset(cascade_ctrl *c);              /* back to empty, same cfg */
+/* Same token count, sinks, sub-cache fill and ring starts (cfg assumed equal): 1, else 0. */
+int  cascade_ctrl_equal(const cascade_ctrl *a, const cascade_ctrl *b);
 
 /* Closed form: the control state after `seen` tokens, computed in O(C) without replaying
  * (valid for eager fill on and off). Equal, field for field, to init + planning seen tokens.

@@ -61,12 +61,6 @@ static int gpu_fwd(gpu_run *r, const int32_t *tok, int L, int mode, const int32_
     return cuda_forward(r->g, &pre, &r->p, tok, L, mode, tg, out, err, 256);
 }
 
-static int ctrl_equal(const cascade_ctrl *a, const cascade_ctrl *b) {
-    if (a->seen != b->seen || a->n_sinks != b->n_sinks || a->W != b->W) return 0;
-    for (int i = 0; i < a->cfg.C; i++) if (a->stored[i] != b->stored[i] || a->start[i] != b->start[i]) return 0;
-    return 1;
-}
-
 /* ---------------------------------------------------------------- greedy */
 static void greedy_case(const cr_model *m, const char *name, const cascade_cfg *cfg, int n) {
     char err[256];
@@ -252,9 +246,9 @@ static void test_long_prefill_100K_stories260K(void) {
     int diff = compare_caches(&s, &r, "100K prefill", &kvr, &nd, &sc);
     printf("     100K tokens, stride %d: CPU %.0f tok/s, GPU %.0f tok/s; control state %s; og identical in %d of %d x %d slots; "
            "K/V rel diff %.2e (%ld of %ld values not bit-identical), scores rel diff %.2e\n", stride, total / (c1 - c0), total / (c2 - c1),
-           ctrl_equal(&s.ctrl, &r.c) ? "identical" : "DIFFERENT", M260.hp.n_layer * M260.hp.n_kv * cfg.N - diff, M260.hp.n_layer * M260.hp.n_kv, cfg.N,
+           cascade_ctrl_equal(&s.ctrl, &r.c) ? "identical" : "DIFFERENT", M260.hp.n_layer * M260.hp.n_kv * cfg.N - diff, M260.hp.n_layer * M260.hp.n_kv, cfg.N,
            kvr, nd, 2L * M260.hp.n_layer * M260.hp.n_kv * cfg.N * M260.hp.head_dim, sc);
-    T_CHECK(ctrl_equal(&s.ctrl, &r.c));
+    T_CHECK(cascade_ctrl_equal(&s.ctrl, &r.c));
     /* Eviction keeps the higher fp32 score (ties: the newer token). The two sides sum the
      * same probabilities in different orders (relative difference ~1e-5), so a comparison
      * whose two scores are that close can go either way, after which that head holds a
@@ -333,7 +327,7 @@ static void test_long_decode_stories260K(void) {
     int diff = compare_caches(&s, &r, "decode", &kvr, &nd, &sc);
     printf("     %d decode steps: og %s, max |logit diff| %.2e (largest logit %.1f), K/V rel diff %.2e (%ld values not bit-identical), scores rel diff %.2e\n",
            total, diff ? "DIFFER" : "identical", worst, lmax, kvr, nd, sc);
-    T_CHECK(ctrl_equal(&s.ctrl, &r.c));
+    T_CHECK(cascade_ctrl_equal(&s.ctrl, &r.c));
     /* Eviction keeps the higher fp32 score (ties: the newer token). The two sides sum the
      * same probabilities in different orders (relative difference ~1e-5), so a comparison
      * whose two scores are that close can go either way, after which that head holds a
@@ -386,7 +380,7 @@ static void test_state_use_cuda(void) {
     }
     printf("     10304 tokens: max |logit diff| CPU vs GPU %.3g\n", maxd);
     T_CHECK(maxd < 0.05);
-    T_CHECK(ctrl_equal(&c.ctrl, &g.ctrl));
+    T_CHECK(cascade_ctrl_equal(&c.ctrl, &g.ctrl));
     T_CHECK(g.heads_stale == 1);
     T_CHECKF(state_sync_host(&g, err, sizeof err) == 0, "%s", err);
     int same = 1, nh = M260.hp.n_layer * M260.hp.n_kv;

@@ -41,12 +41,6 @@ static int fwd(run *r, const int32_t *tok, int L, float *out, char *err) {
     return cuda_tp_forward(r->t, &pre, &r->p, tok, L, CR_OUT_LAST, NULL, out, err, 256);
 }
 
-static int ctrl_equal(const cascade_ctrl *a, const cascade_ctrl *b) {
-    if (a->seen != b->seen || a->n_sinks != b->n_sinks || a->W != b->W) return 0;
-    for (int i = 0; i < a->cfg.C; i++) if (a->stored[i] != b->stored[i] || a->start[i] != b->start[i]) return 0;
-    return 1;
-}
-
 static double sd_of(const float *v, int n) {
     double mean = 0, s = 0;
     for (int i = 0; i < n; i++) mean += v[i];
@@ -71,17 +65,26 @@ static void free_heads(cascade_head *h, int nh) {
     free(h);
 }
 
+/* A random-weight model from tests/tools/mkmodel.py in tmpdir, loaded: 0; 1 when no Python has
+ * numpy (Debian's /usr/bin/python3, else the first python3 on PATH: the GPU machine's); -1 + err. */
+static int make_model(const char *name, const char *args, cr_model *m, char *err, size_t errlen) {
+    if (system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1")) PY = "python3";
+    if (system("python3 -c 'import numpy' >/dev/null 2>&1") && PY[0] != '/') return 1;
+    char path[256], cmd[1024];
+    snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, name);
+    snprintf(cmd, sizeof cmd, "%s tests/tools/mkmodel.py --out %s %s >/dev/null", PY, path, args);
+    if (system(cmd)) { snprintf(err, errlen, "%s", cmd); return -1; }
+    return model_load(m, path, err, errlen) ? -1 : 0;
+}
+
 /* ranks[i] > 0: simulated on GPU 0; -1: one rank over NCCL on GPU 0 (bit-exact expected) */
 static void run_model(const char *name, const char *args, const int *ranks, int nruns, double tol) {
     if (!gpu_ok) T_SKIP("no usable GPU (%s)", gpu_desc);
-    if (system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1")) PY = "python3";
-    if (system("python3 -c 'import numpy' >/dev/null 2>&1") && PY[0] != '/') T_SKIP("numpy is missing");
-    char path[256], cmd[1024], err[512];
-    snprintf(path, sizeof path, "%s/%s.gguf", tmpdir, name);
-    snprintf(cmd, sizeof cmd, "%s tests/tools/mkmodel.py --out %s %s >/dev/null", PY, path, args);
-    T_CHECKF(system(cmd) == 0, "%s", cmd);
+    char err[512];
     cr_model m;
-    T_CHECKF(model_load(&m, path, err, sizeof err) == 0, "%s", err);
+    const int mk = make_model(name, args, &m, err, sizeof err);
+    if (mk > 0) T_SKIP("numpy is missing");
+    T_CHECKF(mk == 0, "%s", err);
     cascade_cfg cfg; cascade_cfg_default(&cfg);
     cfg.S = 4; cfg.N = 128; cfg.C = 4;
     const int L = 32, chunks = 40, steps = 48, V = m.hp.n_vocab, nh = m.hp.n_layer * m.hp.n_kv;
@@ -155,7 +158,7 @@ static void run_model(const char *name, const char *args, const int *ranks, int 
         } else {
             T_CHECKF(worst[i] == 0 && diff[i] == 0, "%s, one rank over NCCL: %.3e, %d slots", name, worst[i], diff[i]);
         }
-        T_CHECK(ctrl_equal(&tp[i].c, &ref.c));
+        T_CHECK(cascade_ctrl_equal(&tp[i].c, &ref.c));
     }
     state_free(&cs);
     free(lc);
@@ -212,14 +215,11 @@ static void copy_cache(cr_state *dst, const cr_state *src) {
 
 static void test_state_gpus_resume(void) {
     if (!gpu_ok) T_SKIP("no usable GPU (%s)", gpu_desc);
-    if (system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1")) PY = "python3";
-    if (system("python3 -c 'import numpy' >/dev/null 2>&1") && PY[0] != '/') T_SKIP("numpy is missing");
-    char path[256], cmd[1024], err[512];
-    snprintf(path, sizeof path, "%s/resume.gguf", tmpdir);
-    snprintf(cmd, sizeof cmd, "%s tests/tools/mkmodel.py --out %s --type F32 --dim 128 --layers 2 --heads 4 --kv-heads 4 --ffn 256 --vocab 512 --ctx 2048 --seed 9 >/dev/null", PY, path);
-    T_CHECKF(system(cmd) == 0, "%s", cmd);
+    char err[512];
     cr_model m;
-    T_CHECKF(model_load(&m, path, err, sizeof err) == 0, "%s", err);
+    const int mk = make_model("resume", "--type F32 --dim 128 --layers 2 --heads 4 --kv-heads 4 --ffn 256 --vocab 512 --ctx 2048 --seed 9", &m, err, sizeof err);
+    if (mk > 0) T_SKIP("numpy is missing");
+    T_CHECKF(mk == 0, "%s", err);
     cascade_cfg cfg; cascade_cfg_default(&cfg);
     cfg.S = 4; cfg.N = 128; cfg.C = 4;
     const int L = 32, V = m.hp.n_vocab, ranks[3] = {2, 1, 4};

@@ -40,8 +40,10 @@ typedef struct {
 typedef struct { float d, s; int8_t q[32]; } crk_q8;
 
 /* ---- elementwise / row ops ---- */
-/* x[t][0..cols) = row tok[t] of W (any supported type), t < L. */
-void crk_embed(const void *w, uint32_t type, size_t row_bytes, int cols, const int32_t *tok, int L, float *x, crk_stream s);
+/* x[t][0..cols) = row tok[t] - row0 of W (any supported type), t < L, where W holds the rows
+ * of tokens [row0, row0 + nrows); zeros for a token outside them. */
+void crk_embed(const void *w, uint32_t type, size_t row_bytes, int cols, const int32_t *tok, int L, int row0, int nrows, float *x,
+               crk_stream s);
 /* dst = W as bf16 (dst_bf16 = 1) or f32 (0), rows x cols, row-major. */
 void crk_dequant(const void *w, uint32_t type, int64_t rows, int64_t cols, size_t row_bytes, void *dst, int dst_bf16, crk_stream s);
 void crk_f32_to_bf16(const float *x, uint16_t *y, size_t n, crk_stream s);
@@ -214,10 +216,15 @@ typedef struct {
 void crk_cascade_move(const crk_move_args *a, crk_stream s);
 
 /* ---- logits ---- */
-/* out[0] = index of the largest x (first on ties, like argmax() of sampler.c). */
-void crk_argmax(const float *x, int n, int32_t *out, crk_stream s);
+/* out[0] = index of the largest x (first on ties, like argmax() of sampler.c); *maxval (when
+ * not NULL) = that largest value (-inf when every x is NaN). */
+void crk_argmax(const float *x, int n, int32_t *out, float *maxval, crk_stream s);
 /* out[t] = logsumexp(logits[t]) - logits[t][targets[t]] (NaN for a bad target). */
 void crk_nll(const float *logits, int rows, int V, const int32_t *targets, float *out, crk_stream s);
+/* A share of the vocabulary: logits[t][0..V) are the logits of tokens [v0, v0 + V).
+ * out[2t] = logsumexp(logits[t]), out[2t + 1] = the logit of targets[t] when it lies in the
+ * share, else NaN. nll_combine (engine/cuda_tp.c) puts the shares together. */
+void crk_nll_part(const float *logits, int rows, int V, const int32_t *targets, int v0, float *out, crk_stream s);
 
 /* ---- benchmarks: random weights of a given type (valid blocks, values ~ +-scale) ---- */
 void crk_fill_random(void *dst, uint32_t type, int64_t rows, int64_t cols, size_t row_bytes, uint64_t seed, float scale, crk_stream s);

@@ -43,8 +43,9 @@ struct cuda_state {
     cublasHandle_t cb;
     int attn_mode;        /* CRK_ATTN_* passed to the kernels */
     /* weights */
-    dmat tok, out;
+    dmat tok, out;        /* [vn][dim]: rows of tokens [voff, voff + vn) */
     int out_shared;       /* output matrix == token matrix (tied) */
+    int voff, vn;         /* this state's share of the vocabulary (all of it: 0, n_vocab) */
     dmat *lw;             /* [n_layer][M_COUNT] */
     void **qkv_res, **gu_res;   /* fused resident operands per layer (or NULL) */
     int qkv_fuse, gu_fuse;      /* group shares one precision */
@@ -85,7 +86,7 @@ struct cuda_state {
     size_t stage_bytes;
     cudaEvent_t ev_stage, ev0, ev1;
     int32_t *slot_map;    /* host [N], -1 */
-    float *h_logits;      /* pinned [n_vocab] */
+    float *h_logits;      /* pinned [vn] */
     int32_t *h_argmax;    /* pinned */
     /* graphs */
     cudaGraphExec_t gexec[2 * N_OUT_MODES];   /* per output mode, with a full cache and with unfilled sinks or slots */
@@ -261,10 +262,17 @@ cuda_state *cuda_state_create_ex(const cr_model *m, const cascade_ctrl *ctrl, in
     g->ffn_norm = g->attn_norm + nl; g->bq = g->ffn_norm + nl; g->bk = g->bq + nl; g->bv = g->bk + nl;
 
     /* ---- plan the memory ---- */
+    g->voff = opts->vocab_n ? opts->vocab_off : 0;
+    g->vn = opts->vocab_n ? opts->vocab_n : hp->n_vocab;
+    if (g->voff < 0 || g->vn < 1 || g->voff + g->vn > hp->n_vocab || m->tok_embd.rows != g->vn || m->output.rows != g->vn) {
+        snprintf(err, errlen, "CUDA: vocabulary share [%d, %d) of %d with %lld / %lld matrix rows", g->voff, g->voff + g->vn, hp->n_vocab,
+                 (long long)m->tok_embd.rows, (long long)m->output.rows);
+        cuda_state_free(g);
+        return NULL;
+    }
     init_dmat(g, &g->tok, &m->tok_embd);
     g->out_shared = m->output.data == m->tok_embd.data && m->output.type == m->tok_embd.type;
     init_dmat(g, &g->out, &m->output);
-    if (opts->no_output) { g->out.rows = 0; g->out_shared = 0; }   /* never allocated, never read */
     size_t raw_bytes = (size_t)g->tok.rows * g->tok.row_bytes + (g->out_shared ? 0 : (size_t)g->out.rows * g->out.row_bytes);
     size_t res_bytes = 0, wsp_need = 0;
     g->qkv_fuse = g->gu_fuse = 1;
@@ -310,9 +318,9 @@ cuda_state *cuda_state_create_ex(const cr_model *m, const cascade_ctrl *ctrl, in
         if (g->stage_layers < 1) g->stage_layers = 1;
     }
     g->r_stride = (size_t)S + N + Lm;
-    size_t V = (size_t)hp->n_vocab;
+    size_t V = (size_t)g->vn;
     g->logits_rows = (int)(((size_t)64 << 20) / (4 * V));
-    if (g->logits_rows < 1 || opts->no_output) g->logits_rows = 1;
+    if (g->logits_rows < 1) g->logits_rows = 1;
     if (g->logits_rows > max_L) g->logits_rows = max_L;
     const int pairs = hp->rope_dim / 2;
     const int64_t rope_max = (int64_t)S + N + max_L + 1;
@@ -332,7 +340,7 @@ cuda_state *cuda_state_create_ex(const cr_model *m, const cascade_ctrl *ctrl, in
     scratch += Lm * qkvw * 4 + Lm * g->qd * 4 + Lm * 2 * hp->ffn * 4 + Lm * hp->ffn * 4;  /* qkv, att, gu, hb */
     scratch += Lm * g->wide * 2 + Lm * g->qd * 2 * 2 + Lm * hp->ffn * 2;  /* xb16, att16, q16, hb16 */
     scratch += ((size_t)g->wide / 32 + 1) * sizeof(crk_q8);
-    scratch += work_f * 4 + (size_t)g->logits_rows * V * 4 + Lm * 4 + (size_t)N * 4 + 64;
+    scratch += work_f * 4 + (size_t)g->logits_rows * V * 4 + Lm * 8 + (size_t)N * 4 + 64;
     scratch += (size_t)nl * Lm * g->kvd * 2 * 2;                          /* k16, v16 */
     scratch += (size_t)nl * nkv * g->r_stride * 4;                       /* r */
     scratch += (size_t)nl * nkv * g->U_max * 4;                          /* src */
@@ -392,7 +400,7 @@ cuda_state *cuda_state_create_ex(const cr_model *m, const cascade_ctrl *ctrl, in
     g->xq = dalloc(&ac, ((size_t)g->wide / 32 + 1) * sizeof(crk_q8));
     g->work = dalloc(&ac, work_f * 4);
     g->logits = dalloc(&ac, (size_t)g->logits_rows * V * 4);
-    g->nll = dalloc(&ac, Lm * 4);
+    g->nll = dalloc(&ac, Lm * 8);   /* [Lm] NLLs, or [Lm][2] crk_nll_part pairs */
     g->slot_pos = dalloc(&ac, (size_t)N * 4);
     g->d_argmax = dalloc(&ac, 16);
     g->src = dalloc(&ac, (size_t)nl * nkv * g->U_max * 4);
@@ -505,7 +513,7 @@ cuda_state *cuda_state_create_ex(const cr_model *m, const cascade_ctrl *ctrl, in
         free(h);
     }
     CUDA_CHECK(cudaMallocHost((void **)&g->h_stage, g->stage_bytes));
-    CUDA_CHECK(cudaMallocHost((void **)&g->h_logits, V * 4));
+    CUDA_CHECK(cudaMallocHost((void **)&g->h_logits, V < 2 ? 8 : V * 4));   /* or an NLL pair */
     CUDA_CHECK(cudaMallocHost((void **)&g->h_argmax, 16));
     /* attention path */
     int all_f32 = 1;
@@ -680,7 +688,8 @@ static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay,
     const int acc = g->opts.tp_rank == 0;   /* the row-parallel products: add to the residual, or (ranks > 0) replace it */
 
     crk_slot_pos(dst, g->N, g->slot_pos, g->st); CUDA_LAUNCHED();
-    crk_embed(g->tok.raw, g->tok.type, g->tok.row_bytes, dim, dtok, L, g->x, g->st); CUDA_LAUNCHED();
+    crk_embed(g->tok.raw, g->tok.type, g->tok.row_bytes, dim, dtok, L, g->voff, g->vn, g->x, g->st); CUDA_LAUNCHED();
+    if (g->vn < hp->n_vocab) tp_allreduce(g, L);   /* each rank embedded its share's tokens */
     for (int l = 0; l < hp->n_layer; l++) {
         const dmat *W = &g->lw[(size_t)l * M_COUNT];
         uint16_t *k16 = g->k16 + (size_t)l * g->max_L * kvd, *v16 = g->v16 + (size_t)l * g->max_L * kvd;
@@ -760,17 +769,20 @@ static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay,
         };
         crk_cascade_move(&ma, g->st); CUDA_LAUNCHED();
     }
-    /* outputs */
-    const size_t V = (size_t)hp->n_vocab;
+    /* outputs (of this state's share of the vocabulary) */
+    const size_t V = (size_t)g->vn;
+    const int part = g->vn < hp->n_vocab;
     if (out_mode == CR_OUT_NONE) return;
     if (out_mode == CR_OUT_LAST || out_mode == CUDA_OUT_ARGMAX || decode) {
         final_logits_row(g, g->x + (size_t)(L - 1) * dim);
         if (out_mode == CUDA_OUT_ARGMAX) {
-            crk_argmax(g->logits, (int)V, g->d_argmax, g->st); CUDA_LAUNCHED();
-            CUDA_CHECK(cudaMemcpyAsync(g->h_argmax, g->d_argmax, 4, cudaMemcpyDeviceToHost, g->st));
+            crk_argmax(g->logits, (int)V, g->d_argmax, (float *)(g->d_argmax + 1), g->st); CUDA_LAUNCHED();
+            CUDA_CHECK(cudaMemcpyAsync(g->h_argmax, g->d_argmax, 8, cudaMemcpyDeviceToHost, g->st));
         } else if (out_mode == CR_OUT_NLL) {
-            crk_nll(g->logits, 1, (int)V, dtgt, g->nll, g->st); CUDA_LAUNCHED();
-            CUDA_CHECK(cudaMemcpyAsync(g->h_logits, g->nll, 4, cudaMemcpyDeviceToHost, g->st));
+            if (part) crk_nll_part(g->logits, 1, (int)V, dtgt, g->voff, g->nll, g->st);
+            else crk_nll(g->logits, 1, (int)V, dtgt, g->nll, g->st);
+            CUDA_LAUNCHED();
+            CUDA_CHECK(cudaMemcpyAsync(g->h_logits, g->nll, 8, cudaMemcpyDeviceToHost, g->st));
         } else {
             CUDA_CHECK(cudaMemcpyAsync(g->h_logits, g->logits, V * 4, cudaMemcpyDeviceToHost, g->st));
         }
@@ -782,7 +794,9 @@ static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay,
         int nr = imin(g->logits_rows, L - t0);
         gemm_group(g, &g->out, 1, 0, g->xb + (size_t)t0 * dim, g->xb16 + (size_t)t0 * dim, nr, g->logits, (int64_t)V, 0.0f);
         if (out_mode == CR_OUT_ALL)
-            CUDA_CHECK(cudaMemcpyAsync(out_host_all + (size_t)t0 * V, g->logits, (size_t)nr * V * 4, cudaMemcpyDeviceToHost, g->st));
+            CUDA_CHECK(cudaMemcpy2DAsync(out_host_all + (size_t)t0 * hp->n_vocab + g->voff, (size_t)hp->n_vocab * 4, g->logits, V * 4,
+                                         V * 4, (size_t)nr, cudaMemcpyDeviceToHost, g->st));
+        else if (part) { crk_nll_part(g->logits, nr, (int)V, dtgt + t0, g->voff, g->nll + 2 * (size_t)t0, g->st); CUDA_LAUNCHED(); }
         else { crk_nll(g->logits, nr, (int)V, dtgt + t0, g->nll + t0, g->st); CUDA_LAUNCHED(); }
     }
 }
@@ -804,7 +818,6 @@ int cuda_forward(cuda_state *g, const cascade_ctrl *pre, const cascade_plan *pla
         snprintf(err, errlen, "CUDA: unknown output mode %d", out_mode); return -1;
     }
     if (out_mode == CR_OUT_NLL && !targets) { snprintf(err, errlen, "CUDA: NLL needs targets"); return -1; }
-    if (out_mode != CR_OUT_NONE && g->opts.no_output) { snprintf(err, errlen, "CUDA: this GPU holds no output matrix (a tensor-parallel rank > 0)"); return -1; }
     for (int t = 0; t < L; t++)
         if (tok[t] < 0 || tok[t] >= hp->n_vocab) { snprintf(err, errlen, "token id %d out of range (vocabulary %d)", tok[t], hp->n_vocab); return -1; }
     if (plan->n_ops > L * g->C) { snprintf(err, errlen, "CUDA: plan has %d ops for %d tokens", plan->n_ops, L); return -1; }
@@ -865,11 +878,14 @@ int cuda_forward(cuda_state *g, const cascade_ctrl *pre, const cascade_plan *pla
     if (out_mode == CR_OUT_NONE) return 0;
     cudaError_t e = cudaStreamSynchronize(g->st);
     if (e != cudaSuccess) { snprintf(err, errlen, "CUDA: %s", cudaGetErrorString(e)); return -1; }
-    const size_t V = (size_t)hp->n_vocab;
-    if (out_mode == CUDA_OUT_ARGMAX) out[0] = (float)g->h_argmax[0];
-    else if (out_mode == CR_OUT_LAST || (out_mode == CR_OUT_ALL && L == 1)) memcpy(out, g->h_logits, V * 4);
-    else if (out_mode == CR_OUT_NLL && L == 1) out[0] = g->h_logits[0];
-    else if (out_mode == CR_OUT_NLL) CUDA_CHECK(cudaMemcpy(out, g->nll, (size_t)L * 4, cudaMemcpyDeviceToHost));
+    const size_t V = (size_t)g->vn;
+    const int part = g->vn < hp->n_vocab;
+    if (out_mode == CUDA_OUT_ARGMAX) {
+        out[0] = (float)(g->voff + g->h_argmax[0]);
+        if (part) memcpy(&out[1], &g->h_argmax[1], 4);
+    } else if (out_mode == CR_OUT_LAST || (out_mode == CR_OUT_ALL && L == 1)) memcpy(out + g->voff, g->h_logits, V * 4);
+    else if (out_mode == CR_OUT_NLL && L == 1) memcpy(out, g->h_logits, part ? 8 : 4);
+    else if (out_mode == CR_OUT_NLL) CUDA_CHECK(cudaMemcpy(out, g->nll, (size_t)L * (part ? 8 : 4), cudaMemcpyDeviceToHost));
     return 0;
 }
 

@@ -36,8 +36,15 @@ typedef struct {
      * allreduce(tp_ctx, rank, x, floats, stream) sums x over the ranks in place (on the
      * state's cudaStream_t, before it returns or in stream order). NULL: one GPU. */
     int tp_rank;
-    int no_output;       /* 1: no output matrix or logits on this GPU (tensor-parallel ranks > 0,
-                            which never compute outputs); cuda_forward then takes only CR_OUT_NONE */
+    /* a share of the vocabulary (tensor parallelism, model_shard_vocab): m's tok_embd and
+     * output hold the rows of tokens [vocab_off, vocab_off + vocab_n) (0, 0: the whole
+     * vocabulary). A token outside the share embeds as zeros (the all-reduce after the
+     * embedding sums the ranks' rows); cuda_forward's outputs become this share's:
+     * CR_OUT_LAST / ALL write logits [vocab_off, vocab_off + vocab_n) of each n_vocab-wide
+     * row of out (nothing else), CUDA_OUT_ARGMAX out[0] = the share's greedy token id and
+     * out[1] = its logit, CR_OUT_NLL out[2t], out[2t + 1] = crk_nll_part's pair (combined by
+     * logits_nll_combine of sampler.h). */
+    int vocab_off, vocab_n;
     int (*allreduce)(void *tp_ctx, int rank, float *x, size_t floats, void *stream);
     void *tp_ctx;
 } cuda_opts;

@@ -3,6 +3,7 @@
 #include "cuda_nccl.h"
 #include "cuda_util.h"
 #include "model_shard.h"
+#include "sampler.h"
 #include "state.h"
 #include <pthread.h>
 #include <stdio.h>
@@ -30,6 +31,9 @@ struct cuda_tp {
     int gen, done, quit;
     tp_job job;
     int rc[TP_MAX];
+    /* every rank's share of the outputs that need combining (argmax, NLL): [n][max_L][2] */
+    float *part;
+    int max_L;
     char err[TP_MAX][256];
     /* simulation's all-reduce */
     pthread_barrier_t bar;
@@ -69,11 +73,16 @@ static int nccl_allreduce(void *ctx, int rank, float *x, size_t n, void *stream)
     return 0;
 }
 
+/* Whether an output mode gives each rank a share to combine (n > 1: every rank holds a share
+ * of the vocabulary) rather than its columns of out. */
+static int combined(const cuda_tp *t, int out_mode) { return t->n > 1 && (out_mode == CUDA_OUT_ARGMAX || out_mode == CR_OUT_NLL); }
+
 static void run_rank(cuda_tp *t, int r) {
     const tp_job *j = &t->job;
-    /* rank 0 computes the outputs; the others only their share of the layers */
-    t->rc[r] = cuda_forward(t->g[r], j->pre, j->plan, j->tok, j->L, r == 0 ? j->out_mode : CR_OUT_NONE, j->targets,
-                            r == 0 ? j->out : NULL, t->err[r], sizeof t->err[r]);
+    /* each rank computes the outputs of its share of the vocabulary: logits into its columns
+     * of out, argmax / NLL pairs into its part of t->part */
+    float *o = combined(t, j->out_mode) ? t->part + (size_t)r * t->max_L * 2 : j->out;
+    t->rc[r] = cuda_forward(t->g[r], j->pre, j->plan, j->tok, j->L, j->out_mode, j->targets, o, t->err[r], sizeof t->err[r]);
     if (r != 0 && t->rc[r] == 0 && cuda_sync(t->g[r], t->err[r], sizeof t->err[r])) t->rc[r] = -1;
 }
 
@@ -108,6 +117,7 @@ void cuda_tp_free(cuda_tp *t) {
     if (t->cbst) cudaStreamDestroy(t->cbst);
     if (t->bar_ok) pthread_barrier_destroy(&t->bar);
     nccl_close(t->nccl);
+    free(t->part);
     pthread_mutex_destroy(&t->mu);
     pthread_cond_destroy(&t->go);
     pthread_cond_destroy(&t->done_cv);
@@ -122,7 +132,9 @@ cuda_tp *cuda_tp_create(const cr_model *m, const cascade_ctrl *ctrl, int max_L, 
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->go, NULL);
     pthread_cond_init(&t->done_cv, NULL);
-    t->n = n; t->sim = devices == NULL; t->n_layer = m->hp.n_layer; t->n_kv = m->hp.n_kv;
+    t->n = n; t->sim = devices == NULL; t->n_layer = m->hp.n_layer; t->n_kv = m->hp.n_kv; t->max_L = max_L;
+    t->part = malloc(sizeof(float) * 2 * (size_t)n * (max_L > 0 ? max_L : 1));
+    if (!t->part) { snprintf(err, errlen, "out of memory"); cuda_tp_free(t); return NULL; }
     for (int r = 0; r < n; r++) t->devs[r] = devices ? devices[r] : 0;
     for (int r = 0; r < n; r++)
         if (model_shard(m, r, n, &t->shard[r], err, errlen)) { cuda_tp_free(t); return NULL; }
@@ -143,7 +155,7 @@ cuda_tp *cuda_tp_create(const cr_model *m, const cascade_ctrl *ctrl, int max_L, 
         cuda_opts ro = *o;
         ro.device = t->devs[r];
         ro.tp_rank = r;
-        ro.no_output = r > 0;   /* rank 0 computes every output */
+        if (n > 1) model_shard_vocab(m, r, n, &ro.vocab_off, &ro.vocab_n);
         if (n > 1 || !t->sim) {
             ro.allreduce = t->sim ? sim_allreduce : nccl_allreduce;
             ro.tp_ctx = t;
@@ -187,6 +199,16 @@ int cuda_tp_forward(cuda_tp *t, const cascade_ctrl *pre, const cascade_plan *pla
             else snprintf(err, errlen, "%s", t->err[r]);
             return -1;
         }
+    if (!combined(t, out_mode)) return 0;
+    const size_t rs = (size_t)t->max_L * 2;   /* one rank's part */
+    if (out_mode == CUDA_OUT_ARGMAX) {
+        /* the largest logit over the shares; on a tie the lower rank (the lower token id) */
+        int best = 0;
+        for (int r = 1; r < t->n; r++) if (t->part[r * rs + 1] > t->part[best * rs + 1]) best = r;
+        out[0] = t->part[best * rs];
+    } else {
+        for (int i = 0; i < L; i++)   /* one NLL per token */ out[i] = logits_nll_combine(t->part + 2 * (size_t)i, t->n, (int)rs);
+    }
     return 0;
 }
 

@@ -4,6 +4,7 @@
 #include "attn_cpu.h"
 #include "attn_probe.h"
 #include "model_shard.h"
+#include "sampler.h"
 #include "matmul.h"
 #include "vexp.h"
 #include <math.h>
@@ -281,15 +282,7 @@ int forward(cr_state *s, const int32_t *tok, int L, int out_mode, const int32_t 
         for (int t0 = 0; t0 < L; t0 += NLL_BLOCK) {
             int n = L - t0 < NLL_BLOCK ? L - t0 : NLL_BLOCK;
             matmul(s->tp, &m->output, s->xb + (size_t)t0 * dim, n, s->logits, s->xq);
-            for (int j = 0; j < n; j++) {
-                const float *lg = s->logits + (size_t)j * hp->n_vocab;
-                float mx = -INFINITY;
-                for (int v = 0; v < hp->n_vocab; v++) if (lg[v] > mx) mx = lg[v];
-                double sum = 0;
-                for (int v = 0; v < hp->n_vocab; v++) sum += exp((double)(lg[v] - mx));
-                int tg = targets[t0 + j];
-                out[t0 + j] = (tg >= 0 && tg < hp->n_vocab) ? (float)(log(sum) + mx - lg[tg]) : NAN;
-            }
+            for (int j = 0; j < n; j++) out[t0 + j] = logits_nll(s->logits + (size_t)j * hp->n_vocab, hp->n_vocab, targets[t0 + j]);
         }
     }
     return 0;

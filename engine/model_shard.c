@@ -20,6 +20,12 @@ wmat wmat_cols(const wmat *w, int64_t c0, int64_t nc) {
     return v;
 }
 
+void model_shard_vocab(const cr_model *m, int rank, int n, int *v0, int *vn) {
+    const int64_t V = m->hp.n_vocab;
+    *v0 = (int)(V * rank / n);
+    *vn = (int)(V * (rank + 1) / n) - *v0;
+}
+
 int model_shard_check(const cr_model *m, int n, char *err, size_t errlen) {
     const hparams *hp = &m->hp;
     if (n < 1) { snprintf(err, errlen, "%d ranks", n); return -1; }
@@ -70,8 +76,12 @@ int model_shard(const cr_model *m, int rank, int n, cr_model *out, char *err, si
         const wmat *ws[7] = {&S->q, &S->k, &S->v, &S->o, &S->gate, &S->up, &S->down};
         for (int i = 0; i < 7; i++) out->weight_bytes += (size_t)ws[i]->rows * wmat_packed_row_bytes(ws[i]);
     }
-    out->weight_bytes += (size_t)m->tok_embd.rows * m->tok_embd.row_bytes;
-    if (m->output.data != m->tok_embd.data) out->weight_bytes += (size_t)m->output.rows * m->output.row_bytes;
+    int v0, vn;
+    model_shard_vocab(m, rank, n, &v0, &vn);
+    out->tok_embd = rows_of(&m->tok_embd, v0, vn);
+    out->output = rows_of(&m->output, v0, vn);
+    out->weight_bytes += (size_t)vn * m->tok_embd.row_bytes;
+    if (m->output.data != m->tok_embd.data) out->weight_bytes += (size_t)vn * m->output.row_bytes;
     return 0;
 }
 

@@ -43,6 +43,40 @@ int32_t argmax(const float *x, int n) {
     return b;
 }
 
+static double lse_of(const float *lg, int V, float *mx_out) {
+    float mx = -INFINITY;
+    for (int v = 0; v < V; v++) if (lg[v] > mx) mx = lg[v];
+    double sum = 0;
+    for (int v = 0; v < V; v++) sum += exp((double)(lg[v] - mx));
+    *mx_out = mx;
+    return sum;
+}
+
+float logits_nll(const float *lg, int V, int target) {
+    float mx;
+    double sum = lse_of(lg, V, &mx);
+    return (target >= 0 && target < V) ? (float)(log(sum) + mx - lg[target]) : NAN;
+}
+
+void logits_lse_part(const float *lg, int V, int target, int v0, float out[2]) {
+    float mx;
+    double sum = lse_of(lg, V, &mx);
+    out[0] = (float)(log(sum) + mx);
+    out[1] = (target - v0 >= 0 && target - v0 < V) ? lg[target - v0] : NAN;
+}
+
+float logits_nll_combine(const float *parts, int n, int stride) {
+    double mx = -INFINITY, tgt = NAN;
+    for (int i = 0; i < n; i++) {
+        const float *p = parts + (size_t)i * stride;
+        if (p[0] > mx) mx = p[0];
+        if (!isnan(p[1])) tgt = p[1];
+    }
+    double sum = 0;
+    for (int i = 0; i < n; i++) sum += exp((double)parts[(size_t)i * stride] - mx);
+    return (float)(log(sum) + mx - tgt);
+}
+
 static const float *cmp_base;
 static int cmp_desc(const void *a, const void *b) {
     float x = cmp_base[*(const int32_t *)a], y = cmp_base[*(const int32_t *)b];

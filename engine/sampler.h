@@ -32,4 +32,13 @@ void sampler_accept(sampler *s, int32_t tok);
 /* Choose the next token; logits may be modified. */
 int32_t sampler_sample(sampler *s, float *logits);
 int32_t argmax(const float *x, int n);
+/* -log p(target) under softmax(lg[0..V)); NaN for a target outside [0, V). */
+float logits_nll(const float *lg, int V, int target);
+/* A share of the vocabulary (lg[0..V) are the logits of tokens [v0, v0 + V)): out[0] =
+ * logsumexp(lg), out[1] = the target's logit when it lies in the share, else NaN. The CPU
+ * twin of crk_nll_part (kernels/logits.cu). */
+void logits_lse_part(const float *lg, int V, int target, int v0, float out[2]);
+/* The NLL from n shares' logits_lse_part pairs (share i at parts + i * stride): NaN when no
+ * share holds the target. */
+float logits_nll_combine(const float *parts, int n, int stride);
 #endif

@@ -4,7 +4,7 @@
 
 /* x 16-byte aligned and n % 4 == 0: float4 loads, 8 in flight per thread (a thread's indices
  * increase, so a strict > keeps its first maximum); otherwise one float at a time. */
-__global__ void argmax_k(const float *x, int n, int32_t *out) {
+__global__ void argmax_k(const float *x, int n, int32_t *out, float *maxval) {
     float best = -INFINITY;
     int bi = -1;
     if (((uintptr_t)x & 15) == 0 && (n & 3) == 0) {
@@ -45,10 +45,15 @@ __global__ void argmax_k(const float *x, int n, int32_t *out) {
         }
         __syncthreads();
     }
-    if (threadIdx.x == 0) out[0] = si[0] < 0 ? 0 : si[0];
+    if (threadIdx.x == 0) {
+        out[0] = si[0] < 0 ? 0 : si[0];
+        if (maxval) maxval[0] = sv[0];
+    }
 }
 
-__global__ void nll_k(const float *logits, int V, const int32_t *targets, float *out) {
+/* PART = 0: out[t] = NLL of targets[t]; PART = 1: out[2t], out[2t+1] as crk_nll_part. */
+template <int PART>
+__global__ void nll_k(const float *logits, int V, const int32_t *targets, int v0, float *out) {
     const int t = blockIdx.x;
     const float *lg = logits + (size_t)t * V;
     __shared__ float smax[32];
@@ -74,16 +79,27 @@ __global__ void nll_k(const float *logits, int V, const int32_t *targets, float 
     if (threadIdx.x == 0) {
         double s = 0;
         for (int w = 0; w < (int)(blockDim.x >> 5); w++) s += ssum[w];
-        int tg = targets[t];
-        out[t] = (tg >= 0 && tg < V) ? (float)(log(s) + mx - lg[tg]) : __int_as_float(0x7fc00000);
+        const int tg = targets[t] - v0;
+        const float nan = __int_as_float(0x7fc00000);
+        if (PART) {
+            out[2 * t] = (float)(log(s) + mx);
+            out[2 * t + 1] = (tg >= 0 && tg < V) ? lg[tg] : nan;
+        } else {
+            out[t] = (tg >= 0 && tg < V) ? (float)(log(s) + mx - lg[tg]) : nan;
+        }
     }
 }
 
-extern "C" void crk_argmax(const float *x, int n, int32_t *out, crk_stream s) {
-    argmax_k<<<1, 1024, 0, s>>>(x, n, out);
+extern "C" void crk_argmax(const float *x, int n, int32_t *out, float *maxval, crk_stream s) {
+    argmax_k<<<1, 1024, 0, s>>>(x, n, out, maxval);
 }
 
 extern "C" void crk_nll(const float *logits, int rows, int V, const int32_t *targets, float *out, crk_stream s) {
     if (rows <= 0) return;
-    nll_k<<<rows, 256, 0, s>>>(logits, V, targets, out);
+    nll_k<0><<<rows, 256, 0, s>>>(logits, V, targets, 0, out);
+}
+
+extern "C" void crk_nll_part(const float *logits, int rows, int V, const int32_t *targets, int v0, float *out, crk_stream s) {
+    if (rows <= 0) return;
+    nll_k<1><<<rows, 256, 0, s>>>(logits, V, targets, v0, out);
 }

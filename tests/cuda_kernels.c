@@ -231,11 +231,26 @@ static void test_dequant_embed_all_types(void) {
         int32_t tok[4] = {5, 0, 6, 5};
         int32_t *dtok = dup(tok, sizeof tok);
         poison(df, 4 * (size_t)rows * cols);
-        crk_embed(dw, t, rb, cols, dtok, 4, df, S0); CUDA_LAUNCHED();
+        crk_embed(dw, t, rb, cols, dtok, 4, 0, rows, df, S0); CUDA_LAUNCHED();
         get(got, df, 4 * 4 * (size_t)cols);
         for (int k = 0; k < 4; k++) {
             e = rel_err(got + (size_t)k * cols, ref + (size_t)tok[k] * cols, (size_t)cols, &bad);
             T_CHECKF(bad == 0 && e < 1e-6, "%s embed row %d: rel err %.3g", ggml_type_name(t), tok[k], e);
+        }
+        /* a share of the vocabulary (tensor parallelism): the matrix from row 2 on holds
+         * tokens 5..9: token 5 and 6 are rows 3 and 4 of it, token 0 is outside (zeros) */
+        poison(df, 4 * (size_t)rows * cols);
+        crk_embed((const uint8_t *)dw + 2 * rb, t, rb, cols, dtok, 4, 3, rows - 2, df, S0); CUDA_LAUNCHED();
+        get(got, df, 4 * 4 * (size_t)cols);
+        for (int k = 0; k < 4; k++) {
+            if (tok[k] < 3) {
+                int nz = 0;
+                for (int i = 0; i < cols; i++) nz += got[(size_t)k * cols + i] != 0.0f;
+                T_CHECKF(nz == 0, "%s embed share: token %d outside the share has %d non-zero values", ggml_type_name(t), tok[k], nz);
+            } else {
+                e = rel_err(got + (size_t)k * cols, ref + (size_t)(tok[k] - 1) * cols, (size_t)cols, &bad);
+                T_CHECKF(bad == 0 && e < 1e-6, "%s embed share, token %d: rel err %.3g", ggml_type_name(t), tok[k], e);
+            }
         }
         cudaFree(dw); cudaFree(df); cudaFree(d16); cudaFree(dtok);
         free(w); free(ref); free(got); free(g16);
@@ -842,15 +857,17 @@ static void test_argmax_nll(void) {
     float *dl = dup(lg, 4 * (size_t)R * V), *dn = dev(4 * R);
     int32_t *da = dev(4 * R), *dt = dup(tg, sizeof tg);
     poison(da, 4 * R); poison(dn, 4 * R);
-    for (int r = 0; r < R; r++) { crk_argmax(dl + (size_t)r * V, V, da + r, S0); CUDA_LAUNCHED(); }
+    float *dmv = dev(4 * R);
+    for (int r = 0; r < R; r++) { crk_argmax(dl + (size_t)r * V, V, da + r, dmv + r, S0); CUDA_LAUNCHED(); }
     crk_nll(dl, R, V, dt, dn, S0); CUDA_LAUNCHED();
-    int32_t ga[6]; float gn[6];
-    get(ga, da, sizeof ga); get(gn, dn, sizeof gn);
+    int32_t ga[6]; float gn[6], gmv[6];
+    get(ga, da, sizeof ga); get(gn, dn, sizeof gn); get(gmv, dmv, sizeof gmv);
     for (int r = 0; r < R; r++) {
         const float *x = lg + (size_t)r * V;
         int32_t ref = argmax(x, V);
         if (r == 1) { ref = 0; for (int i = 1; i < V; i++) if (!isnan(x[i]) && (isnan(x[ref]) || x[i] > x[ref])) ref = i; }
         T_CHECKF(ga[r] == ref, "row %d: argmax %d, CPU %d", r, ga[r], ref);
+        T_CHECKF(gmv[r] == x[ref], "row %d: max value %g, CPU %g", r, gmv[r], x[ref]);
         float mx = -INFINITY;
         for (int v = 0; v < V; v++) if (x[v] > mx) mx = x[v];
         double sum = 0;
@@ -861,6 +878,40 @@ static void test_argmax_nll(void) {
         if (ok) T_CHECKF(isfinite(gn[r]) && fabsf(gn[r] - ref_n) <= 1e-5f * fmaxf(1.0f, fabsf(ref_n)), "row %d: nll %g vs %g", r, gn[r], ref_n);
         else T_CHECKF(isnan(gn[r]), "row %d: bad target must give NaN, got %g", r, gn[r]);
     }
+    /* shares of the vocabulary (tensor parallelism): crk_nll_part of 3 uneven shares of each
+     * row against logits_lse_part (its CPU twin), and logits_nll_combine of the shares
+     * against the whole row's NLL */
+    const int cut[4] = {0, 1700, 3333, V};
+    float *dp = dev(4 * 2 * (size_t)R * 3);
+    for (int k = 0; k < 3; k++) {
+        /* the share's logits are columns [cut[k], cut[k+1]) of each row: copied packed */
+        const int w = cut[k + 1] - cut[k];
+        float *sh = malloc(sizeof(float) * (size_t)R * w);
+        for (int r = 0; r < R; r++) memcpy(sh + (size_t)r * w, lg + (size_t)r * V + cut[k], sizeof(float) * w);
+        float *dsh = dup(sh, sizeof(float) * (size_t)R * w);
+        crk_nll_part(dsh, R, w, dt, cut[k], dp + (size_t)k * 2 * R, S0); CUDA_LAUNCHED();
+        float gp[12];
+        get(gp, dp + (size_t)k * 2 * R, sizeof gp);
+        for (int r = 0; r < R; r++) {
+            if (r == 1 && k == 0) continue;   /* the NaN row's first share */
+            float cp[2];
+            logits_lse_part(sh + (size_t)r * w, w, tg[r], cut[k], cp);
+            T_CHECKF(fabsf(gp[2 * r] - cp[0]) <= 1e-5f * fmaxf(1.0f, fabsf(cp[0])), "share %d row %d: lse %g vs %g", k, r, gp[2 * r], cp[0]);
+            T_CHECKF(isnan(cp[1]) ? isnan(gp[2 * r + 1]) : gp[2 * r + 1] == cp[1], "share %d row %d: target logit %g vs %g", k, r, gp[2 * r + 1], cp[1]);
+        }
+        cudaFree(dsh); free(sh);
+    }
+    float gp3[3][12];
+    get(gp3, dp, sizeof gp3);
+    for (int r = 0; r < R; r++) {
+        if (r == 1) continue;
+        float pr[6] = {gp3[0][2 * r], gp3[0][2 * r + 1], gp3[1][2 * r], gp3[1][2 * r + 1], gp3[2][2 * r], gp3[2][2 * r + 1]};
+        float c = logits_nll_combine(pr, 3, 2), whole = logits_nll(lg + (size_t)r * V, V, tg[r]);
+        if (isnan(whole)) T_CHECKF(isnan(c), "row %d: combined NLL %g for a bad target", r, c);
+        else T_CHECKF(fabsf(c - whole) <= 1e-5f * fmaxf(1.0f, fabsf(whole)), "row %d: combined NLL %g vs %g", r, c, whole);
+    }
+    printf("     NLL from 3 shares of the vocabulary (crk_nll_part, logits_nll_combine) equals the whole row's\n");
+    cudaFree(dp); cudaFree(dmv);
     cudaFree(dl); cudaFree(dn); cudaFree(da); cudaFree(dt); free(lg);
     /* a vocabulary of Llama 3's size: the float4 path (aligned) and the scalar one (offset by
      * one float), a tie between two far indices, NaN and +inf-free rows */
@@ -870,8 +921,8 @@ static void test_argmax_nll(void) {
     float *d2 = dup(l2, 4 * ((size_t)V2 + 4));
     int32_t *da2 = dev(8);
     poison(da2, 8);
-    crk_argmax(d2, V2, da2, S0); CUDA_LAUNCHED();
-    crk_argmax(d2 + 1, V2 - 4, da2 + 1, S0); CUDA_LAUNCHED();
+    crk_argmax(d2, V2, da2, NULL, S0); CUDA_LAUNCHED();
+    crk_argmax(d2 + 1, V2 - 4, da2 + 1, NULL, S0); CUDA_LAUNCHED();
     int32_t g2[2];
     get(g2, da2, sizeof g2);
     T_CHECKF(g2[0] == 100001, "vocab 128256, aligned: argmax %d, want 100001", g2[0]);

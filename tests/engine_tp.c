@@ -10,6 +10,7 @@
 #include "state.h"
 #include "matmul.h"
 #include "model_shard.h"
+#include "sampler.h"
 #include <unistd.h>
 
 #define PY "/usr/bin/python3"
@@ -80,6 +81,22 @@ static void run_model(const char *name, const char *args, double tol) {
                     T_CHECK(rs[i]->rows * n == rw[i]->rows && rs[i]->cols == rw[i]->cols);
                     T_CHECKF(!memcmp(ys, yf + r * rs[i]->rows, sizeof(float) * rs[i]->rows), "%s, %d ranks, rank %d: row slice %d", name, n, r, i);
                 }
+                /* the vocabulary: rank r's embedding and output rows are tokens [v0, v0 + vn) of
+                 * the whole model's, the shares contiguous and covering the vocabulary */
+                int v0, vn, v0n, vnn;
+                model_shard_vocab(&m, r, n, &v0, &vn);
+                if (r + 1 < n) { model_shard_vocab(&m, r + 1, n, &v0n, &vnn); T_CHECK(v0n == v0 + vn); }
+                else T_CHECK(v0 + vn == m.hp.n_vocab);
+                if (r == 0) T_CHECK(v0 == 0);
+                T_CHECK(sh.tok_embd.rows == vn && sh.output.rows == vn);
+                float *e1 = malloc(sizeof(float) * m.hp.dim), *e2 = malloc(sizeof(float) * m.hp.dim);
+                for (int tk = v0; tk < v0 + vn; tk += 37) {
+                    wmat_row(&sh.tok_embd, tk - v0, e1); wmat_row(&m.tok_embd, tk, e2);
+                    T_CHECKF(!memcmp(e1, e2, sizeof(float) * m.hp.dim), "%s, %d ranks: embedding of token %d", name, n, tk);
+                    wmat_row(&sh.output, tk - v0, e1); wmat_row(&m.output, tk, e2);
+                    T_CHECKF(!memcmp(e1, e2, sizeof(float) * m.hp.dim), "%s, %d ranks: output row of token %d", name, n, tk);
+                }
+                free(e1); free(e2);
                 model_shard_free(&sh);
             }
             const wmat *cw[2] = {&W->o, &W->down};
@@ -103,6 +120,28 @@ static void run_model(const char *name, const char *args, double tol) {
         }
         cr_model sh3;
         T_CHECK(model_shard(&m, 0, 3, &sh3, err, sizeof err) == -1 && strstr(err, "divide"));
+        /* the NLL from shares of the vocabulary (how several GPUs combine theirs) equals the
+         * whole row's, for 1 to 5 uneven shares and a target in each share or none */
+        {
+            const int V = m.hp.n_vocab;
+            float *lg = malloc(sizeof(float) * V), pr[5][2];
+            for (int v = 0; v < V; v++) lg[v] = (float)((v * 7919) % 1009) / 97.0f - 5.0f;
+            double worst = 0;
+            for (int ns = 1; ns <= 5; ns++)
+                for (int tgt = -1; tgt <= V; tgt += V / 7) {
+                    for (int k = 0; k < ns; k++) {
+                        const int a0 = V * k / ns, a1 = V * (k + 1) / ns;
+                        logits_lse_part(lg + a0, a1 - a0, tgt, a0, pr[k]);
+                    }
+                    const float c = logits_nll_combine(&pr[0][0], ns, 2), w = logits_nll(lg, V, tgt);
+                    if (tgt < 0 || tgt >= V) { T_CHECKF(isnan(c) && isnan(w), "target %d: %g %g", tgt, c, w); continue; }
+                    T_CHECKF(isfinite(c), "%d shares, target %d: %g", ns, tgt, c);
+                    if (fabs((double)c - w) > worst) worst = fabs((double)c - w);
+                }
+            printf("     NLL from 1-5 shares of the vocabulary within %.2e of the whole row's\n", worst);
+            T_CHECK(worst <= 1e-5);
+            free(lg);
+        }
         free(x); free(yf); free(ys); free(acc); free(xq);
         tp_destroy(tp);
     }

@@ -10,3 +10,9 @@ cmp $OUT/g1.txt $OUT/g2.txt && echo "2 simulated GPUs: same text"; cmp $OUT/g1.t
 head -c 300 $OUT/g1.txt; echo
 ./cascade-read -m $M --device cuda --gpus 2 --generate "" -n 4; echo "real --gpus 2 rc=$?"
 ./cascade-read -m $M --device cuda --gpus 3 --generate "" -n 4; echo "--gpus 3 rc=$?"
+# --grep on several GPUs (the probe summed over the ranks) against one GPU: the same lines
+LOG=$(ls .carry/data/logs/*/*.log | head -1)
+head -c 60000 $LOG > $OUT/log.txt
+./cascade-read -m $M --device cuda --grep "error in the kernel" -m 10 -n $OUT/log.txt > $OUT/gr1.txt 2>$OUT/gr1.err; echo "grep 1 GPU rc=$?"
+CR_GPUS_SIMULATE=1 ./cascade-read -m $M --device cuda --gpus 2 --grep "error in the kernel" -m 10 -n $OUT/log.txt > $OUT/gr2.txt 2>$OUT/gr2.err; echo "grep 2 sim rc=$?"
+cmp $OUT/gr1.txt $OUT/gr2.txt && echo "--grep on 2 simulated GPUs: the same 10 lines as on 1"; head -3 $OUT/gr1.txt | cut -c1-150

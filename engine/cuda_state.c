@@ -634,6 +634,14 @@ static void matvec(cuda_state *g, const dmat *d, const float *x, int have_q8, fl
     crk_matvec(d->raw, d->type, d->rows, d->cols, d->row_bytes, x, g->xq, y, acc, g->st);
     CUDA_LAUNCHED();
 }
+/* chunks: the f32 copy of a GEMM input is needed only for fp32 matrices (else the bf16 one) */
+static int any_f32(const dmat *ds, int n) {
+    static int old = -1;   /* benchmarks: CRK_CHUNK_F32COPY=1 writes the f32 copies anyway (as before session 12) */
+    if (old < 0) old = getenv("CRK_CHUNK_F32COPY") && atoi(getenv("CRK_CHUNK_F32COPY"));
+    if (old) return 1;
+    for (int i = 0; i < n; i++) if (ds[i].f32) return 1;
+    return 0;
+}
 static int any_q8(const dmat *ds, int n) {
     for (int i = 0; i < n; i++) if (quant_uses_q8(ds[i].type)) return 1;
     return 0;
@@ -699,7 +707,7 @@ static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay,
             crk_rmsnorm(g->x, g->attn_norm[l], 1, dim, hp->eps, g->xb, NULL, any_q8(W, 3) ? g->xq : NULL, g->st); CUDA_LAUNCHED();
             matvec_group(g, &W[M_Q], 3, g->qkv_mv, g->xb, g->qkv);
         } else {
-            crk_rmsnorm(g->x, g->attn_norm[l], L, dim, hp->eps, g->xb, g->xb16, NULL, g->st); CUDA_LAUNCHED();
+            crk_rmsnorm(g->x, g->attn_norm[l], L, dim, hp->eps, any_f32(W, 3) ? g->xb : NULL, g->xb16, NULL, g->st); CUDA_LAUNCHED();
             gemm_group(g, &W[M_Q], 3, g->qkv_fuse, g->xb, g->xb16, L, g->qkv, qkvw, 0.0f);
         }
         crk_qkv_args qa = {
@@ -744,9 +752,9 @@ static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay,
             crk_swiglu(g->gu, 1, ffn, g->hb, NULL, quant_uses_q8(W[M_DOWN].type) ? g->xq : NULL, g->st); CUDA_LAUNCHED();
             matvec(g, &W[M_DOWN], g->hb, 1, g->x, acc);
         } else {
-            crk_rmsnorm(g->x, g->ffn_norm[l], L, dim, hp->eps, g->xb, g->xb16, NULL, g->st); CUDA_LAUNCHED();
+            crk_rmsnorm(g->x, g->ffn_norm[l], L, dim, hp->eps, any_f32(&W[M_GATE], 2) ? g->xb : NULL, g->xb16, NULL, g->st); CUDA_LAUNCHED();
             gemm_group(g, &W[M_GATE], 2, g->gu_fuse, g->xb, g->xb16, L, g->gu, 2 * ffn, 0.0f);
-            crk_swiglu(g->gu, L, ffn, g->hb, W[M_DOWN].f32 ? NULL : g->hb16, NULL, g->st); CUDA_LAUNCHED();
+            crk_swiglu(g->gu, L, ffn, any_f32(&W[M_DOWN], 1) ? g->hb : NULL, W[M_DOWN].f32 ? NULL : g->hb16, NULL, g->st); CUDA_LAUNCHED();
             gemm_group(g, &W[M_DOWN], 1, 0, g->hb, g->hb16, L, g->x, dim, (float)acc);
         }
         tp_allreduce(g, L);
@@ -789,7 +797,7 @@ static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay,
         return;
     }
     /* ALL / NLL for a chunk: blocks of logits_rows rows through a GEMM */
-    crk_rmsnorm(g->x, g->out_norm, L, dim, hp->eps, g->xb, g->xb16, NULL, g->st); CUDA_LAUNCHED();
+    crk_rmsnorm(g->x, g->out_norm, L, dim, hp->eps, any_f32(&g->out, 1) ? g->xb : NULL, g->xb16, NULL, g->st); CUDA_LAUNCHED();
     for (int t0 = 0; t0 < L; t0 += g->logits_rows) {
         int nr = imin(g->logits_rows, L - t0);
         gemm_group(g, &g->out, 1, 0, g->xb + (size_t)t0 * dim, g->xb16 + (size_t)t0 * dim, nr, g->logits, (int64_t)V, 0.0f);

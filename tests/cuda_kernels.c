@@ -157,6 +157,21 @@ static void test_swiglu(void) {
     double e = rel_err(got, ref, (size_t)L * ffn, &bad);
     printf("     swiglu rel err %.2e\n", e);
     T_CHECKF(bad == 0 && e < 1e-6, "swiglu rel err %.3g, %zu non-finite", e, bad);
+    {   /* bf16 only (a chunk before a bf16 GEMM): the f32 results rounded, and decode's path
+         * (L = 1, one float at a time) gives the chunk path's first row bit for bit */
+        uint16_t *d16 = dev(2 * (size_t)L * ffn), *g16 = malloc(2 * (size_t)L * ffn);
+        poison(d16, 2 * (size_t)L * ffn);
+        crk_swiglu(dgu, L, ffn, NULL, d16, NULL, S0); CUDA_LAUNCHED();
+        get(g16, d16, 2 * (size_t)L * ffn);
+        int diff = 0;
+        for (size_t i = 0; i < (size_t)L * ffn; i++) diff += g16[i] != f32_to_bf16(got[i]);
+        float *h1 = malloc(sizeof(float) * ffn);
+        crk_swiglu(dgu, 1, ffn, dh, NULL, NULL, S0); CUDA_LAUNCHED();
+        get(h1, dh, 4 * (size_t)ffn);
+        T_CHECKF(diff == 0 && !memcmp(h1, got, sizeof(float) * ffn), "swiglu bf16: %d values differ from the rounded f32; decode row %s", diff,
+                 memcmp(h1, got, sizeof(float) * ffn) ? "differs" : "same");
+        cudaFree(d16); free(g16); free(h1);
+    }
     {   /* q8 output (ffn % 32 == 0) */
         const int F = 256;
         float *gu2 = frand_vec((size_t)L * 2 * F, 6.0f), *h2 = malloc(sizeof(float) * L * F), *g2 = malloc(sizeof(float) * L * F);

@@ -119,7 +119,10 @@ typedef struct {
     int fuse_qkv; const float *bq, *bk, *bv, *kraw, *vraw;
     /* decode only: 1 while some sink or slot is unfilled. The register-direct kernel then ends
      * splits with no valid key early (a kernel variant: correct either way, and the plain one
-     * measured faster with a full cache). */
+     * measured faster with a full cache). 2 while the cache is nearly empty (the start of a
+     * session, a short prompt): it also walks only the 16-key steps that hold a valid key, the
+     * 4 warps of a block taking its steps in turn (measured slower than 1 with half the cache
+     * filled). */
     int skip_empty;
 } crk_attn;
 size_t crk_attn_work_floats(int S, int N, int max_L, int n_head, int hd);

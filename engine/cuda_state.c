@@ -89,7 +89,7 @@ struct cuda_state {
     float *h_logits;      /* pinned [vn] */
     int32_t *h_argmax;    /* pinned */
     /* graphs */
-    cudaGraphExec_t gexec[2 * N_OUT_MODES];   /* per output mode, with a full cache and with unfilled sinks or slots */
+    cudaGraphExec_t gexec[3 * N_OUT_MODES];   /* per output mode and sparse level (enqueue): a full cache, unfilled sinks or slots, nearly empty */
     int decode_warm;
     int timing;
     float last_ms;
@@ -537,7 +537,7 @@ cuda_state *cuda_state_create_ex(const cr_model *m, const cascade_ctrl *ctrl, in
 void cuda_state_free(cuda_state *g) {
     if (!g) return;
     cudaSetDevice(g->opts.device);
-    for (int i = 0; i < 2 * N_OUT_MODES; i++) if (g->gexec[i]) cudaGraphExecDestroy(g->gexec[i]);
+    for (int i = 0; i < 3 * N_OUT_MODES; i++) if (g->gexec[i]) cudaGraphExecDestroy(g->gexec[i]);
     if (g->lw) {
         for (int l = 0; l < g->hp.n_layer; l++) {
             for (int i = 0; i < M_COUNT; i++) {
@@ -677,7 +677,8 @@ static void tp_allreduce(cuda_state *g, int L) {
 }
 
 /* Everything of one chunk after the staging upload (also what a decode graph captures).
- * sparse: the cache has unfilled sinks or slots (crk_attn.skip_empty; decode graphs are kept
+ * sparse: 1 when the cache has unfilled sinks or slots, 2 when it holds at most 1/16 of its
+ * keys (crk_attn.skip_empty: decode attention variants; decode graphs are kept
  * per value). */
 static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay, int U_bound, int sparse, float *out_host_all) {
     const hparams *hp = &g->hp;
@@ -727,7 +728,7 @@ static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay,
             .r = r, .r_stride = g->r_stride, .work = g->work, .mode = g->attn_mode,
             .kbuf = g->kbuf, .vbuf = g->vbuf, .kdst = g->kdst, .kv_rows = g->kv_rows,
             .probe = decode && g->probe_on && l >= g->probe_l0 && l < g->probe_l1 ? g->probe : NULL,
-            .og = g->og + (size_t)l * nkv * g->N, .skip_empty = decode && sparse,
+            .og = g->og + (size_t)l * nkv * g->N, .skip_empty = decode ? sparse : 0,
         };
         if (decode && crk_attn_decode_fuses_qkv(&aa)) {   /* the attention post-processes q/k/v itself */
             aa.fuse_qkv = 1;
@@ -857,8 +858,9 @@ int cuda_forward(cuda_state *g, const cascade_ctrl *pre, const cascade_plan *pla
     const int U_bound = L == 1 ? imin(g->C, g->N) : U;
 
     if (g->timing) CUDA_CHECK(cudaEventRecord(g->ev0, g->st));
-    const int sparse = pre->n_sinks < g->S || cascade_total_stored(pre) < g->N;
-    const int mi = mode_index(out_mode) + (sparse ? N_OUT_MODES : 0);
+    const int held = pre->n_sinks + cascade_total_stored(pre);
+    const int sparse = held >= g->S + g->N ? 0 : 16 * (int64_t)held <= g->S + g->N ? 2 : 1;
+    const int mi = mode_index(out_mode) + sparse * N_OUT_MODES;
     const int use_graph = L == 1 && g->opts.graph && g->decode_warm && !g->probe_on;
     if (use_graph && !g->gexec[mi]) {
         cudaGraph_t graph;

@@ -665,7 +665,7 @@ __device__ __forceinline__ int64_t ld_now64(const int64_t *p) {
     return v;
 }
 
-template <int HD, int MINB, bool NEOX, int NST, bool SKIP>   /* MINB: blocks per SM the registers allow; SKIP: crk_attn.skip_empty */
+template <int HD, int MINB, bool NEOX, int NST, int SKIP>   /* MINB: blocks per SM the registers allow; SKIP: crk_attn.skip_empty (0, 1, 2) */
 __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, int nsplit) {
     constexpr int NKK = HD / 16;      /* k-steps of Q.K; also the m-tiles of O^T */
     constexpr int KQ = HD / 32;       /* uint4 of a lane's key quarter (hd/4 dims) */
@@ -676,17 +676,29 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
     if (split >= nsplit) return;      /* no block-wide synchronization below */
     const int kvh = blockIdx.y, n_rep = a.n_head / a.n_kv;
     const int nk = a.S + a.N + 1, kb0 = split * DRD_KW;
+    /* SKIP = 2: in a block whose keys are all below nk, the 4 warps take its 16-key steps in turn
+     * (warp w: steps w, w + 4, ...) and walk only those holding a valid key, so that the few
+     * valid keys of a nearly empty cache (the sinks, the first slots: one split's) are spread
+     * over 4 chains of 2 steps instead of one of 8. kof(kl): the key of the warp's kl-th. */
+    const int bbase = blockIdx.x * (DRD_WARPS * DRD_KW);
+    constexpr bool walk = SKIP == 2;
+    const bool ilv = walk && bbase + DRD_WARPS * DRD_KW <= nk;
+    auto kof = [&](int kl) { return ilv ? bbase + 16 * (DRD_WARPS * (kl >> 4) + warp) + (kl & 15) : kb0 + kl; };
     constexpr int UPR = HD / 8;       /* 16-byte units per key row */
     constexpr int NSTB = NST > 0 ? NST : 1;   /* buffers of the ring (unused when NST = 0) */
     extern __shared__ __align__(16) uint4 drs_sm[];   /* NST > 0: [DRD_WARPS][NST][K | V][16][UPR] */
     uint4 *wsm = drs_sm + (size_t)warp * NST * 2 * 16 * UPR;
     uint64_t pol = 0;
     /* NST > 0: stage i's 16 keys and values into buffer i % NST (an empty group past the split) */
-    auto issue = [&](int i) {
-        if (i < NSTEP) {
-            uint4 *bk = wsm + (size_t)(i % NSTB) * 2 * 16 * UPR, *bv = bk + 16 * UPR;
+    int nst = NSTEP;              /* walk: steps to walk, their indices in stl (4 bits each; first all of them) */
+    uint32_t stl = 0x76543210u;
+    auto stp = [&](int k) { return walk ? (int)((stl >> (4 * k)) & 15u) : k; };
+    auto issue = [&](int k) {   /* the k-th step walked (step stp(k)) into buffer k % NST */
+        if (k < nst) {
+            const int i = stp(k);
+            uint4 *bk = wsm + (size_t)(k % NSTB) * 2 * 16 * UPR, *bv = bk + 16 * UPR;
             /* a stage inside the sinks or inside the slots (warp-uniform): 16 contiguous rows */
-            const int k0 = kb0 + 16 * i;
+            const int k0 = kof(16 * i);
             const uint16_t *lk = nullptr, *lv = nullptr;
             if (k0 + 16 <= a.S) { lk = a.sink_k + ((size_t)kvh * a.S + k0) * HD; lv = a.sink_v + ((size_t)kvh * a.S + k0) * HD; }
             else if (k0 >= a.S && k0 + 16 <= a.S + a.N) { lk = a.ck + ((size_t)kvh * a.N + (k0 - a.S)) * HD; lv = a.cv + ((size_t)kvh * a.N + (k0 - a.S)) * HD; }
@@ -700,7 +712,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
             } else
 #pragma unroll
             for (int c = 0; c < 16 * UPR / 32; c++) {
-                const int e = lane + 32 * c, r = e / UPR, u = e % UPR, kidx = kb0 + 16 * i + r;
+                const int e = lane + 32 * c, r = e / UPR, u = e % UPR, kidx = k0 + r;
                 const bool in = kidx < nk;   /* rows past the keys are zeros; unfilled slots are masked at use */
                 const uint4 *sk = in ? (const uint4 *)drd_row<HD>(a, a.sink_k, a.ck, a.kc, kvh, kidx) : (const uint4 *)a.ck;
                 const uint4 *sv = in ? (const uint4 *)drd_row<HD>(a, a.sink_v, a.cv, a.vc, kvh, kidx) : (const uint4 *)a.cv;
@@ -719,12 +731,15 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
     int pr[DRD_KW / 32];
 #pragma unroll
     for (int j = 0; j < DRD_KW / 32; j++) {
-        const int sl = kb0 + lane + 32 * j - a.S;
+        const int sl = kof(lane + 32 * j) - a.S;
         pr[j] = a.N > 0 ? ld_now(a.slot_pos + (sl < 0 ? 0 : sl < a.N ? sl : a.N - 1)) : -1;
     }
     /* fused q/k/v post-processing: the split holding key S + N writes the token's key and value
      * (+ biases, rounded to fp16: crk_qkv_post's arithmetic) before any of its copies read them */
-    const bool put_here = a.fuse_qkv && kb0 <= a.S + a.N && a.S + a.N < kb0 + DRD_KW;
+    const int ktok = a.S + a.N;   /* the token's own key */
+    const bool own_tok = ilv ? ktok >= bbase && ktok < bbase + DRD_WARPS * DRD_KW && ((ktok - bbase) >> 4) % DRD_WARPS == warp
+                             : kb0 <= ktok && ktok < kb0 + DRD_KW;
+    const bool put_here = walk ? a.fuse_qkv && own_tok : a.fuse_qkv && kb0 <= a.S + a.N && a.S + a.N < kb0 + DRD_KW;
     auto put_cur = [&]() {
         uint16_t *kd = (uint16_t *)a.kc + (size_t)kvh * HD, *vd = (uint16_t *)a.vc + (size_t)kvh * HD;
         for (int d = 4 * lane; d < HD; d += 128) {
@@ -742,17 +757,17 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
         pol = l2_evict_first_policy();
         /* cached keys before the wait (crk_launch); the token's own row (key S + N), written by
          * this step's q/k/v post-processing (or by put_cur), after it */
-        if (kb0 + 16 * NST > a.S + a.N) {
+        if (walk ? own_tok : kb0 + 16 * NST > a.S + a.N) {
             crk_pdl_wait();
             if (put_here) { put_cur(); put_done = true; }
         }
 #pragma unroll
         for (int i = 0; i < NST; i++) issue(i);
     }
-    uint32_t vmask[DRD_KW / 32];   /* bit l of word j: key kb0 + 32 j + l is valid (warp-uniform) */
+    uint32_t vmask[DRD_KW / 32];   /* bit l of word j: the warp's key kof(32 j + l) is valid (warp-uniform) */
 #pragma unroll
     for (int j = 0; j < DRD_KW / 32; j++) {   /* as crk_key_info (L = 1: -1 past nk) */
-        const int kidx = kb0 + lane + 32 * j;
+        const int kidx = kof(lane + 32 * j);
         pr[j] = kidx < a.S ? (kidx < n_sinks ? kidx : -1) : kidx < a.S + a.N ? (pr[j] >= 0 ? pr[j] : -1)
                            : kidx - a.S - a.N < a.L ? (int)(p0 + (kidx - a.S - a.N)) : -1;
         vmask[j] = __ballot_sync(0xffffffffu, pr[j] >= 0);
@@ -773,7 +788,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
         crk_pdl_sync();
         float *lg = a.work + crk_dec_lg_off(a.n_head);
         for (int q = 0; q < n_rep; q++)
-            for (int kl = lane; kl < DRD_KW && kb0 + kl < nk; kl += 32) lg[(size_t)(kvh * n_rep + q) * nk + kb0 + kl] = -INFINITY;
+            for (int kl = lane; kl < DRD_KW && kof(kl) < nk; kl += 32) lg[(size_t)(kvh * n_rep + q) * nk + kof(kl)] = -INFINITY;
         float *part = a.work + crk_dec_part_off(a.n_head, a.S, a.N);
         for (int q = 0; q < n_rep; q++) {
             float *pp = part + ((size_t)split * a.n_head + kvh * n_rep + q) * (HD + 2);
@@ -781,7 +796,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
         }
         return;
     }
-    /* the valid keys of step i (bit x: key 16 i + x), warp-uniform */
+    /* the valid keys of step i (bit x: the warp's key 16 i + x), warp-uniform */
     auto step_mask = [&](int i) {
         const int j = i >> 1;
         uint32_t v = vmask[0];
@@ -789,6 +804,31 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
         for (int q = 1; q < DRD_KW / 32; q++) v = j == q ? vmask[q] : v;
         return (i & 1) ? v >> 16 : v & 0xFFFFu;
     };
+    if constexpr (walk) {
+        /* the steps holding a valid key; a step without one would only add -inf logits */
+        nst = 0;
+#pragma unroll
+        for (int i = 0; i < NSTEP; i++)
+            if (step_mask(i)) { stl |= (uint32_t)i << (4 * nst); nst++; }
+        /* keys without a step walked: their -inf logits, as the loop below writes them */
+        float *lg = a.work + crk_dec_lg_off(a.n_head);
+        for (int i = 0; i < NSTEP; i++) {
+            if (step_mask(i)) continue;
+            for (int q = 0; q < n_rep; q++)
+                if (lane < 16 && kof(16 * i + lane) < nk) lg[(size_t)(kvh * n_rep + q) * nk + kof(16 * i + lane)] = -INFINITY;
+        }
+        /* the first stages went out for steps 0 .. NST - 1: if the walk starts otherwise, they
+         * are waited for and its own first stages issued into the same buffers */
+        if constexpr (NST > 0) {
+            constexpr uint32_t first = (1u << (4 * NST)) - 1u;
+            if (nst < NST || ((stl ^ 0x76543210u) & first)) {
+                cp_async_wait<0>();
+                __syncwarp();
+#pragma unroll
+                for (int k = 0; k < NST; k++) issue(k);
+            }
+        }
+    }
     /* position of the warp's key kl (a select, not a dynamically indexed array: the step
      * loop is not unrolled) */
     auto pos_of = [&](int kl) {
@@ -858,7 +898,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
     auto load_k = [&](int i) {
 #pragma unroll
         for (int j = 0; j < 2; j++) {
-            const int kl = 16 * i + 8 * j + g, kidx = kb0 + kl;
+            const int kl = 16 * i + 8 * j + g, kidx = kof(kl);
             const int pos = pos_of(kl);
             if (j == 0) kok = 3u;
             if (pos < 0) kok &= ~(1u << j);
@@ -875,7 +915,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
     auto load_v = [&](int i) {
 #pragma unroll
         for (int j = 0; j < 4; j++) {
-            const int kl = 16 * i + 2 * t + (j & 1) + 8 * (j >> 1), kidx = kb0 + kl;
+            const int kl = 16 * i + 2 * t + (j & 1) + 8 * (j >> 1), kidx = kof(kl);
             const int pos = pos_of(kl);
             if (j == 0) vok = 0xFu;
             const uint4 *src = (const uint4 *)drd_row<HD>(a, a.sink_v, a.cv, a.vc, kvh, kidx);
@@ -886,15 +926,15 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
     };
     /* NST > 0: step i's keys (tile j: key 16 i + 8 j + g) and values (keys 16 i + 2t + {0, 1, 8, 9})
      * from its stage, once every lane's copies of it have landed */
-    auto lds_k = [&](int i) {
-        const uint4 *bk = wsm + (size_t)(i % NSTB) * 2 * 16 * UPR;
+    auto lds_k = [&](int k) {   /* from the k-th stage's buffer */
+        const uint4 *bk = wsm + (size_t)(k % NSTB) * 2 * 16 * UPR;
 #pragma unroll
         for (int j = 0; j < 2; j++)
 #pragma unroll
             for (int q = 0; q < KQ; q++) kr[j][q] = bk[(8 * j + g) * UPR + ((4 * q + t) ^ drs_swz(8 * j + g))];
     };
-    auto lds_v = [&](int i) {
-        const uint4 *bv = wsm + (size_t)(i % NSTB) * 2 * 16 * UPR + 16 * UPR;
+    auto lds_v = [&](int k) {
+        const uint4 *bv = wsm + (size_t)(k % NSTB) * 2 * 16 * UPR + 16 * UPR;
 #pragma unroll
         for (int j = 0; j < 4; j++) {
             const int r = 2 * t + (j & 1) + 8 * (j >> 1);
@@ -902,14 +942,15 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
             for (int q = 0; q < VQ; q++) vr[j][q] = bv[r * UPR + ((8 * q + g) ^ drs_swz(r))];
         }
     };
-    load_k(0);
-    if constexpr (NST == 0) load_v(0);
+    load_k(stp(0));
+    if constexpr (NST == 0) load_v(stp(0));
 #pragma unroll 1   /* fully unrolled, the kernel measured instruction-cache misses (Nsight Compute: stall_no_inst) */
-    for (int i = 0; i < NSTEP; i++) {
+    for (int k = 0; k < nst; k++) {
+        const int i = stp(k);
         if constexpr (NST > 0) {
-            cp_async_wait<NST - 1>();   /* groups committed: NST + i; stage i's is complete */
+            cp_async_wait<NST - 1>();   /* groups committed: NST + k; the k-th stage is complete */
             __syncwarp();
-            lds_k(i);
+            lds_k(k);
             const uint32_t sm = step_mask(i) >> (2 * t);   /* bits 0, 1, 8, 9: keys 2t, 2t + 1, 2t + 8, 2t + 9 */
             vok = (sm & 3u) | ((sm >> 6) & 0xCu);
         }
@@ -944,7 +985,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
                 mma16816(s[j], qa[kk], b0, b1);
             }
         }
-        if (i + 1 < NSTEP) load_k(i + 1);
+        if (k + 1 < nst) load_k(stp(k + 1));
         /* columns 2t + e of tile j: key 16 i + 8 j + 2t + e. Logits for the score kernel,
          * then log2-unit logits, the running max and sum of row g */
         float mx = -INFINITY;
@@ -953,7 +994,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
         for (int j = 0; j < 2; j++)
 #pragma unroll
             for (int e = 0; e < 2; e++) {
-                const int kl = 16 * i + 8 * j + 2 * t + e, kidx = kb0 + kl;
+                const int kl = 16 * i + 8 * j + 2 * t + e, kidx = kof(kl);
                 const bool ok = (smk >> (8 * j + 2 * t + e)) & 1u;
                 if (g < n_rep && kidx < nk) glg[(size_t)(kvh * n_rep + g) * nk + kidx] = ok ? s[j][e] * scale : -INFINITY;
                 s[j][e] = ok ? s[j][e] * sl2 : -INFINITY;
@@ -969,7 +1010,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
         const uint32_t pb0 = pack_h2(q00, q01), pb1 = pack_h2(q10, q11);   /* P^T: keys 2t, 2t+1 | 2t+8, 2t+9 of query g */
         /* the rescale of O^T's columns 2t, 2t + 1: queries 2t, 2t + 1, whose factors lanes 8t and 8t + 4 hold */
         const float a0 = __shfl_sync(0xffffffffu, al, 8 * t), a1 = __shfl_sync(0xffffffffu, al, 8 * t + 4);
-        if constexpr (NST > 0) lds_v(i);
+        if constexpr (NST > 0) lds_v(k);
         const uint32_t *v0 = (const uint32_t *)vr[0], *v1 = (const uint32_t *)vr[1], *v2 = (const uint32_t *)vr[2], *v3 = (const uint32_t *)vr[3];
         const uint32_t vm0 = vok & 1u ? ~0u : 0u, vm1 = vok & 2u ? ~0u : 0u, vm2 = vok & 4u ? ~0u : 0u, vm3 = vok & 8u ? ~0u : 0u;
 #pragma unroll
@@ -985,10 +1026,10 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
             mma16816(o[mt], va, pb0, pb1);
         }
         if constexpr (NST == 0) {
-            if (i + 1 < NSTEP) load_v(i + 1);
+            if (k + 1 < nst) load_v(stp(k + 1));
         } else {
-            __syncwarp();   /* every lane is done with stage i: refill its buffer */
-            issue(i + NST);
+            __syncwarp();   /* every lane is done with the k-th stage: refill its buffer */
+            issue(k + NST);
         }
     }
     /* the split's partial: (max in natural-log units, sum) from lane (g = query, t = 0), and
@@ -1033,7 +1074,7 @@ extern "C" int crk_attn_decode_set_stages(int nst) {
     g_drd_stages = nst == 2 || nst == 3 ? nst : 0;
     return old;
 }
-template <int HD, int MINB, bool NEOX, int NST, bool SKIP>
+template <int HD, int MINB, bool NEOX, int NST, int SKIP>
 static void launch_dec_rd_s(const crk_attn *a, int nsplit, cudaStream_t s) {
     constexpr size_t smem = NST ? drs_smem_bytes<HD, NST>() : 0;
     static bool attr_done = false;
@@ -1047,8 +1088,11 @@ static void launch_dec_rd_s(const crk_attn *a, int nsplit, cudaStream_t s) {
 }
 template <int HD, int MINB, bool NEOX, int NST>
 static void launch_dec_rd_k(const crk_attn *a, int nsplit, cudaStream_t s) {
-    if (a->skip_empty) launch_dec_rd_s<HD, MINB, NEOX, NST, true>(a, nsplit, s);
-    else launch_dec_rd_s<HD, MINB, NEOX, NST, false>(a, nsplit, s);
+    static int walk = -1;   /* benchmarks: CRK_DRD_WALK=0 takes the skip_empty = 1 variant for 2 */
+    if (walk < 0) walk = !getenv("CRK_DRD_WALK") || atoi(getenv("CRK_DRD_WALK"));
+    if (a->skip_empty == 2 && walk) launch_dec_rd_s<HD, MINB, NEOX, NST, 2>(a, nsplit, s);
+    else if (a->skip_empty) launch_dec_rd_s<HD, MINB, NEOX, NST, 1>(a, nsplit, s);
+    else launch_dec_rd_s<HD, MINB, NEOX, NST, 0>(a, nsplit, s);
 }
 /* 2 blocks per SM or, with CRK_DRD_MINB=3 (benchmarks), 3. H200, 8B layer with the finish
  * kernel (head dim 128), session 8: straight into registers 209 registers, 40.0 us (3 per SM:

@@ -562,7 +562,7 @@ static int run_attn_case(const attn_case *ac, int mode, int decode, double *eo, 
                   .rope_cs = dcs, .slot_pos = dpos, .sink_k = dsk, .sink_v = dsv, .ck = dck, .cv = dcv,
                   .q = dq, .q_stride = (size_t)qd, .q16 = dq16, .kc = dkc, .vc = dvc, .kv_stride = (size_t)kvd, .w = dw,
                   .out = dout, .out16 = dout16, .out_stride = (size_t)qd, .r = dr, .r_stride = rstr, .work = dwork, .mode = mode,
-                  .kbuf = dkb, .vbuf = dvb, .kdst = dkdst, .kv_rows = kv_rows, .skip_empty = decode && g_dec_skip};
+                  .kbuf = dkb, .vbuf = dvb, .kdst = dkdst, .kv_rows = kv_rows, .skip_empty = decode ? g_dec_skip : 0};
     uint32_t *dcs16 = NULL;
     if (decode && g_dec_cs16) {
         dcs16 = dev(4 * (size_t)npos * pairs);
@@ -708,6 +708,8 @@ static void test_attn_decode_fast(void) {
         {16, 512, 4, 1, 32, 4, 128, 64, 0, 1000},    /* groups of 8, partial rotary */
         {4, 300, 2, 1, 9, 3, 64, 64, 0, 2000},       /* groups of 3 (SmolLM2), head dim 64 */
         {0, 256, 4, 1, 8, 8, 64, 64, 0, 200},        /* no GQA, no sinks, not neox */
+        {64, 1024, 4, 1, 32, 8, 128, 128, 0, 68},    /* tg128's conditions: sinks and 4 slots filled (whole blocks with a few valid steps) */
+        {16, 512, 4, 1, 16, 4, 64, 64, 0, 40},       /* the same at head dim 64 */
     };
     const size_t n = sizeof cases / sizeof cases[0];
     /* with the fp16 cos/sin table: the register-direct kernel where it applies (groups of at
@@ -717,19 +719,25 @@ static void test_attn_decode_fast(void) {
     g_dec_cs16 = 1;
     run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention with the fp16 cos/sin table (register-direct where it applies)");
     printf("     register-direct kernel on %d of %zu shapes\n", g_dec_kind_runs[0], n);
-    T_CHECK(g_dec_kind_runs[0] == 7);
+    T_CHECK(g_dec_kind_runs[0] == 9);
     /* the same kernel with its keys and values staged through shared memory, and straight
      * into registers, each in the variant that ends splits with no valid key early */
     g_dec_skip = 1;
     const int nst0 = crk_attn_decode_set_stages(2);
     run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, register-direct through 2 shared-memory stages per warp, empty splits skipped");
+    /* the nearly-empty variant (skip_empty = 2: only the steps with a valid key, a block's
+     * steps dealt to its warps in turn), in each load path */
+    g_dec_skip = 2;
+    run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, register-direct through 2 shared-memory stages per warp, valid steps only");
     crk_attn_decode_set_stages(3);
-    run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, register-direct through 3 shared-memory stages per warp, empty splits skipped");
+    run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, register-direct through 3 shared-memory stages per warp, valid steps only");
     crk_attn_decode_set_stages(0);
+    run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, register-direct straight into registers, valid steps only");
+    g_dec_skip = 1;
     run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, register-direct straight into registers, empty splits skipped");
     crk_attn_decode_set_stages(nst0);
     g_dec_skip = 0;
-    T_CHECK(g_dec_kind_runs[0] == 4 * 7);
+    T_CHECK(g_dec_kind_runs[0] == 6 * 9);
     g_dec_cs16 = 0;
     memset(g_dec_kind_runs, 0, sizeof g_dec_kind_runs);
     run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, tensor cores through shared memory");

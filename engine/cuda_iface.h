@@ -226,7 +226,7 @@ void crk_argmax(const float *x, int n, int32_t *out, float *maxval, crk_stream s
 void crk_nll(const float *logits, int rows, int V, const int32_t *targets, float *out, crk_stream s);
 /* A share of the vocabulary: logits[t][0..V) are the logits of tokens [v0, v0 + V).
  * out[2t] = logsumexp(logits[t]), out[2t + 1] = the logit of targets[t] when it lies in the
- * share, else NaN. nll_combine (engine/cuda_tp.c) puts the shares together. */
+ * share, else NaN. logits_nll_combine (sampler.h; engine/cuda_tp.c) puts the shares together. */
 void crk_nll_part(const float *logits, int rows, int V, const int32_t *targets, int v0, float *out, crk_stream s);
 
 /* ---- benchmarks: random weights of a given type (valid blocks, values ~ +-scale) ---- */

@@ -207,7 +207,7 @@ int cuda_tp_forward(cuda_tp *t, const cascade_ctrl *pre, const cascade_plan *pla
         for (int r = 1; r < t->n; r++) if (t->part[r * rs + 1] > t->part[best * rs + 1]) best = r;
         out[0] = t->part[best * rs];
     } else {
-        for (int i = 0; i < L; i++)   /* one NLL per token */ out[i] = logits_nll_combine(t->part + 2 * (size_t)i, t->n, (int)rs);
+        for (int i = 0; i < L; i++) out[i] = logits_nll_combine(t->part + 2 * (size_t)i, t->n, (int)rs);   /* one NLL per token */
     }
     return 0;
 }

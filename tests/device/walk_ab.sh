@@ -1,7 +1,9 @@
 #!/bin/bash
 # Session 12: decode rows (full, empty, half-full cache) of the new decode attention against
 # the previous commit's (a copy of its tree in .carry/old, built here with the same
-# cuda_bench.c), alternated twice in one run, after every GPU test.
+# cuda_bench.c), alternated twice in one run, after every GPU test. Prepare the copy here first:
+#   rm -rf .carry/old && mkdir -p .carry/old && git archive f6ec554~1 | tar x -C .carry/old &&
+#   cp tests/bench/cuda_bench.c .carry/old/tests/bench/
 export PATH=$PATH:/usr/local/cuda/bin
 OUT=${OUT:-/tmp}
 bash tests/device/run.sh || exit 1

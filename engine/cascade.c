@@ -353,6 +353,33 @@ int cascade_positions(const cascade_ctrl *c, int32_t *pos) {
     return above;
 }
 
+/* The valid keys form ascending disjoint runs: the filled sinks, in each cascade i the
+ * stored[i] slots from start[i] (two runs when they wrap: slots 0 .. and start[i] .. W - 1),
+ * the chunk's tokens. O(C + steps): the host calls it every decode step. */
+static void step_run(int a, int b, int *last, int *n, int32_t *list, int cap) {
+    for (int t = a / 16; a < b && t <= (b - 1) / 16; t++) {
+        if (t <= *last) continue;
+        if (list && *n < cap) list[*n] = t;
+        (*n)++;
+        *last = t;
+    }
+}
+int cascade_step_list(const cascade_ctrl *c, int L, int32_t *list, int cap) {
+    const int S = c->cfg.S, N = c->cfg.N, W = c->W;
+    int n = 0, last = -1;
+    step_run(0, c->n_sinks, &last, &n, list, cap);
+    for (int i = 0; i < c->cfg.C; i++) {
+        const int base = S + i * W, st = fmod_i(c->start[i], W), len = c->stored[i] < W ? c->stored[i] : W;
+        if (st + len > W) {
+            step_run(base, base + st + len - W, &last, &n, list, cap);
+            step_run(base + st, base + W, &last, &n, list, cap);
+        } else step_run(base + st, base + st + len, &last, &n, list, cap);
+    }
+    step_run(S + N, S + N + L, &last, &n, list, cap);
+    for (int i = n; list && i < cap; i++) list[i] = -1;
+    return n;
+}
+
 int64_t cascade_query_pos(const cascade_ctrl *c) {
     return (int64_t)c->n_sinks + cascade_total_stored(c);
 }

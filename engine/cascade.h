@@ -127,6 +127,12 @@ int  cascade_slot(const cascade_ctrl *c, int i, int k);
  * (non-sink) tokens, contiguous from 0 (spec §1.2/§2.6). Returns the number of filled slots. */
 int  cascade_positions(const cascade_ctrl *c, int32_t *pos /* [N] */);
 int  cascade_total_stored(const cascade_ctrl *c);
+/* The 16-key steps of the attention's key space [S sinks | N slots | L chunk tokens] that
+ * hold a valid key (a filled sink or slot, or one of the chunk's L tokens), ascending, as
+ * key / 16: the first min(count, cap) into list[0 ..], list[count .. cap) = -1 (list may be
+ * NULL). Returns count. The CUDA decode attention of a nearly empty cache walks only these
+ * (crk_step_list is the GPU twin). */
+int  cascade_step_list(const cascade_ctrl *c, int L, int32_t *list, int cap);
 /* Position of the next chunk's first query: n_sinks + total stored (0 at the start). */
 int64_t cascade_query_pos(const cascade_ctrl *c);
 

@@ -77,6 +77,12 @@ void crk_qkv_post(const crk_qkv_args *a, crk_stream s);
 /* ---- cascade positions ---- */
 /* pos[slot] = S + rank or -1 (== cascade_positions of the control state in st). */
 void crk_slot_pos(const crk_step *st, int N, int32_t *pos, crk_stream s);
+/* list[0] = the number of 16-key steps of [S | N | L] holding a valid key, list[1 ..] those
+ * steps (key / 16, ascending, at most cap), -1 up to cap (== cascade_step_list; one block) */
+void crk_step_list(const crk_step *st, int32_t *list, int cap, crk_stream s);
+/* The decode attention's nearly-empty variant (crk_attn.skip_empty = 3) takes at most this
+ * many steps: 32 warps of 8 steps per KV head */
+#define CRK_DEC_LIST_CAP 256
 
 /* ---- chunk attention (kernels/attn_chunk.cu) and decode attention (attn_decode.cu) ----
  * Keys of KV head h, in index order: [S sinks (valid below n_sinks) | N slots (valid
@@ -124,6 +130,12 @@ typedef struct {
      * 4 warps of a block taking its steps in turn (measured slower than 1 with half the cache
      * filled). */
     int skip_empty;
+    /* skip_empty = 3 (the register-direct kernel; others take it as 1): the steps to walk,
+     * crk_step_list's [1 + CRK_DEC_LIST_CAP] (count <= CRK_DEC_LIST_CAP). CRK_DEC_LIST_CAP / 8
+     * warps per KV head take the listed steps in turn (warp w: entries w, w + 32, ...), and
+     * only the listed keys get logits and score columns: the others' columns are left as
+     * they are (no reader looks at an unfilled key's column). */
+    const int32_t *steps;
 } crk_attn;
 size_t crk_attn_work_floats(int S, int N, int max_L, int n_head, int hd);
 /* 1 when the tensor-core path handles this shape (head dim 64 or 128, rope dims % 16 == 0).

@@ -74,6 +74,7 @@ struct cuda_state {
     uint16_t *xb16, *att16, *hb16, *q16;
     crk_q8 *xq;
     int32_t *slot_pos, *d_argmax;
+    int32_t *steps;                   /* [1 + CRK_DEC_LIST_CAP]: crk_step_list for a nearly empty cache's decode */
     int logits_rows;
     /* cascade update */
     int U_max, stage_layers;
@@ -402,6 +403,7 @@ cuda_state *cuda_state_create_ex(const cr_model *m, const cascade_ctrl *ctrl, in
     g->logits = dalloc(&ac, (size_t)g->logits_rows * V * 4);
     g->nll = dalloc(&ac, Lm * 8);   /* [Lm] NLLs, or [Lm][2] crk_nll_part pairs */
     g->slot_pos = dalloc(&ac, (size_t)N * 4);
+    g->steps = dalloc(&ac, (1 + CRK_DEC_LIST_CAP) * 4);
     g->d_argmax = dalloc(&ac, 16);
     g->src = dalloc(&ac, (size_t)nl * nkv * g->U_max * 4);
     if (g->U_max > crk_cascade_resolve_smem_max()) g->rscratch = dalloc(&ac, (size_t)nl * nkv * g->U_max * 8);
@@ -555,7 +557,7 @@ void cuda_state_free(cuda_state *g) {
     cudaFree(g->out.res);
     void *bufs[] = {g->wsp, g->vecs, g->rope_cs, g->rope_cs16, g->sink_k, g->sink_v, g->ck, g->cv, g->score, g->og, g->k16, g->v16, g->r,
                     g->x, g->xb, g->qkv, g->att, g->gu, g->hb, g->work, g->logits, g->nll, g->xb16, g->att16, g->hb16, g->q16,
-                    g->xq, g->slot_pos, g->d_argmax, g->src, g->rscratch, g->stage_k, g->stage_v, g->stage_og, g->d_stage,
+                    g->xq, g->slot_pos, g->steps, g->d_argmax, g->src, g->rscratch, g->stage_k, g->stage_v, g->stage_og, g->d_stage,
                     g->kbuf, g->vbuf, g->kdst, g->probe};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]);
     if (g->h_stage) cudaFreeHost(g->h_stage);
@@ -676,10 +678,19 @@ static void tp_allreduce(cuda_state *g, int L) {
     }
 }
 
+/* The nearly empty cache's decode attention: 1 (default) walks the list of steps with a
+ * valid key (crk_attn.skip_empty = 3); CRK_DRD_LIST=0 (benchmarks) the blocks' steps as
+ * before session 13 (skip_empty = 2) */
+static int dec_list(void) {
+    static int v = -1;
+    if (v < 0) v = !(getenv("CRK_DRD_LIST") && atoi(getenv("CRK_DRD_LIST")) == 0);
+    return v;
+}
+
 /* Everything of one chunk after the staging upload (also what a decode graph captures).
  * sparse: 1 when the cache has unfilled sinks or slots, 2 when it holds at most 1/16 of its
- * keys (crk_attn.skip_empty: decode attention variants; decode graphs are kept
- * per value). */
+ * keys in at most CRK_DEC_LIST_CAP 16-key steps (crk_attn.skip_empty: decode attention
+ * variants; decode graphs are kept per value). */
 static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay, int U_bound, int sparse, float *out_host_all) {
     const hparams *hp = &g->hp;
     const int dim = hp->dim, hd = hp->head_dim, nkv = hp->n_kv, ffn = hp->ffn;
@@ -697,6 +708,8 @@ static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay,
     const int acc = g->opts.tp_rank == 0;   /* the row-parallel products: add to the residual, or (ranks > 0) replace it */
 
     crk_slot_pos(dst, g->N, g->slot_pos, g->st); CUDA_LAUNCHED();
+    const int listed = decode && sparse == 2 && dec_list();
+    if (listed) { crk_step_list(dst, g->steps, CRK_DEC_LIST_CAP, g->st); CUDA_LAUNCHED(); }
     crk_embed(g->tok.raw, g->tok.type, g->tok.row_bytes, dim, dtok, L, g->voff, g->vn, g->x, g->st); CUDA_LAUNCHED();
     if (g->vn < hp->n_vocab) tp_allreduce(g, L);   /* each rank embedded its share's tokens */
     for (int l = 0; l < hp->n_layer; l++) {
@@ -728,7 +741,8 @@ static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay,
             .r = r, .r_stride = g->r_stride, .work = g->work, .mode = g->attn_mode,
             .kbuf = g->kbuf, .vbuf = g->vbuf, .kdst = g->kdst, .kv_rows = g->kv_rows,
             .probe = decode && g->probe_on && l >= g->probe_l0 && l < g->probe_l1 ? g->probe : NULL,
-            .og = g->og + (size_t)l * nkv * g->N, .skip_empty = decode ? sparse : 0,
+            .og = g->og + (size_t)l * nkv * g->N, .skip_empty = !decode ? 0 : listed ? 3 : sparse,
+            .steps = listed ? g->steps : NULL,
         };
         if (decode && crk_attn_decode_fuses_qkv(&aa)) {   /* the attention post-processes q/k/v itself */
             aa.fuse_qkv = 1;
@@ -859,7 +873,8 @@ int cuda_forward(cuda_state *g, const cascade_ctrl *pre, const cascade_plan *pla
 
     if (g->timing) CUDA_CHECK(cudaEventRecord(g->ev0, g->st));
     const int held = pre->n_sinks + cascade_total_stored(pre);
-    const int sparse = held >= g->S + g->N ? 0 : 16 * (int64_t)held <= g->S + g->N ? 2 : 1;
+    int sparse = held >= g->S + g->N ? 0 : 16 * (int64_t)held <= g->S + g->N ? 2 : 1;
+    if (sparse == 2 && L == 1 && dec_list() && cascade_step_list(pre, 1, NULL, 0) > CRK_DEC_LIST_CAP) sparse = 1;
     const int mi = mode_index(out_mode) + sparse * N_OUT_MODES;
     const int use_graph = L == 1 && g->opts.graph && g->decode_warm && !g->probe_on;
     if (use_graph && !g->gexec[mi]) {

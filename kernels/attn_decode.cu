@@ -239,7 +239,9 @@ __global__ void __launch_bounds__(DEC_NT, R == 8 ? 2 : 4) attn_dec_p1(crk_attn a
 #define FIN_KPT 4   /* keys per thread of a score block whose logits are loaded before the merge (groups of at most 8 heads) */
 #define FIN_ML 5    /* split statistics a lane loads at once in the merge (160 splits per round) */
 #define FIN_OL 24   /* splits a warp loads at once for the outputs (192 per round) */
-__global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit) {
+/* steps (crk_attn.steps, skip_empty = 3): only the listed steps' keys are scored; key
+ * index v of the list's order is key kmap(v) (nk: past the list, or past the keys) */
+__global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit, const int32_t *steps) {
     crk_pdl_sync();
     const int kvh = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int n_rep = a.n_head / a.n_kv, hd = a.hd, nk = a.S + a.N + 1;
@@ -254,6 +256,8 @@ __global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit
     const int ys = (int)blockIdx.y - units, nys = (int)gridDim.y - units;
     const int k0 = ys * FIN_NT + tid, kst = nys * FIN_NT;
     const bool pre = ys >= 0 && n_rep <= 8;
+    const int nkl = steps ? 16 * min(steps[0], CRK_DEC_LIST_CAP) : nk;
+    auto kmap = [&](int v) { return !steps ? v : v < nkl ? 16 * steps[1 + (v >> 4)] + (v & 15) : nk; };
     if ((int)blockIdx.y < units) {
         const int u = blockIdx.y, r = u / nch, d = (u % nch) * 32 + lane, dd = d < hd ? d : 0;
         const float *ph = part + (size_t)(kvh * n_rep + r) * (hd + 2);
@@ -268,7 +272,7 @@ __global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit
         for (int j = 0; j < FIN_KPT; j++)
 #pragma unroll
             for (int r = 0; r < 8; r++) {
-                const int k = k0 + j * kst;
+                const int k = kmap(k0 + j * kst);
                 lg[j][r] = r < n_rep && k < nk ? glg[(size_t)(kvh * n_rep + r) * nk + k] : -INFINITY;
             }
     }
@@ -349,8 +353,9 @@ __global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit
     if (pre) {
 #pragma unroll
         for (int j = 0; j < FIN_KPT; j++) {
-            const int k = k0 + j * kst;
-            if (k >= nk) break;
+            if (k0 + j * kst >= nkl) break;
+            const int k = kmap(k0 + j * kst);
+            if (k >= nk) continue;
             float best = 0.f, psum = 0.f;
 #pragma unroll
             for (int r = 0; r < 8; r++) {
@@ -363,7 +368,9 @@ __global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit
         }
         kb = k0 + FIN_KPT * kst;
     }
-    for (int k = kb; k < nk; k += kst) {
+    for (int v = kb; v < nkl; v += kst) {
+        const int k = kmap(v);
+        if (k >= nk) continue;
         float best = 0.f, psum = 0.f;
         for (int r = 0; r < n_rep; r++) {
             const float p = expf(glg[(size_t)(kvh * n_rep + r) * nk + k] - sM[r]) * sInv[r];
@@ -373,12 +380,12 @@ __global__ void __launch_bounds__(FIN_NT) attn_dec_finish(crk_attn a, int nsplit
         put(k, best, psum);
     }
 }
-static void launch_dec_finish(const crk_attn *a, int nsplit, cudaStream_t s) {
-    const int nk = a->S + a->N + 1;
+static void launch_dec_finish(const crk_attn *a, int nsplit, const int32_t *steps, cudaStream_t s) {
+    const int nk = steps ? 16 * CRK_DEC_LIST_CAP : a->S + a->N + 1;   /* keys to score */
     const int units = (a->n_head / a->n_kv) * (int)crk_cdiv(a->hd, 32);   /* output units of 32 dimensions per KV head */
     const int nsb = (int)crk_cdiv(nk, FIN_NT * FIN_KPT);   /* score blocks: FIN_KPT keys per thread */
     const int ny = units + (nsb < 64 ? nsb : 64);
-    crk_launch(true, attn_dec_finish, dim3(a->n_kv, ny), FIN_NT, sizeof(float) * 2 * (a->n_head / a->n_kv), s, *a, nsplit);
+    crk_launch(true, attn_dec_finish, dim3(a->n_kv, ny), FIN_NT, sizeof(float) * 2 * (a->n_head / a->n_kv), s, *a, nsplit, steps);
     if (a->out_q8 && (a->hd & 31)) crk_quantize_q8(a->out, 1, a->n_head * a->hd, a->out_q8, s);
 }
 
@@ -665,7 +672,7 @@ __device__ __forceinline__ int64_t ld_now64(const int64_t *p) {
     return v;
 }
 
-template <int HD, int MINB, bool NEOX, int NST, int SKIP>   /* MINB: blocks per SM the registers allow; SKIP: crk_attn.skip_empty (0, 1, 2) */
+template <int HD, int MINB, bool NEOX, int NST, int SKIP>   /* MINB: blocks per SM the registers allow; SKIP: crk_attn.skip_empty (0, 1, 2, 3) */
 __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, int nsplit) {
     constexpr int NKK = HD / 16;      /* k-steps of Q.K; also the m-tiles of O^T */
     constexpr int KQ = HD / 32;       /* uint4 of a lane's key quarter (hd/4 dims) */
@@ -683,14 +690,40 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
     const int bbase = blockIdx.x * (DRD_WARPS * DRD_KW);
     constexpr bool walk = SKIP == 2;
     const bool ilv = walk && bbase + DRD_WARPS * DRD_KW <= nk;
-    auto kof = [&](int kl) { return ilv ? bbase + 16 * (DRD_WARPS * (kl >> 4) + warp) + (kl & 15) : kb0 + kl; };
+    /* SKIP = 3: the warp's steps are entries split, split + nsplit, ... of the step list
+     * (crk_step_list: the 16-key steps holding a valid key), lane i < NSTEP holding the i-th
+     * (-1 past the list). kof is then a shuffle: every call below is warp-converged. */
+    constexpr bool listed = SKIP == 3;
+    int myst = -1;
+    if constexpr (listed)
+        if (lane < DRD_KW / 16 && split + lane * nsplit < CRK_DEC_LIST_CAP) myst = ld_now(a.steps + 1 + split + lane * nsplit);
+    auto kof = [&](int kl) {
+        if constexpr (listed) {
+            const int sx = __shfl_sync(0xffffffffu, myst, (kl >> 4) & (DRD_KW / 16 - 1));
+            return sx >= 0 ? 16 * sx + (kl & 15) : nk;
+        } else return ilv ? bbase + 16 * (DRD_WARPS * (kl >> 4) + warp) + (kl & 15) : kb0 + kl;
+    };
+    if constexpr (listed) {
+        /* a warp without a listed step: an empty partial (max -inf, sum 0: attn_dec_finish
+         * reads nothing else of it) and no logits (the finish kernel scores listed keys only) */
+        if (__ballot_sync(0xffffffffu, myst >= 0) == 0u) {
+            crk_pdl_sync();
+            float *part = a.work + crk_dec_part_off(a.n_head, a.S, a.N);
+            if (lane < n_rep) {
+                float *pp = part + ((size_t)split * a.n_head + kvh * n_rep + lane) * (HD + 2);
+                pp[0] = -INFINITY; pp[1] = 0.f;
+            }
+            return;
+        }
+    }
     constexpr int UPR = HD / 8;       /* 16-byte units per key row */
     constexpr int NSTB = NST > 0 ? NST : 1;   /* buffers of the ring (unused when NST = 0) */
     extern __shared__ __align__(16) uint4 drs_sm[];   /* NST > 0: [DRD_WARPS][NST][K | V][16][UPR] */
     uint4 *wsm = drs_sm + (size_t)warp * NST * 2 * 16 * UPR;
     uint64_t pol = 0;
     /* NST > 0: stage i's 16 keys and values into buffer i % NST (an empty group past the split) */
-    int nst = NSTEP;              /* walk: steps to walk, their indices in stl (4 bits each; first all of them) */
+    int nst = NSTEP;              /* walk: steps to walk, their indices in stl (4 bits each; first all of them); listed: its steps */
+    if constexpr (listed) nst = __popc(__ballot_sync(0xffffffffu, myst >= 0));
     uint32_t stl = 0x76543210u;
     auto stp = [&](int k) { return walk ? (int)((stl >> (4 * k)) & 15u) : k; };
     auto issue = [&](int k) {   /* the k-th step walked (step stp(k)) into buffer k % NST */
@@ -737,9 +770,10 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
     /* fused q/k/v post-processing: the split holding key S + N writes the token's key and value
      * (+ biases, rounded to fp16: crk_qkv_post's arithmetic) before any of its copies read them */
     const int ktok = a.S + a.N;   /* the token's own key */
-    const bool own_tok = ilv ? ktok >= bbase && ktok < bbase + DRD_WARPS * DRD_KW && ((ktok - bbase) >> 4) % DRD_WARPS == warp
+    const bool own_tok = listed ? __ballot_sync(0xffffffffu, myst == (ktok >> 4)) != 0u
+                       : ilv ? ktok >= bbase && ktok < bbase + DRD_WARPS * DRD_KW && ((ktok - bbase) >> 4) % DRD_WARPS == warp
                              : kb0 <= ktok && ktok < kb0 + DRD_KW;
-    const bool put_here = walk ? a.fuse_qkv && own_tok : a.fuse_qkv && kb0 <= a.S + a.N && a.S + a.N < kb0 + DRD_KW;
+    const bool put_here = walk || listed ? a.fuse_qkv && own_tok : a.fuse_qkv && kb0 <= a.S + a.N && a.S + a.N < kb0 + DRD_KW;
     auto put_cur = [&]() {
         uint16_t *kd = (uint16_t *)a.kc + (size_t)kvh * HD, *vd = (uint16_t *)a.vc + (size_t)kvh * HD;
         for (int d = 4 * lane; d < HD; d += 128) {
@@ -757,7 +791,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
         pol = l2_evict_first_policy();
         /* cached keys before the wait (crk_launch); the token's own row (key S + N), written by
          * this step's q/k/v post-processing (or by put_cur), after it */
-        if (walk ? own_tok : kb0 + 16 * NST > a.S + a.N) {
+        if (walk || listed ? own_tok : kb0 + 16 * NST > a.S + a.N) {
             crk_pdl_wait();
             if (put_here) { put_cur(); put_done = true; }
         }
@@ -783,7 +817,7 @@ __global__ void __launch_bounds__(32 * DRD_WARPS, MINB) attn_dec_rd(crk_attn a, 
     uint32_t anyv = 0;
 #pragma unroll
     for (int j = 0; j < DRD_KW / 32; j++) anyv |= vmask[j];
-    if (SKIP && !anyv) {
+    if (SKIP && SKIP != 3 && !anyv) {   /* (a listed warp always holds a valid key) */
         if constexpr (NST > 0) cp_async_wait<0>();
         crk_pdl_sync();
         float *lg = a.work + crk_dec_lg_off(a.n_head);
@@ -1090,7 +1124,8 @@ template <int HD, int MINB, bool NEOX, int NST>
 static void launch_dec_rd_k(const crk_attn *a, int nsplit, cudaStream_t s) {
     static int walk = -1;   /* benchmarks: CRK_DRD_WALK=0 takes the skip_empty = 1 variant for 2 */
     if (walk < 0) walk = !getenv("CRK_DRD_WALK") || atoi(getenv("CRK_DRD_WALK"));
-    if (a->skip_empty == 2 && walk) launch_dec_rd_s<HD, MINB, NEOX, NST, 2>(a, nsplit, s);
+    if (a->skip_empty == 3 && a->steps) launch_dec_rd_s<HD, MINB, NEOX, NST, 3>(a, nsplit, s);
+    else if (a->skip_empty >= 2 && walk) launch_dec_rd_s<HD, MINB, NEOX, NST, 2>(a, nsplit, s);
     else if (a->skip_empty) launch_dec_rd_s<HD, MINB, NEOX, NST, 1>(a, nsplit, s);
     else launch_dec_rd_s<HD, MINB, NEOX, NST, 0>(a, nsplit, s);
 }
@@ -1193,13 +1228,17 @@ extern "C" void crk_attn_decode(const crk_attn *a, crk_stream s) {
     }
     const int nk = a->S + a->N + 1, kind = crk_attn_decode_kind(a);
     if (kind < 2) {   /* hd 64 or 128 */
-        const int nsplit = (int)crk_cdiv(nk, kind == 0 ? DRD_KW : DEC_TC_KS);
+        const bool listed = kind == 0 && a->skip_empty == 3 && a->steps;
+        /* listed: at most 32 warps (8 steps each) per KV head, and no more than the plain
+         * kernel's splits (the work buffer's partials; they hold every step of the keys) */
+        int nsplit = (int)crk_cdiv(nk, kind == 0 ? DRD_KW : DEC_TC_KS);
+        if (listed && nsplit > CRK_DEC_LIST_CAP / (DRD_KW / 16)) nsplit = CRK_DEC_LIST_CAP / (DRD_KW / 16);
         if (kind == 0) {
             if (hd == 64) launch_dec_rd<64>(a, nsplit, s);
             else launch_dec_rd<128>(a, nsplit, s);
         } else if (hd == 64) launch_dec_tc<64>(a, nsplit, s);
         else launch_dec_tc<128>(a, nsplit, s);
-        launch_dec_finish(a, nsplit, s);
+        launch_dec_finish(a, nsplit, listed ? a->steps : NULL, s);
         return;
     }
     const int nsplit = (int)crk_cdiv(nk, CRK_DEC_KS);
@@ -1211,5 +1250,5 @@ extern "C" void crk_attn_decode(const crk_attn *a, crk_stream s) {
     case 128: launch_dec<16>(a, nsplit, s); break;
     default: launch_dec<32>(a, nsplit, s); break;
     }
-    launch_dec_finish(a, nsplit, s);
+    launch_dec_finish(a, nsplit, NULL, s);
 }

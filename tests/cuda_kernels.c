@@ -40,6 +40,7 @@ static int irand(int n) { return (int)(rnd64() % (uint64_t)n); }
 static void *dev(size_t n) { void *p; CUDA_CHECK(cudaMalloc(&p, n ? n : 16)); return p; }
 static void *dup(const void *h, size_t n) { void *p = dev(n); if (n) CUDA_CHECK(cudaMemcpy(p, h, n, cudaMemcpyHostToDevice)); return p; }
 static void poison(void *d, size_t n) { CUDA_CHECK(cudaMemset(d, 0xFF, n)); }
+static int is_poison(const float *f) { uint32_t u; memcpy(&u, f, 4); return u == 0xFFFFFFFFu; }
 static void get(void *h, const void *d, size_t n) { CUDA_CHECK(cudaDeviceSynchronize()); CUDA_CHECK(cudaMemcpy(h, d, n, cudaMemcpyDeviceToHost)); }
 
 /* ||a - ref|| / ||ref||; counts non-finite entries of a */
@@ -466,6 +467,45 @@ static void test_slot_positions(void) {
     }
 }
 
+/* crk_step_list against cascade_step_list: a small cache, and one of 2500+ steps (several
+ * rounds of the block), with caps that cut the list and chunk lengths 1 and 21 */
+static void test_step_list(void) {
+    NEED_GPU();
+    const struct { int S, N, C, eager, maxc; } cf[] = { { 3, 96, 4, 1, 40 }, { 5, 40000, 4, 0, 3000 }, { 64, 16384, 4, 1, 300 } };
+    const int caps[] = { 4, CRK_DEC_LIST_CAP, 4096 };
+    int checked = 0, longest = 0;
+    int32_t *ref = malloc(4 * 4097), *got = malloc(4 * 4097);
+    int32_t *dl = dev(4 * 4097);
+    crk_step *dst = dev(sizeof(crk_step));
+    for (size_t ci = 0; ci < sizeof cf / sizeof cf[0]; ci++) {
+        cascade_cfg cfg; cascade_cfg_default(&cfg);
+        cfg.S = cf[ci].S; cfg.N = cf[ci].N; cfg.C = cf[ci].C; cfg.eager_fill = cf[ci].eager;
+        cascade_ctrl c; char err[200];
+        T_CHECK(cascade_ctrl_init(&c, &cfg, err, sizeof err) == 0);
+        cascade_plan p; memset(&p, 0, sizeof p);
+        for (int it = 0; it < 40; it++) {
+            for (int L = 1; L <= 21; L += 20)
+                for (size_t k = 0; k < sizeof caps / sizeof caps[0]; k++) {
+                    const int cap = caps[k];
+                    crk_step st; fill_step(&st, &c, L, c.seen);
+                    CUDA_CHECK(cudaMemcpy(dst, &st, sizeof st, cudaMemcpyHostToDevice));
+                    const int n = cascade_step_list(&c, L, ref, cap);
+                    poison(dl, 4 * 4097);
+                    crk_step_list(dst, dl, cap, S0); CUDA_LAUNCHED();
+                    get(got, dl, 4 * (1 + (size_t)cap));
+                    T_CHECKF(got[0] == n && !memcmp(ref, got + 1, 4 * (size_t)cap), "config %zu, %lld tokens, L %d, cap %d: count %d against %d",
+                             ci, (long long)c.seen, L, cap, got[0], n);
+                    if (n > longest) longest = n;
+                    checked++;
+                }
+            T_CHECK(cascade_plan_chunk(&c, 1 + irand(cf[ci].maxc), &p, err, sizeof err) == 0);
+        }
+        cascade_plan_free(&p);
+    }
+    printf("     %d step lists equal cascade_step_list's (up to %d steps)\n", checked, longest);
+    free(ref); free(got); cudaFree(dl); cudaFree(dst);
+}
+
 /* ---------------------------------------------------------------- attention */
 typedef struct {
     int S, N, C, L, nh, nkv, hd, rope_dim, neox;
@@ -552,7 +592,10 @@ static int run_attn_case(const attn_case *ac, int mode, int decode, double *eo, 
     uint16_t *dq16 = dup(q16, 2 * (size_t)L * qd), *dkc = dup(kc, 2 * (size_t)L * kvd), *dvc = dup(vc, 2 * (size_t)L * kvd);
     float *dout = dev(4 * (size_t)L * qd), *dr = dev(4 * (size_t)nkv * rstr);
     uint16_t *dout16 = dev(2 * (size_t)L * qd);
-    float *dwork = dev(4 * crk_attn_work_floats(S, N, L, nh, hd));
+    /* the work buffer, then 64 KB of canary: no kernel may write past crk_attn_work_floats */
+    const size_t wf = crk_attn_work_floats(S, N, L, nh, hd), ncan = 16384;
+    float *dwork = dev(4 * (wf + ncan));
+    CUDA_CHECK(cudaMemset(dwork + wf, 0x5A, 4 * ncan));
     const int kv_rows = S + N + L + 64;
     uint16_t *dkb = dev(2 * (size_t)nkv * kv_rows * hd), *dvb = dev(2 * (size_t)nkv * kv_rows * hd);
     int32_t *dkdst = dev(4 * (size_t)kv_rows);
@@ -569,6 +612,13 @@ static int run_attn_case(const attn_case *ac, int mode, int decode, double *eo, 
         crk_rope_cs16(dcs, (size_t)npos * pairs, dcs16, S0);
         a.rope_cs16 = dcs16;
     }
+    int32_t *dsteps = NULL;
+    if (decode && g_dec_skip == 3) {   /* the step list from the GPU kernel (its own test: test_step_list) */
+        if (cascade_step_list(&c, L, NULL, 0) > CRK_DEC_LIST_CAP) { snprintf(msg, msgn, "step list longer than CRK_DEC_LIST_CAP"); return -1; }
+        dsteps = dev(4 * (1 + CRK_DEC_LIST_CAP));
+        crk_step_list(dst, dsteps, CRK_DEC_LIST_CAP, S0);
+        a.steps = dsteps;
+    }
     if (decode) { g_dec_kind_runs[crk_attn_decode_kind(&a)]++; crk_attn_decode(&a, S0); }
     else crk_attn_chunk(&a, S0);
     CUDA_LAUNCHED();
@@ -578,6 +628,14 @@ static int run_attn_case(const attn_case *ac, int mode, int decode, double *eo, 
     /* map the GPU's [S | N | L] columns onto the CPU's compact [n_sinks | nv | L]; others must be 0 */
     int rc = 0;
     size_t zero_bad = 0;
+    {
+        unsigned char *can = malloc(4 * ncan);
+        get(can, dwork + wf, 4 * ncan);
+        size_t hit = 0;
+        for (size_t i = 0; i < 4 * ncan; i++) hit += can[i] != 0x5A;
+        free(can);
+        if (hit) { snprintf(msg, msgn, "%zu bytes written past the work buffer", hit); rc = -1; }
+    }
     for (int h = 0; h < nkv; h++) {
         const float *rr = rg + (size_t)h * rstr;
         float *m = r_map + (size_t)h * nk_cpu;
@@ -585,8 +643,10 @@ static int run_attn_case(const attn_case *ac, int mode, int decode, double *eo, 
         for (int i = 0; i < nv; i++) m[c.n_sinks + i] = rr[S + vslots[i]];
         for (int j = 0; j < L; j++) m[c.n_sinks + nv + j] = rr[S + N + j];
         if (mode == CRK_ATTN_FAST) continue;   /* the fast path leaves empty keys' columns alone (never read) */
-        for (int j = c.n_sinks; j < S; j++) if (rr[j] != 0.0f) zero_bad++;
-        for (int s = 0; s < N; s++) if (slot_pos[s] < 0 && rr[S + s] != 0.0f) zero_bad++;
+        /* the listed variant (register-direct kernel) may leave them alone too: untouched poison */
+        const int untouched_ok = decode && g_dec_skip == 3 && crk_attn_decode_kind(&a) == 0;
+        for (int j = c.n_sinks; j < S; j++) if (rr[j] != 0.0f && !(untouched_ok && is_poison(&rr[j]))) zero_bad++;
+        for (int s = 0; s < N; s++) if (slot_pos[s] < 0 && rr[S + s] != 0.0f && !(untouched_ok && is_poison(&rr[S + s]))) zero_bad++;
     }
     size_t b1, b2;
     *eo = rel_err(out, out_ref, (size_t)L * qd, &b1);
@@ -602,7 +662,7 @@ static int run_attn_case(const attn_case *ac, int mode, int decode, double *eo, 
     for (int h = 0; h < nkv; h++) cascade_head_free(&heads[h]);
     free(heads); free(sk); free(sv); free(ck); free(cv); free(slot_pos); free(vslots); free(cs); free(q); free(q16); free(kc); free(vc); free(w);
     free(out_ref); free(r_cpu); free(scratch); free(out); free(rg); free(r_map); free(out16);
-    void *dd[] = {dst, dcs, dpos, dsk, dsv, dck, dcv, dq, dw, dq16, dkc, dvc, dout, dr, dout16, dwork, dkb, dvb, dkdst, dcs16};
+    void *dd[] = {dst, dcs, dpos, dsk, dsv, dck, dcv, dq, dw, dq16, dkc, dvc, dout, dr, dout16, dwork, dkb, dvb, dkdst, dcs16, dsteps};
     for (size_t i = 0; i < sizeof dd / sizeof dd[0]; i++) cudaFree(dd[i]);
     return rc;
 }
@@ -731,13 +791,22 @@ static void test_attn_decode_fast(void) {
     run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, register-direct through 2 shared-memory stages per warp, valid steps only");
     crk_attn_decode_set_stages(3);
     run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, register-direct through 3 shared-memory stages per warp, valid steps only");
+    /* the listed variant (skip_empty = 3: the steps of crk_step_list, dealt to 32 warps per
+     * KV head), in each load path */
+    g_dec_skip = 3;
+    crk_attn_decode_set_stages(2);
+    run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, register-direct through 2 shared-memory stages per warp, listed steps");
+    crk_attn_decode_set_stages(3);
+    run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, register-direct through 3 shared-memory stages per warp, listed steps");
     crk_attn_decode_set_stages(0);
+    run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, register-direct straight into registers, listed steps");
+    g_dec_skip = 2;
     run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, register-direct straight into registers, valid steps only");
     g_dec_skip = 1;
     run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, register-direct straight into registers, empty splits skipped");
     crk_attn_decode_set_stages(nst0);
     g_dec_skip = 0;
-    T_CHECK(g_dec_kind_runs[0] == 6 * 9);
+    T_CHECK(g_dec_kind_runs[0] == 9 * 9);
     g_dec_cs16 = 0;
     memset(g_dec_kind_runs, 0, sizeof g_dec_kind_runs);
     run_attn_cases(cases, n, CRK_ATTN_AUTO, 1, 1e-2, "decode attention, tensor cores through shared memory");
@@ -964,6 +1033,7 @@ int main(void) {
     T_RUN(test_gemm_bf16_vs_cpu_matmul);
     T_RUN(test_qkv_post);
     T_RUN(test_slot_positions);
+    T_RUN(test_step_list);
     T_RUN(test_attn_chunk_precise);
     T_RUN(test_attn_chunk_fast);
     T_RUN(test_attn_p2_occupancy);

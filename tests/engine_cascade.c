@@ -353,6 +353,55 @@ static void test_positions(void) {
     }
 }
 
+/* cascade_step_list against every key checked one by one (cascade_positions), for chunk
+ * lengths 1 and 21, with a list long enough and with caps that cut it */
+static int step_list_ok(const cascade_ctrl *c, int L) {
+    const int S = c->cfg.S, N = c->cfg.N, nk = S + N + L;
+    int32_t pos[64], want[64], got[64];
+    cascade_positions(c, pos);
+    int n = 0;
+    for (int t = 0; 16 * t < nk; t++) {
+        int any = 0;
+        for (int k = 16 * t; k < 16 * t + 16 && k < nk; k++)
+            any |= k < S ? k < c->n_sinks : k < S + N ? pos[k - S] >= 0 : 1;
+        if (any) want[n++] = t;
+    }
+    for (int cap = 0; cap <= n + 2; cap++) {
+        for (int i = 0; i < 64; i++) got[i] = 77;
+        if (cascade_step_list(c, L, got, cap) != n) return 0;
+        for (int i = 0; i < cap; i++) if (got[i] != (i < n ? want[i] : -1)) return 0;
+        if (got[cap] != 77) return 0;
+    }
+    return cascade_step_list(c, L, NULL, 0) == n;
+}
+static void test_step_list(void) {
+    const struct { int policy, S, N, C, eager; } cf[] = {
+        { CR_POLICY_CASCADE, 2, 12, 3, 1 }, { CR_POLICY_CASCADE, 4, 48, 6, 0 }, { CR_POLICY_CASCADE, 0, 20, 4, 1 },
+        { CR_POLICY_CASCADE, 5, 64, 8, 1 }, { CR_POLICY_CASCADE, 16, 32, 2, 0 }, { CR_POLICY_SINK, 3, 16, 1, 1 },
+        { CR_POLICY_FULL, 3, 16, 1, 1 },
+    };
+    int checked = 0;
+    for (size_t ci = 0; ci < sizeof cf / sizeof cf[0]; ci++) {
+        cascade_cfg cfg = mkcfg(cf[ci].policy, cf[ci].S, cf[ci].N, cf[ci].C, cf[ci].eager);
+        float sc[400];
+        for (int t = 0; t < 400; t++) sc[t] = (float)rnd(3);
+        runner r; char err[200];
+        T_CHECK(runner_init(&r, &cfg, 1, 1, 16) == 0);
+        r.sc[0] = sc;
+        T_CHECK(step_list_ok(&r.c, 1) && step_list_ok(&r.c, 21));
+        const int T = cf[ci].policy == CR_POLICY_FULL ? cfg.S + cfg.N : 300;
+        while (r.c.seen < T) {
+            int L = 1 + rnd(5);
+            if (r.c.seen + L > T) L = (int)(T - r.c.seen);
+            T_CHECK(runner_chunk(&r, L, err, sizeof err) == 0);
+            T_CHECKF(step_list_ok(&r.c, 1) && step_list_ok(&r.c, 21), "config %zu after %lld tokens", ci, (long long)r.c.seen);
+            checked++;
+        }
+        runner_free(&r);
+    }
+    printf("     step lists of %d control states equal the key-by-key check\n", checked);
+}
+
 /* ------------------------------------------------------------------ sink and full policies */
 
 static void test_sink_policy(void) {
@@ -792,6 +841,7 @@ int main(void) {
     T_RUN(test_chunking_invariance);
     T_RUN(test_span);
     T_RUN(test_positions);
+    T_RUN(test_step_list);
     T_RUN(test_sink_policy);
     T_RUN(test_full_policy);
     T_RUN(test_cfg_validation);

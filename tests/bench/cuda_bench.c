@@ -477,6 +477,31 @@ static void bench_model(const shape *s, uint32_t type, int weights_mode, int str
                    (long long)held, cfg.S + cfg.N, hms, 1000.0 / hms, hroof * 1000, 100.0 * hroof * 1000 / hms);
         fflush(stdout);
     }
+    /* llama-bench's pp512 / pp4096 (ik_llama.cpp's prefill figures in issue 5): one prompt of
+     * T tokens into an empty cache, the last token's logits out; best of 4 after a warm-up */
+    if (!getenv("CR_BENCH_NO_PP")) {
+        float *lo = malloc(sizeof(float) * s->V);
+        printf("      prefill from an empty cache (as llama-bench):");
+        for (int T = 512; T <= stride && T <= 4096; T *= 8) {
+            double best = 1e30;
+            int fail = 0;
+            for (int r = 0; r < 5 && !fail; r++) {
+                bk_reset(g);
+                cascade_ctrl_reset(&c);
+                cascade_ctrl pre = c;
+                cascade_plan_chunk(&c, T, &p, err, sizeof err);
+                if (bk_sync(g, err, sizeof err)) { fail = 1; break; }
+                const double a0 = now();
+                if (bk_forward(g, &pre, &p, tok, T, CR_OUT_LAST, lo, err, sizeof err) || bk_sync(g, err, sizeof err)) { printf(" %s", err); fail = 1; break; }
+                const double dt = now() - a0;
+                if (r > 0 && dt < best) best = dt;
+            }
+            if (!fail) printf(" pp%d %.0f tok/s", T, T / best);
+        }
+        printf("\n");
+        fflush(stdout);
+        free(lo);
+    }
     cascade_plan_free(&p);
     free(tok);
     bk_free(g);

@@ -314,8 +314,9 @@ cuda_state *cuda_state_create_ex(const cr_model *m, const cascade_ctrl *ctrl, in
     if (g->U_max < g->C) g->U_max = g->C < N ? g->C : N;
     size_t per_layer_stage = (size_t)nkv * g->U_max * ((size_t)hd * 4 + 8);
     g->stage_layers = nl;
-    if ((size_t)nl * per_layer_stage > ((size_t)256 << 20)) {
-        g->stage_layers = (int)(((size_t)256 << 20) / (per_layer_stage ? per_layer_stage : 1));
+    const size_t stage_budget = g->opts.stage_bytes ? g->opts.stage_bytes : (size_t)256 << 20;
+    if ((size_t)nl * per_layer_stage > stage_budget) {
+        g->stage_layers = (int)(stage_budget / (per_layer_stage ? per_layer_stage : 1));
         if (g->stage_layers < 1) g->stage_layers = 1;
     }
     g->r_stride = (size_t)S + N + Lm;
@@ -782,9 +783,14 @@ static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay,
         .score = g->score, .src = g->src, .scratch = g->rscratch,
     };
     crk_cascade_resolve(&ra, g->st); CUDA_LAUNCHED();
-    for (int l0 = 0; l0 < hp->n_layer; l0 += g->stage_layers) {
+    /* the staging holds stage_layers layers of U_max slots: a step touching at most U_bound
+     * slots (decode: C) moves that many more layers at once (8B decode: all 32 layers in one
+     * gather and one scatter instead of 11 of each) */
+    const size_t lpm_fit = (size_t)g->stage_layers * g->U_max / (size_t)(U_bound > 0 ? U_bound : 1);
+    const int lpm = lpm_fit < (size_t)hp->n_layer ? (int)lpm_fit : hp->n_layer;
+    for (int l0 = 0; l0 < hp->n_layer; l0 += lpm) {
         crk_move_args ma = {
-            .l0 = l0, .l1 = imin(hp->n_layer, l0 + g->stage_layers), .n_kv = nkv, .S = g->S, .N = g->N, .hd = hd,
+            .l0 = l0, .l1 = imin(hp->n_layer, l0 + lpm), .n_kv = nkv, .S = g->S, .N = g->N, .hd = hd,
             .U_max = U_bound, .st = dst, .touched = dtouched, .src = g->src, .sink_ops = dsinks,
             .k16 = g->k16, .v16 = g->v16, .kv_layer_stride = (size_t)g->max_L * kvd,
             .ck = g->ck, .cv = g->cv, .sink_k = g->sink_k, .sink_v = g->sink_v, .og = g->og,

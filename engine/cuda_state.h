@@ -30,6 +30,8 @@ typedef struct {
                             of uploading the model's data (norms and biases still come from m) */
     uint64_t seed;
     int device;          /* CUDA device of this state (default 0) */
+    size_t stage_bytes;  /* tests: the cache update's staging budget (0: 256 MiB; it sets how many
+                          * layers one gather/scatter moves) */
     /* tensor parallelism (engine/cuda_tp.h): this state is rank tp_rank of a sharded model
      * (model_shard.h); after the attention output and the FFN down projections, rank 0 adds
      * its partial product to the residual and the other ranks write theirs over it, then

@@ -93,6 +93,7 @@ struct cuda_state {
     cudaGraphExec_t gexec[3 * N_OUT_MODES];   /* per output mode and sparse level (enqueue): a full cache, unfilled sinks or slots, nearly empty */
     int decode_warm;
     int timing;
+    int bench_skip;             /* benchmarks only (cuda_state_set_bench_skip): decode kernels left out */
     float last_ms;
     char desc[320];
     /* attention probe (decode steps only): dense [probe_cap] floats indexed by original index */
@@ -707,6 +708,7 @@ static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay,
     const int decode = L == 1;
     const int fast_attn = !decode && g->kbuf && g->attn_mode != CRK_ATTN_PRECISE && crk_attn_fast_ok(hd, hp->rope_dim / 2);
     const int acc = g->opts.tp_rank == 0;   /* the row-parallel products: add to the residual, or (ranks > 0) replace it */
+    const int skip = decode ? g->bench_skip : 0;
 
     crk_slot_pos(dst, g->N, g->slot_pos, g->st); CUDA_LAUNCHED();
     const int listed = decode && sparse == 2 && dec_list();
@@ -719,8 +721,8 @@ static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay,
         float *r = g->r + (size_t)l * nkv * g->r_stride;
         /* attention block */
         if (decode) {
-            crk_rmsnorm(g->x, g->attn_norm[l], 1, dim, hp->eps, g->xb, NULL, any_q8(W, 3) ? g->xq : NULL, g->st); CUDA_LAUNCHED();
-            matvec_group(g, &W[M_Q], 3, g->qkv_mv, g->xb, g->qkv);
+            if (!(skip & CUDA_SKIP_NORM)) { crk_rmsnorm(g->x, g->attn_norm[l], 1, dim, hp->eps, g->xb, NULL, any_q8(W, 3) ? g->xq : NULL, g->st); CUDA_LAUNCHED(); }
+            if (!(skip & CUDA_SKIP_MATVEC)) matvec_group(g, &W[M_Q], 3, g->qkv_mv, g->xb, g->qkv);
         } else {
             crk_rmsnorm(g->x, g->attn_norm[l], L, dim, hp->eps, any_f32(W, 3) ? g->xb : NULL, g->xb16, NULL, g->st); CUDA_LAUNCHED();
             gemm_group(g, &W[M_Q], 3, g->qkv_fuse, g->xb, g->xb16, L, g->qkv, qkvw, 0.0f);
@@ -749,24 +751,24 @@ static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay,
             aa.fuse_qkv = 1;
             aa.bq = g->bq[l]; aa.bk = g->bk[l]; aa.bv = g->bv[l];
             aa.kraw = g->qkv + qd; aa.vraw = g->qkv + qd + kvd;
-        } else {
+        } else if (!(skip & CUDA_SKIP_ATTN)) {
             crk_qkv_post(&qa, g->st); CUDA_LAUNCHED();
         }
-        if (decode) crk_attn_decode(&aa, g->st);
+        if (decode) { if (!(skip & CUDA_SKIP_ATTN)) crk_attn_decode(&aa, g->st); }
         else crk_attn_chunk(&aa, g->st);
         CUDA_LAUNCHED();
         if (decode) {
-            matvec(g, &W[M_O], g->att, 1, g->x, acc);   /* q8 of att written by the attention */
+            if (!(skip & CUDA_SKIP_MATVEC)) matvec(g, &W[M_O], g->att, 1, g->x, acc);   /* q8 of att written by the attention */
         } else {
             gemm_group(g, &W[M_O], 1, 0, g->att, g->att16, L, g->x, dim, (float)acc);
         }
         tp_allreduce(g, L);
         /* feed-forward block */
         if (decode) {
-            crk_rmsnorm(g->x, g->ffn_norm[l], 1, dim, hp->eps, g->xb, NULL, any_q8(&W[M_GATE], 2) ? g->xq : NULL, g->st); CUDA_LAUNCHED();
-            matvec_group(g, &W[M_GATE], 2, g->gu_mv, g->xb, g->gu);
-            crk_swiglu(g->gu, 1, ffn, g->hb, NULL, quant_uses_q8(W[M_DOWN].type) ? g->xq : NULL, g->st); CUDA_LAUNCHED();
-            matvec(g, &W[M_DOWN], g->hb, 1, g->x, acc);
+            if (!(skip & CUDA_SKIP_NORM)) { crk_rmsnorm(g->x, g->ffn_norm[l], 1, dim, hp->eps, g->xb, NULL, any_q8(&W[M_GATE], 2) ? g->xq : NULL, g->st); CUDA_LAUNCHED(); }
+            if (!(skip & CUDA_SKIP_MATVEC)) matvec_group(g, &W[M_GATE], 2, g->gu_mv, g->xb, g->gu);
+            if (!(skip & CUDA_SKIP_SWIGLU)) { crk_swiglu(g->gu, 1, ffn, g->hb, NULL, quant_uses_q8(W[M_DOWN].type) ? g->xq : NULL, g->st); CUDA_LAUNCHED(); }
+            if (!(skip & CUDA_SKIP_MATVEC)) matvec(g, &W[M_DOWN], g->hb, 1, g->x, acc);
         } else {
             crk_rmsnorm(g->x, g->ffn_norm[l], L, dim, hp->eps, any_f32(&W[M_GATE], 2) ? g->xb : NULL, g->xb16, NULL, g->st); CUDA_LAUNCHED();
             gemm_group(g, &W[M_GATE], 2, g->gu_fuse, g->xb, g->xb16, L, g->gu, 2 * ffn, 0.0f);
@@ -776,27 +778,29 @@ static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay,
         tp_allreduce(g, L);
     }
     /* cascade update of every (layer, KV head) */
-    crk_resolve_args ra = {
-        .n_layer = hp->n_layer, .n_kv = nkv, .S = g->S, .N = g->N, .L = L, .U_max = U_bound, .st = dst,
-        .slot_pos = g->slot_pos, .tfo = dtfo, .ops = dops, .touched = dtouched,
-        .r = g->r, .r_stride = g->r_stride, .r_layer_stride = (size_t)nkv * g->r_stride,
-        .score = g->score, .src = g->src, .scratch = g->rscratch,
-    };
-    crk_cascade_resolve(&ra, g->st); CUDA_LAUNCHED();
-    /* the staging holds stage_layers layers of U_max slots: a step touching at most U_bound
-     * slots (decode: C) moves that many more layers at once (8B decode: all 32 layers in one
-     * gather and one scatter instead of 11 of each) */
-    const size_t lpm_fit = (size_t)g->stage_layers * g->U_max / (size_t)(U_bound > 0 ? U_bound : 1);
-    const int lpm = lpm_fit < (size_t)hp->n_layer ? (int)lpm_fit : hp->n_layer;
-    for (int l0 = 0; l0 < hp->n_layer; l0 += lpm) {
-        crk_move_args ma = {
-            .l0 = l0, .l1 = imin(hp->n_layer, l0 + lpm), .n_kv = nkv, .S = g->S, .N = g->N, .hd = hd,
-            .U_max = U_bound, .st = dst, .touched = dtouched, .src = g->src, .sink_ops = dsinks,
-            .k16 = g->k16, .v16 = g->v16, .kv_layer_stride = (size_t)g->max_L * kvd,
-            .ck = g->ck, .cv = g->cv, .sink_k = g->sink_k, .sink_v = g->sink_v, .og = g->og,
-            .stage_k = g->stage_k, .stage_v = g->stage_v, .stage_og = g->stage_og,
+    if (!(skip & CUDA_SKIP_UPDATE)) {
+        crk_resolve_args ra = {
+            .n_layer = hp->n_layer, .n_kv = nkv, .S = g->S, .N = g->N, .L = L, .U_max = U_bound, .st = dst,
+            .slot_pos = g->slot_pos, .tfo = dtfo, .ops = dops, .touched = dtouched,
+            .r = g->r, .r_stride = g->r_stride, .r_layer_stride = (size_t)nkv * g->r_stride,
+            .score = g->score, .src = g->src, .scratch = g->rscratch,
         };
-        crk_cascade_move(&ma, g->st); CUDA_LAUNCHED();
+        crk_cascade_resolve(&ra, g->st); CUDA_LAUNCHED();
+        /* the staging holds stage_layers layers of U_max slots: a step touching at most U_bound
+         * slots (decode: C) moves that many more layers at once (8B decode: all 32 layers in one
+         * gather and one scatter instead of 11 of each) */
+        const size_t lpm_fit = (size_t)g->stage_layers * g->U_max / (size_t)(U_bound > 0 ? U_bound : 1);
+        const int lpm = lpm_fit < (size_t)hp->n_layer ? (int)lpm_fit : hp->n_layer;
+        for (int l0 = 0; l0 < hp->n_layer; l0 += lpm) {
+            crk_move_args ma = {
+                .l0 = l0, .l1 = imin(hp->n_layer, l0 + lpm), .n_kv = nkv, .S = g->S, .N = g->N, .hd = hd,
+                .U_max = U_bound, .st = dst, .touched = dtouched, .src = g->src, .sink_ops = dsinks,
+                .k16 = g->k16, .v16 = g->v16, .kv_layer_stride = (size_t)g->max_L * kvd,
+                .ck = g->ck, .cv = g->cv, .sink_k = g->sink_k, .sink_v = g->sink_v, .og = g->og,
+                .stage_k = g->stage_k, .stage_v = g->stage_v, .stage_og = g->stage_og,
+            };
+            crk_cascade_move(&ma, g->st); CUDA_LAUNCHED();
+        }
     }
     /* outputs (of this state's share of the vocabulary) */
     const size_t V = (size_t)g->vn;
@@ -1004,3 +1008,10 @@ size_t cuda_state_device_bytes(const cuda_state *g) { return g->dev_bytes; }
 const char *cuda_state_describe(const cuda_state *g) { return g->desc; }
 float cuda_state_last_ms(const cuda_state *g) { return g->last_ms; }
 void cuda_state_set_timing(cuda_state *g, int on) { g->timing = on != 0; }
+void cuda_state_set_bench_skip(cuda_state *g, int mask) {
+    if (mask == g->bench_skip) return;
+    CUDA_CHECK(cudaStreamSynchronize(g->st));
+    for (int i = 0; i < 3 * N_OUT_MODES; i++)   /* the decode graphs captured the old set */
+        if (g->gexec[i]) { CUDA_CHECK(cudaGraphExecDestroy(g->gexec[i])); g->gexec[i] = NULL; }
+    g->bench_skip = mask;
+}

@@ -100,4 +100,8 @@ const char *cuda_state_describe(const cuda_state *g);
 float cuda_state_last_ms(const cuda_state *g);
 /* For benchmarks: turn that event timing on or off (it synchronizes after every forward). */
 void cuda_state_set_timing(cuda_state *g, int on);
+/* For benchmarks only: decode steps leave out these kernels (the results are then wrong; the
+ * time saved is each kind's marginal cost in the step). 0 restores the whole step. */
+enum { CUDA_SKIP_NORM = 1, CUDA_SKIP_SWIGLU = 2, CUDA_SKIP_ATTN = 4, CUDA_SKIP_MATVEC = 8, CUDA_SKIP_UPDATE = 16 };
+void cuda_state_set_bench_skip(cuda_state *g, int mask);
 #endif

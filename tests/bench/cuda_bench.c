@@ -347,6 +347,7 @@ static const char *bk_describe(const bk *b) { return b->g ? cuda_state_describe(
 static void bk_reset(bk *b) { if (b->g) cuda_state_reset(b->g); else cuda_tp_reset(b->t); }
 static void bk_free(bk *b) { cuda_state_free(b->g); cuda_tp_free(b->t); }
 
+static int g_decode_vocab = 1;   /* the benchmarked model's vocabulary (decode_step's tokens stay inside it) */
 /* One greedy decode step: plan the token, run it (between cudaProfilerStart / Stop when prof),
  * the argmax becomes the next token. Nonzero after printing the error. */
 static int decode_step(bk *g, cascade_ctrl *c, cascade_plan *p, int32_t *t, int prof) {
@@ -358,8 +359,21 @@ static int decode_step(bk *g, cascade_ctrl *c, cascade_plan *p, int32_t *t, int 
     const int rc = bk_forward(g, &pre, p, t, 1, CUDA_OUT_ARGMAX, &f, err, sizeof err);
     if (prof) CUDA_CHECK(cudaProfilerStop());
     if (rc) { printf("   %s\n", err); return -1; }
-    *t = (int32_t)f;
+    *t = f >= 0 && f < g_decode_vocab ? (int32_t)f : 1;   /* (CR_BENCH_SKIP's wrong logits may give no token) */
     return 0;
+}
+
+/* ms per token of tokens 8 .. 127 generated greedily from an empty cache (llama-bench's
+ * tg128); prof: token 64 between cudaProfilerStart / Stop */
+static double tg128_ms(bk *g, cascade_ctrl *c, cascade_plan *p, int32_t *t, int prof) {
+    bk_reset(g);
+    cascade_ctrl_reset(c);
+    double s0 = 0;
+    for (int i = 0; i < 128; i++) {
+        if (i == 8) s0 = now();
+        if (decode_step(g, c, p, t, prof && i == 64)) break;
+    }
+    return 1000.0 * (now() - s0) / 120;
 }
 
 static void bench_model(const shape *s, uint32_t type, int weights_mode, int stride, int do_decode) {
@@ -405,6 +419,7 @@ static void bench_model(const shape *s, uint32_t type, int weights_mode, int str
     fflush(stdout);
     if (do_decode) {
         int32_t t = 1;
+        g_decode_vocab = s->V;
         for (int i = 0; i < 8; i++)   /* warm-up; the second step captures the graph */
             if (decode_step(g, &c, &p, &t, 0)) break;
         /* CR_BENCH_PROFILE=1: one full-cache step between cudaProfilerStart/Stop (ncu
@@ -443,14 +458,7 @@ static void bench_model(const shape *s, uint32_t type, int weights_mode, int str
         }
         /* the conditions of llama-bench's tg128 (ik_llama.cpp's figures in issue 5): 128 tokens
          * generated from an empty cache; timed are tokens 8 .. 127 (graph captured at the 2nd) */
-        bk_reset(g);
-        cascade_ctrl_reset(&c);
-        double s0 = 0;
-        for (int i = 0; i < 128; i++) {
-            if (i == 8) s0 = now();
-            if (decode_step(g, &c, &p, &t, prof && *prof == '2' && i == 64)) break;
-        }
-        const double sms = 1000.0 * (now() - s0) / 120;
+        const double sms = tg128_ms(g, &c, &p, &t, prof && *prof == '2');
         const double skvb = (double)s->n_layer * s->nkv * 68.0 * (s->dim / s->nh) * 2.0 * 2.0;   /* 68 cached tokens on average */
         const double sroof = (wb + skvb) / g_bw;
         printf("      decode from an empty cache (tokens 8..127, as tg128): %.2f ms/token = %.1f tok/s; roofline %.2f ms -> %.0f%% of roofline\n",
@@ -475,6 +483,23 @@ static void bench_model(const shape *s, uint32_t type, int weights_mode, int str
         if (!hfail)
             printf("      decode with a half-full cache (%lld of %d keys held): %.2f ms/token = %.1f tok/s; roofline %.2f ms -> %.0f%% of roofline\n",
                    (long long)held, cfg.S + cfg.N, hms, 1000.0 / hms, hroof * 1000, 100.0 * hroof * 1000 / hms);
+        /* CR_BENCH_SKIP=1 (one GPU): the same with each kind of decode kernel left out (wrong
+         * results; the time saved is that kind's marginal cost in the step) */
+        if (getenv("CR_BENCH_SKIP") && g->g) {
+            static const struct { int mask; const char *what; } sk[] = {
+                {CUDA_SKIP_NORM, "RMSNorms"}, {CUDA_SKIP_SWIGLU, "SwiGLU"}, {CUDA_SKIP_ATTN, "attention + finish"},
+                {CUDA_SKIP_MATVEC, "layer matrices"}, {CUDA_SKIP_UPDATE, "cache update"},
+                {CUDA_SKIP_NORM | CUDA_SKIP_SWIGLU | CUDA_SKIP_ATTN | CUDA_SKIP_UPDATE, "all but the matrices"},
+            };
+            printf("      decode from an empty cache without each kind of kernel (marginal cost):");
+            for (size_t k = 0; k < sizeof sk / sizeof sk[0]; k++) {
+                cuda_state_set_bench_skip(g->g, sk[k].mask);
+                const double ms = tg128_ms(g, &c, &p, &t, 0);
+                printf(" %s %.3f ms (-%.3f);", sk[k].what, ms, sms - ms);
+            }
+            cuda_state_set_bench_skip(g->g, 0);
+            printf("\n");
+        }
         fflush(stdout);
     }
     /* llama-bench's pp512 / pp4096 (ik_llama.cpp's prefill figures in issue 5): one prompt of

@@ -320,39 +320,6 @@ static int check_positions(const runner *r, int og_equal) {
     return 1;
 }
 
-static void test_positions(void) {
-    const struct { int policy, S, N, C, eager; } cf[] = {
-        { CR_POLICY_CASCADE, 2, 12, 3, 1 }, { CR_POLICY_CASCADE, 4, 48, 6, 0 }, { CR_POLICY_CASCADE, 0, 20, 4, 1 },
-        { CR_POLICY_CASCADE, 5, 64, 8, 1 }, { CR_POLICY_SINK, 3, 16, 1, 1 }, { CR_POLICY_FULL, 3, 16, 1, 1 },
-    };
-    for (size_t ci = 0; ci < sizeof cf / sizeof cf[0]; ci++) {
-        cascade_cfg cfg = mkcfg(cf[ci].policy, cf[ci].S, cf[ci].N, cf[ci].C, cf[ci].eager);
-        float sc[700];
-        for (int t = 0; t < 700; t++) sc[t] = (float)rnd(3);
-        runner r; char err[200];
-        T_CHECK(runner_init(&r, &cfg, 1, 1, 16) == 0);
-        r.sc[0] = sc;
-        T_CHECK(check_positions(&r, 1));
-        const int T = cf[ci].policy == CR_POLICY_FULL ? cfg.S + cfg.N : 600;
-        while (r.c.seen < T) {
-            int L = 1 + rnd(9);
-            if (r.c.seen + L > T) L = (int)(T - r.c.seen);
-            T_CHECK(runner_chunk(&r, L, err, sizeof err) == 0);
-            /* while nothing was dropped, positions are original indices; with eager fill
-             * (or C = 1) that holds up to S+N tokens */
-            int nothing_dropped = cascade_query_pos(&r.c) == r.c.seen;
-            if ((cfg.eager_fill || r.c.cfg.C == 1) && r.c.seen <= (int64_t)cfg.S + cfg.N) T_CHECK(nothing_dropped);
-            T_CHECKF(check_positions(&r, nothing_dropped), "config %zu after %lld tokens", ci, (long long)r.c.seen);
-            if (cf[ci].policy != CR_POLICY_CASCADE || nothing_dropped) {
-                int64_t all[300];
-                int n = cascade_retained(&r.c, &r.h[0], all, CASCADE_RETAINED_ALL);
-                T_CHECK(n == (r.c.seen < cfg.S + cfg.N ? r.c.seen : cfg.S + cfg.N));
-            }
-        }
-        runner_free(&r);
-    }
-}
-
 /* cascade_step_list against every key checked one by one (cascade_positions), for chunk
  * lengths 1 and 21, with a list long enough and with caps that cut it */
 static int step_list_ok(const cascade_ctrl *c, int L) {
@@ -374,32 +341,45 @@ static int step_list_ok(const cascade_ctrl *c, int L) {
     }
     return cascade_step_list(c, L, NULL, 0) == n;
 }
-static void test_step_list(void) {
+/* RoPE positions of the slots, and the attention's step list (cascade_step_list), after
+ * every chunk */
+static void test_positions(void) {
     const struct { int policy, S, N, C, eager; } cf[] = {
         { CR_POLICY_CASCADE, 2, 12, 3, 1 }, { CR_POLICY_CASCADE, 4, 48, 6, 0 }, { CR_POLICY_CASCADE, 0, 20, 4, 1 },
         { CR_POLICY_CASCADE, 5, 64, 8, 1 }, { CR_POLICY_CASCADE, 16, 32, 2, 0 }, { CR_POLICY_SINK, 3, 16, 1, 1 },
         { CR_POLICY_FULL, 3, 16, 1, 1 },
     };
-    int checked = 0;
+    int lists = 0;
     for (size_t ci = 0; ci < sizeof cf / sizeof cf[0]; ci++) {
         cascade_cfg cfg = mkcfg(cf[ci].policy, cf[ci].S, cf[ci].N, cf[ci].C, cf[ci].eager);
-        float sc[400];
-        for (int t = 0; t < 400; t++) sc[t] = (float)rnd(3);
+        float sc[700];
+        for (int t = 0; t < 700; t++) sc[t] = (float)rnd(3);
         runner r; char err[200];
         T_CHECK(runner_init(&r, &cfg, 1, 1, 16) == 0);
         r.sc[0] = sc;
+        T_CHECK(check_positions(&r, 1));
         T_CHECK(step_list_ok(&r.c, 1) && step_list_ok(&r.c, 21));
-        const int T = cf[ci].policy == CR_POLICY_FULL ? cfg.S + cfg.N : 300;
+        const int T = cf[ci].policy == CR_POLICY_FULL ? cfg.S + cfg.N : 600;
         while (r.c.seen < T) {
-            int L = 1 + rnd(5);
+            int L = 1 + rnd(9);
             if (r.c.seen + L > T) L = (int)(T - r.c.seen);
             T_CHECK(runner_chunk(&r, L, err, sizeof err) == 0);
-            T_CHECKF(step_list_ok(&r.c, 1) && step_list_ok(&r.c, 21), "config %zu after %lld tokens", ci, (long long)r.c.seen);
-            checked++;
+            T_CHECKF(step_list_ok(&r.c, 1) && step_list_ok(&r.c, 21), "step list: config %zu after %lld tokens", ci, (long long)r.c.seen);
+            lists++;
+            /* while nothing was dropped, positions are original indices; with eager fill
+             * (or C = 1) that holds up to S+N tokens */
+            int nothing_dropped = cascade_query_pos(&r.c) == r.c.seen;
+            if ((cfg.eager_fill || r.c.cfg.C == 1) && r.c.seen <= (int64_t)cfg.S + cfg.N) T_CHECK(nothing_dropped);
+            T_CHECKF(check_positions(&r, nothing_dropped), "config %zu after %lld tokens", ci, (long long)r.c.seen);
+            if (cf[ci].policy != CR_POLICY_CASCADE || nothing_dropped) {
+                int64_t all[300];
+                int n = cascade_retained(&r.c, &r.h[0], all, CASCADE_RETAINED_ALL);
+                T_CHECK(n == (r.c.seen < cfg.S + cfg.N ? r.c.seen : cfg.S + cfg.N));
+            }
         }
         runner_free(&r);
     }
-    printf("     step lists of %d control states equal the key-by-key check\n", checked);
+    printf("     step lists of %d control states equal the key-by-key check\n", lists);
 }
 
 /* ------------------------------------------------------------------ sink and full policies */
@@ -841,7 +821,6 @@ int main(void) {
     T_RUN(test_chunking_invariance);
     T_RUN(test_span);
     T_RUN(test_positions);
-    T_RUN(test_step_list);
     T_RUN(test_sink_policy);
     T_RUN(test_full_policy);
     T_RUN(test_cfg_validation);

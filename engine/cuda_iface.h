@@ -60,6 +60,12 @@ void crk_swiglu(const float *gu, int L, int ffn, float *h, uint16_t *h16, crk_q8
 /* y[r] (+)= W[r] . x for one token. Quantized W uses xq (crk_quantize_q8 of x), float W uses x. */
 void crk_matvec(const void *w, uint32_t type, int64_t rows, int64_t cols, size_t row_bytes,
                 const float *x, const crk_q8 *xq, float *y, int accumulate, crk_stream s);
+/* Decode's gate|up product with SwiGLU in the epilogue, for F16 / BF16 rows (cols % 256 == 0,
+ * 16-byte aligned): w holds the gate rows 0 .. ffn - 1 then the up rows; h[i] = silu(gate_i . x)
+ * * (up_i . x): below 8192 columns the same bits as crk_matvec over the 2 ffn rows then
+ * crk_swiglu (above, crk_matvec sums a row in four parts). Returns -1 (nothing launched) for
+ * other types or shapes. */
+int crk_matvec_glu(const void *w, uint32_t type, int64_t ffn, int64_t cols, size_t row_bytes, const float *x, float *h, crk_stream s);
 
 /* ---- q, k, v after the projections ---- */
 typedef struct {

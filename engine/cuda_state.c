@@ -680,6 +680,13 @@ static void tp_allreduce(cuda_state *g, int L) {
     }
 }
 
+/* Decode's SwiGLU in the gate|up kernel (crk_matvec_glu) with CRK_GLU=1: off by default
+ * until it has been measured on a GPU */
+static int glu_on(void) {
+    static int v = -1;
+    if (v < 0) v = getenv("CRK_GLU") && atoi(getenv("CRK_GLU")) == 1;
+    return v;
+}
 /* The nearly empty cache's decode attention: 1 (default) walks the list of steps with a
  * valid key (crk_attn.skip_empty = 3); CRK_DRD_LIST=0 (benchmarks) the blocks' steps as
  * before session 13 (skip_empty = 2) */
@@ -766,8 +773,15 @@ static void enqueue(cuda_state *g, int L, int out_mode, const stage_layout *lay,
         /* feed-forward block */
         if (decode) {
             if (!(skip & CUDA_SKIP_NORM)) { crk_rmsnorm(g->x, g->ffn_norm[l], 1, dim, hp->eps, g->xb, NULL, any_q8(&W[M_GATE], 2) ? g->xq : NULL, g->st); CUDA_LAUNCHED(); }
-            if (!(skip & CUDA_SKIP_MATVEC)) matvec_group(g, &W[M_GATE], 2, g->gu_mv, g->xb, g->gu);
-            if (!(skip & CUDA_SKIP_SWIGLU)) { crk_swiglu(g->gu, 1, ffn, g->hb, NULL, quant_uses_q8(W[M_DOWN].type) ? g->xq : NULL, g->st); CUDA_LAUNCHED(); }
+            /* CRK_GLU=1 (session 13, not yet run on a GPU): 16-bit gate|up rows with SwiGLU in
+             * their epilogue, one kernel instead of two (a 16-bit down reads no q8 blocks) */
+            const int glu = glu_on() && g->gu_mv && !quant_uses_q8(W[M_DOWN].type) && !(skip & CUDA_SKIP_MATVEC) &&
+                            crk_matvec_glu(W[M_GATE].raw, W[M_GATE].type, ffn, W[M_GATE].cols, W[M_GATE].row_bytes, g->xb, g->hb, g->st) == 0;
+            if (glu) CUDA_LAUNCHED();
+            else {
+                if (!(skip & CUDA_SKIP_MATVEC)) matvec_group(g, &W[M_GATE], 2, g->gu_mv, g->xb, g->gu);
+                if (!(skip & CUDA_SKIP_SWIGLU)) { crk_swiglu(g->gu, 1, ffn, g->hb, NULL, quant_uses_q8(W[M_DOWN].type) ? g->xq : NULL, g->st); CUDA_LAUNCHED(); }
+            }
             if (!(skip & CUDA_SKIP_MATVEC)) matvec(g, &W[M_DOWN], g->hb, 1, g->x, acc);
         } else {
             crk_rmsnorm(g->x, g->ffn_norm[l], L, dim, hp->eps, any_f32(&W[M_GATE], 2) ? g->xb : NULL, g->xb16, NULL, g->st); CUDA_LAUNCHED();

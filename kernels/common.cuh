@@ -19,6 +19,10 @@ __device__ __forceinline__ uint16_t crk_f2h(float f) { return __half_as_ushort(_
 __device__ __forceinline__ float crk_bf2f(uint16_t h) { return __uint_as_float(((uint32_t)h) << 16); }
 __device__ __forceinline__ uint16_t crk_f2bf(float f) { return __bfloat16_as_ushort(__float2bfloat16_rn(f)); }
 
+/* SwiGLU's silu(g) * u, rounded step by step (every kernel that computes it: the same bits) */
+__device__ __forceinline__ float crk_silu_mul(float g, float u) {
+    return __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u);
+}
 __device__ __forceinline__ float crk_warp_sum(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -335,6 +335,51 @@ static bool launch_h16(const uint8_t *w, int64_t rows, int64_t cols, size_t row_
     return true;
 }
 
+/* Gate|up rows with SwiGLU in the epilogue (decode, 16-bit rows of whole 256-column groups):
+ * warp w takes h index i = blockIdx.x * MV_WARPS + w, the gate row i and the up row ffn + i;
+ * lane l their units l, l + 32, ..., B of each row loaded at once (the first batch before the
+ * wait); each row summed in matvec_f's order, then h[i] = crk_silu_mul (crk_swiglu's).
+ * Saves decode's SwiGLU kernel per layer. Session 13: written, tested on no GPU yet, so off
+ * unless CRK_GLU=1 (engine/cuda_state.c). */
+template <int T>
+__global__ void __launch_bounds__(MV_WARPS * 32) matvec_glu_h16(const uint8_t *w, int64_t ffn, int64_t cols, size_t row_bytes, const float *x, float *h) {
+    constexpr int B = 8;
+    const int lane = threadIdx.x & 31;
+    const int64_t i = (int64_t)blockIdx.x * MV_WARPS + (threadIdx.x >> 5), n = cols / 8;
+    const bool in = i < ffn;
+    const uint4 *pg = (const uint4 *)(w + (size_t)(in ? i : 0) * row_bytes), *pu = (const uint4 *)(w + (size_t)(ffn + (in ? i : 0)) * row_bytes);
+    uint4 a[B], b[B];
+    auto ldb = [&](int64_t i0) {
+#pragma unroll
+        for (int j = 0; j < B; j++) if (i0 + 32 * j < n) { a[j] = pg[i0 + 32 * j]; b[j] = pu[i0 + 32 * j]; }
+    };
+    if (in) ldb(lane);
+    crk_pdl_sync();
+    if (!in) return;
+    float sg = 0.f, su = 0.f;
+    for (int64_t i0 = lane; i0 < n; i0 += 32 * B) {
+        if (i0 != lane) ldb(i0);
+#pragma unroll
+        for (int j = 0; j < B; j++) {
+            const int64_t u = i0 + 32 * j;
+            if (u >= n) break;
+            const float4 *xp = (const float4 *)(x + 8 * u);
+            sg = h16_dot8<T>(sg, a[j], xp[0], xp[1]);
+            su = h16_dot8<T>(su, b[j], xp[0], xp[1]);
+        }
+    }
+    sg = crk_warp_sum(sg);
+    su = crk_warp_sum(su);
+    if (lane == 0) h[i] = crk_silu_mul(sg, su);
+}
+extern "C" int crk_matvec_glu(const void *w, uint32_t type, int64_t ffn, int64_t cols, size_t row_bytes, const float *x, float *h, crk_stream s) {
+    if ((type != GGML_TYPE_F16 && type != GGML_TYPE_BF16) || ffn <= 0 || cols % 256 || ((uintptr_t)w & 15) || row_bytes % 16) return -1;
+    const unsigned g = crk_cdiv(ffn, MV_WARPS);
+    if (type == GGML_TYPE_F16) crk_launch(true, matvec_glu_h16<GGML_TYPE_F16>, g, MV_WARPS * 32, 0, s, (const uint8_t *)w, ffn, cols, row_bytes, x, h);
+    else crk_launch(true, matvec_glu_h16<GGML_TYPE_BF16>, g, MV_WARPS * 32, 0, s, (const uint8_t *)w, ffn, cols, row_bytes, x, h);
+    return 0;
+}
+
 /* Rows of 32 * 32 * BPL columns: lane l takes blocks l, l + 32, ... (BPL of them, the order of
  * matvec_q, so the same sums); their activation blocks are loaded once, then the warps walk
  * the rows with a grid stride (one wave of blocks). */

@@ -1,28 +1,25 @@
 /* SwiGLU: h = silu(gate) * up, from the fused [L][2*ffn] gate|up buffer. */
 #include "common.cuh"
 
-__device__ __forceinline__ float silu_mul(float g, float u) {
-    return __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u);
-}
 
 __global__ void swiglu_k(const float *gu, int L, int ffn, float *h, uint16_t *h16) {
     crk_pdl_sync();
     const size_t n = (size_t)L * ffn;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         size_t t = i / ffn, c = i % ffn;
-        float v = silu_mul(gu[t * 2 * ffn + c], gu[t * 2 * ffn + ffn + c]);
+        float v = crk_silu_mul(gu[t * 2 * ffn + c], gu[t * 2 * ffn + ffn + c]);
         if (h) h[i] = v;
         if (h16) h16[i] = crk_f2bf(v);
     }
 }
 
 /* chunks (L > 1, ffn % 4 == 0): a row per blockIdx.y, 4 columns per thread with 16-byte
- * loads, no 64-bit division per element; the same silu_mul per element (bit-identical) */
+ * loads, no 64-bit division per element; the same crk_silu_mul per element (bit-identical) */
 __global__ void swiglu4_k(const float *gu, int ffn, float *h, uint16_t *h16) {
     const int t = blockIdx.y, c = 4 * (blockIdx.x * blockDim.x + threadIdx.x);
     if (c >= ffn) return;
     const float4 g = *(const float4 *)(gu + (size_t)t * 2 * ffn + c), u = *(const float4 *)(gu + (size_t)t * 2 * ffn + ffn + c);
-    const float v0 = silu_mul(g.x, u.x), v1 = silu_mul(g.y, u.y), v2 = silu_mul(g.z, u.z), v3 = silu_mul(g.w, u.w);
+    const float v0 = crk_silu_mul(g.x, u.x), v1 = crk_silu_mul(g.y, u.y), v2 = crk_silu_mul(g.z, u.z), v3 = crk_silu_mul(g.w, u.w);
     const size_t i = (size_t)t * ffn + c;
     if (h) *(float4 *)(h + i) = make_float4(v0, v1, v2, v3);
     if (h16)
@@ -37,7 +34,7 @@ __global__ void swiglu_q8_k(const float *gu, int L, int ffn, float *h, uint16_t 
     const size_t nblk = (size_t)L * nb;
     for (size_t b = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) >> 5; b < nblk; b += ((size_t)gridDim.x * blockDim.x) >> 5) {
         const size_t t = b / nb, c = (b % nb) * 32 + lane, i = t * ffn + c;
-        float v = silu_mul(gu[t * 2 * ffn + c], gu[t * 2 * ffn + ffn + c]);
+        float v = crk_silu_mul(gu[t * 2 * ffn + c], gu[t * 2 * ffn + ffn + c]);
         if (h) h[i] = v;
         if (h16) h16[i] = crk_f2bf(v);
         crk_quantize_block(v, lane, hq + b);

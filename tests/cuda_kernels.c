@@ -332,6 +332,49 @@ static void test_matvec_all_types(void) {
     printf("     matvec of %zu types at 1024 columns and %d more shapes (2048 to 14336 columns) vs vec_dot_q/vec_dot_f: worst rel err %.2e\n", N_TYPES, (int)N_EXTRA, worst);
 }
 
+/* crk_matvec_glu (decode's gate|up with SwiGLU in the epilogue) against vec_dot_f and the
+ * CPU's silu, and below 8192 columns bit for bit against crk_matvec + crk_swiglu; the ffn sizes
+ * leave the last block's warps partly past the rows */
+static void test_matvec_glu(void) {
+    NEED_GPU();
+    const struct { uint32_t t; int ffn, cols; } cs[] = {
+        {GGML_TYPE_BF16, 1001, 4096}, {GGML_TYPE_F16, 514, 2048}, {GGML_TYPE_BF16, 300, 8192}, {GGML_TYPE_BF16, 37, 256},
+    };
+    double worst = 0;
+    for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
+        const uint32_t t = cs[ci].t;
+        const int ffn = cs[ci].ffn, cols = cs[ci].cols;
+        size_t rb;
+        uint8_t *w = make_rows(t, 2 * ffn, cols, &rb);
+        float *x = frand_vec((size_t)cols, 2.0f), *ref = malloc(sizeof(float) * ffn), *got = malloc(sizeof(float) * ffn), *two = malloc(sizeof(float) * ffn);
+        for (int i = 0; i < ffn; i++) {
+            const float g = vec_dot_f(t, w + (size_t)i * rb, x, cols), u = vec_dot_f(t, w + (size_t)(ffn + i) * rb, x, cols);
+            ref[i] = g / (1.0f + expf(-g)) * u;
+        }
+        void *dw = dup(w, rb * 2 * ffn);
+        float *dx = dup(x, 4 * (size_t)cols), *dh = dev(4 * (size_t)ffn), *dgu = dev(8 * (size_t)ffn), *dh2 = dev(4 * (size_t)ffn);
+        poison(dh, 4 * (size_t)ffn);
+        T_CHECK(crk_matvec_glu(dw, t, ffn, cols, rb, dx, dh, S0) == 0);
+        CUDA_LAUNCHED();
+        crk_matvec(dw, t, 2 * (int64_t)ffn, cols, rb, dx, NULL, dgu, 0, S0); CUDA_LAUNCHED();
+        crk_swiglu(dgu, 1, ffn, dh2, NULL, NULL, S0); CUDA_LAUNCHED();
+        get(got, dh, 4 * (size_t)ffn);
+        get(two, dh2, 4 * (size_t)ffn);
+        size_t bad;
+        const double e = rel_err(got, ref, (size_t)ffn, &bad);
+        T_CHECKF(bad == 0 && e < 4e-6, "%s glu %dx%d: rel err %.3g, %zu non-finite", ggml_type_name(t), ffn, cols, e, bad);
+        if (cols < 8192) T_CHECKF(!memcmp(got, two, sizeof(float) * ffn), "%s glu %dx%d: not the bits of crk_matvec + crk_swiglu", ggml_type_name(t), ffn, cols);
+        if (e > worst) worst = e;
+        cudaFree(dw); cudaFree(dx); cudaFree(dh); cudaFree(dgu); cudaFree(dh2);
+        free(w); free(x); free(ref); free(got); free(two);
+    }
+    /* other types and shapes launch nothing */
+    T_CHECK(crk_matvec_glu(NULL, GGML_TYPE_Q4_K, 64, 4096, 2304, NULL, NULL, S0) == -1);
+    T_CHECK(crk_matvec_glu(NULL, GGML_TYPE_BF16, 64, 4000, 8000, NULL, NULL, S0) == -1);
+    printf("     gate|up with SwiGLU in the epilogue (%zu shapes) vs vec_dot_f + silu: worst rel err %.2e; below 8192 columns the bits of matvec + swiglu\n",
+           sizeof cs / sizeof cs[0], worst);
+}
+
 static void test_gemm_bf16_vs_cpu_matmul(void) {
     NEED_GPU();
     const int M = 384, K = 512, T = 37;
@@ -1030,6 +1073,7 @@ int main(void) {
     T_RUN(test_quantize_q8);
     T_RUN(test_dequant_embed_all_types);
     T_RUN(test_matvec_all_types);
+    T_RUN(test_matvec_glu);
     T_RUN(test_gemm_bf16_vs_cpu_matmul);
     T_RUN(test_qkv_post);
     T_RUN(test_slot_positions);
